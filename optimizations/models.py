@@ -1,0 +1,94 @@
+"""Every recommendation the agent made, with its embedding: the agent's memory."""
+
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+
+class OptimizationLog(models.Model):
+    class Status(models.TextChoices):
+        PROPOSED = "proposed"
+        APPROVED = "approved"
+        APPLIED = "applied"
+        REJECTED = "rejected"
+        SUPERSEDED = "superseded"
+
+    class Kind(models.TextChoices):
+        INDEX = "index"
+        REWRITE = "rewrite"
+        DROP_INDEX = "drop_index"
+        INVALID_INDEX = "invalid_index"
+        FK_INDEX = "fk_index"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    query_text = models.TextField()
+    recommendation = models.TextField()
+    performance_gain = models.FloatField(default=0.0, help_text="Percent.")
+    confidence = models.FloatField(default=0.0, help_text="0..1")
+    embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROPOSED)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.INDEX)
+    ddl = models.TextField(blank=True)
+    target = models.ForeignKey(
+        "dbarchitect.Target",
+        on_delete=models.PROTECT,
+        related_name="optimizations",
+        null=True,
+        blank=True,
+    )
+    audit = models.ForeignKey(
+        "dbarchitect.AuditRun",
+        on_delete=models.SET_NULL,
+        related_name="optimizations",
+        null=True,
+        blank=True,
+    )
+    fingerprint = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="What makes two recommendations the same: the DDL's normalized form.",
+    )
+    queryids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    table_name = models.CharField(max_length=255, blank=True)
+    columns = ArrayField(models.TextField(), default=list, blank=True)
+    estimated_cost_before = models.FloatField(null=True, blank=True)
+    estimated_cost_after = models.FloatField(null=True, blank=True)
+    measured_ms_before = models.FloatField(null=True, blank=True)
+    measured_ms_after = models.FloatField(null=True, blank=True)
+    index_size_bytes = models.BigIntegerField(null=True, blank=True)
+    plan_before = models.JSONField(null=True, blank=True)
+    plan_after = models.JSONField(null=True, blank=True)
+    confidence_breakdown = models.JSONField(default=dict, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    explanation = models.TextField(blank=True)
+    pr_url = models.URLField(max_length=500, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # Mean time of the served queries after an apply, measured by the next audit.
+    mean_ms_after_apply = models.FloatField(null=True, blank=True)
+    outcome = models.CharField(max_length=32, blank=True, help_text="gain, no_gain, regression")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            HnswIndex(
+                name="optlog_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            models.Index(fields=["target", "fingerprint"], name="optlog_target_fingerprint"),
+            models.Index(fields=["status", "-created_at"], name="optlog_status_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.recommendation[:80]}"

@@ -1,0 +1,106 @@
+"""Writes and reads of the agent's memory (OptimizationLog)."""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from pgvector.django import CosineDistance
+
+from .embeddings import generate_embedding, generate_embeddings
+from .models import OptimizationLog
+
+# HNSW search breadth: higher finds more true neighbours, slower. 40 is the pgvector default.
+HNSW_EF_SEARCH = 100
+
+
+def embedding_text(log: OptimizationLog) -> str:
+    """What the embedding of a recommendation is computed from: the query and the fix."""
+    return f"{log.query_text}\n{log.recommendation}"
+
+
+def optimization_store(
+    *,
+    query: str,
+    recommendation: str,
+    performance_gain: float,
+    confidence: float = 0.0,
+    embed: bool = True,
+    **fields,
+) -> OptimizationLog:
+    log = OptimizationLog(
+        query_text=query,
+        recommendation=recommendation,
+        performance_gain=performance_gain,
+        confidence=confidence,
+        **fields,
+    )
+    if embed:
+        log.embedding = generate_embedding(embedding_text(log))
+    log.save()
+    return log
+
+
+def optimization_bulk_store(logs: list[OptimizationLog], *, embed: bool = True) -> list:
+    """Embed (in batches) and insert many recommendations in one statement."""
+    if embed:
+        missing = [log for log in logs if log.embedding is None]
+        vectors = generate_embeddings([embedding_text(log) for log in missing])
+        for log, vector in zip(missing, vectors, strict=True):
+            log.embedding = vector
+    return OptimizationLog.objects.bulk_create(logs)
+
+
+@dataclass(frozen=True)
+class SimilarOptimization:
+    optimization: OptimizationLog
+    similarity: float
+
+
+def optimization_list_similar(
+    *, query: str, limit: int = 5, queryset=None
+) -> list[SimilarOptimization]:
+    """The stored optimizations nearest to a query text, closest first (HNSW, cosine)."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    vector = generate_embedding(query)
+    return optimization_list_near_vector(vector=vector, limit=limit, queryset=queryset)
+
+
+def optimization_list_near_vector(
+    *, vector, limit: int = 5, queryset=None
+) -> list[SimilarOptimization]:
+    queryset = OptimizationLog.objects.all() if queryset is None else queryset
+    with transaction.atomic():
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(HNSW_EF_SEARCH, limit)])
+        rows = list(
+            queryset.exclude(embedding=None)
+            .annotate(distance=CosineDistance("embedding", vector))
+            .order_by("distance")[:limit]
+        )
+    return [SimilarOptimization(optimization=row, similarity=1.0 - row.distance) for row in rows]
+
+
+def optimization_backfill_embeddings(*, batch_size: int = 256) -> int:
+    """Embed every stored optimization that has no embedding yet; returns how many."""
+    done = 0
+    while True:
+        batch = list(
+            OptimizationLog.objects.filter(embedding=None).order_by("created_at")[:batch_size]
+        )
+        if not batch:
+            return done
+        vectors = generate_embeddings([embedding_text(log) for log in batch])
+        for log, vector in zip(batch, vectors, strict=True):
+            log.embedding = vector
+        OptimizationLog.objects.bulk_update(batch, ["embedding"])
+        done += len(batch)
+
+
+# The seed's PgvectorService names, kept for callers that know them.
+store_optimization = optimization_store
+
+
+def find_similar_optimizations(query: str, limit: int = 5) -> list[SimilarOptimization]:
+    return optimization_list_similar(query=query, limit=limit)

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Install (Debian, as root) and start what DB Architect needs: PostgreSQL 15 with
+# hypopg, pgvector and pg_stat_statements preloaded in a private cluster, and Redis.
+# Idempotent: a second run changes nothing and says so.
+set -euo pipefail
+
+PG_MAJOR=15
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PGHOME=${DBARCHITECT_PGHOME:-$ROOT/.local/postgres}
+PGPORT=${DBARCHITECT_PGPORT:-5544}
+REDIS_PORT=${DBARCHITECT_REDIS_PORT:-6379}
+changed=0
+
+say() { echo "services: $*"; }
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    say "installing system packages needs root; run as root (sudo make services)" >&2
+    exit 1
+  fi
+}
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  need_root
+  say "installing ${missing[*]}"
+  if [ ! -f /var/lib/apt/periodic/dbarchitect-updated ] || [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ]; then
+    apt-get update -qq
+    mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/dbarchitect-updated
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  changed=1
+}
+
+install_pgvector() {
+  local sharedir
+  sharedir=$("$PG_BIN/pg_config" --sharedir)
+  [ -f "$sharedir/extension/vector.control" ] && return 0
+  need_root
+  apt_install postgresql-server-dev-$PG_MAJOR dpkg-dev build-essential
+  say "building pgvector from the Debian source package"
+  local src=/etc/apt/sources.list.d/dbarchitect-trixie-src.sources
+  if [ ! -f "$src" ]; then
+    cat >"$src" <<SRC
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    apt-get update -qq
+  fi
+  local build
+  build=$(mktemp -d)
+  (cd "$build" && apt-get source -qq pgvector >/dev/null 2>&1 \
+    || apt-get source --allow-unauthenticated -qq pgvector >/dev/null)
+  local dir
+  dir=$(find "$build" -maxdepth 1 -type d -name 'pgvector-*' | head -1)
+  [ -n "$dir" ] || { say "pgvector source package not found" >&2; exit 1; }
+  make -s -C "$dir" PG_CONFIG="$PG_BIN/pg_config" OPTFLAGS="" >/dev/null
+  make -s -C "$dir" PG_CONFIG="$PG_BIN/pg_config" OPTFLAGS="" install >/dev/null
+  rm -rf "$build"
+  changed=1
+}
+
+start_cluster() {
+  local data=$PGHOME/data run=$PGHOME/run log=$PGHOME/postgres.log
+  if [ ! -f "$data/PG_VERSION" ]; then
+    say "creating a private PostgreSQL cluster in $data (port $PGPORT)"
+    mkdir -p "$data" "$run"
+    chown -R postgres:postgres "$PGHOME"
+    chmod 700 "$data"
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust \
+      --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+    cat >>"$data/postgresql.conf" <<CONF
+# DB Architect private cluster
+port = $PGPORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$run'
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = top
+pg_stat_statements.max = 10000
+track_io_timing = on
+max_connections = 200
+shared_buffers = 512MB
+work_mem = 16MB
+maintenance_work_mem = 512MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+CONF
+    changed=1
+  fi
+  chown -R postgres:postgres "$PGHOME"
+  if runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    return 0
+  fi
+  say "starting PostgreSQL on 127.0.0.1:$PGPORT"
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" -l "$log" -w -t 60 start >/dev/null
+  changed=1
+}
+
+start_redis() {
+  if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    return 0
+  fi
+  say "starting Redis on 127.0.0.1:$REDIS_PORT"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" \
+    --appendonly no --dir /var/lib/redis --logfile /var/log/redis/dbarchitect.log
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+  say "Redis did not start" >&2
+  exit 1
+}
+
+apt_install postgresql-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-hypopg redis-server
+install_pgvector
+start_cluster
+start_redis
+
+if [ "$changed" = 0 ]; then
+  say "nothing to do: PostgreSQL on 127.0.0.1:$PGPORT and Redis on 127.0.0.1:$REDIS_PORT are up"
+else
+  say "ready: PostgreSQL on 127.0.0.1:$PGPORT and Redis on 127.0.0.1:$REDIS_PORT"
+fi
