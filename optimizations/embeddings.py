@@ -24,7 +24,7 @@ def _model():
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(model_path(), device="cpu")
-    dims = model.get_sentence_embedding_dimension()
+    dims = model.get_embedding_dimension()
     if dims != settings.EMBEDDING_DIMENSIONS:
         raise ValueError(
             f"Embedding model {model_path()} gives {dims} dimensions; "

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from pgvector.django import CosineDistance
 
 from .embeddings import generate_embedding, generate_embeddings
@@ -66,14 +66,14 @@ def optimization_list_similar(
 
 
 def optimization_list_near_vector(
-    *, vector, limit: int = 5, queryset=None
+    *, vector: list[float], limit: int = 5, queryset=None
 ) -> list[SimilarOptimization]:
     queryset = OptimizationLog.objects.all() if queryset is None else queryset
-    with transaction.atomic():
-        from django.db import connection
-
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(HNSW_EF_SEARCH, limit)])
+    with transaction.atomic(), connection.cursor() as cursor:
+        # A wider search finds the true neighbours; iterative scans keep filtered searches
+        # (one target, one status) from coming back short (pgvector >= 0.8).
+        cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(HNSW_EF_SEARCH, limit)])
+        cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
         rows = list(
             queryset.exclude(embedding=None)
             .annotate(distance=CosineDistance("embedding", vector))
@@ -98,8 +98,11 @@ def optimization_backfill_embeddings(*, batch_size: int = 256) -> int:
         done += len(batch)
 
 
-# The seed's PgvectorService names, kept for callers that know them.
-store_optimization = optimization_store
+# The seed's PgvectorService API, kept for callers that know it.
+def store_optimization(query: str, recommendation: str, gain: float, **fields) -> OptimizationLog:
+    return optimization_store(
+        query=query, recommendation=recommendation, performance_gain=gain, **fields
+    )
 
 
 def find_similar_optimizations(query: str, limit: int = 5) -> list[SimilarOptimization]:

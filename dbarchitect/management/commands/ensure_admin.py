@@ -1,0 +1,42 @@
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the admin superuser if it does not exist. The password comes from "
+        "--password or DJANGO_ADMIN_PASSWORD, otherwise one is generated and printed once."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", default="admin", help="Username (default: admin).")
+        parser.add_argument("--email", default="admin@example.com", help="E-mail address.")
+        parser.add_argument(
+            "--password",
+            default=None,
+            help="Password; default: $DJANGO_ADMIN_PASSWORD, else a generated one.",
+        )
+
+    def handle(self, *args, username: str, email: str, password: str | None, **options):
+        import os
+
+        if not username.strip():
+            raise CommandError("--username must not be empty")
+        user_model = get_user_model()
+        if user_model.objects.filter(username=username).exists():
+            self.stdout.write(f"Admin user {username!r} exists; password unchanged.")
+            return
+        password = password or os.environ.get("DJANGO_ADMIN_PASSWORD") or ""
+        generated = not password
+        if generated:
+            password = secrets.token_urlsafe(12)
+        user_model.objects.create_superuser(username=username, email=email, password=password)
+        if generated:
+            self.stdout.write(
+                self.style.SUCCESS(f"Created admin user {username!r} with password: {password}")
+            )
+            self.stdout.write("It is shown only this once.")
+        else:
+            self.stdout.write(self.style.SUCCESS(f"Created admin user {username!r}."))
