@@ -68,8 +68,29 @@ SRC
   changed=1
 }
 
+# A PostgreSQL already on the port (another checkout's cluster) will do if it has what we need.
+port_usable() {
+  local out
+  out=$(psql -X -At -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c \
+    "SELECT current_setting('shared_preload_libraries') LIKE '%pg_stat_statements%'
+        AND (SELECT count(*) FROM pg_available_extensions WHERE name IN ('vector', 'hypopg')) = 2" \
+    2>/dev/null) || return 2
+  [ "$out" = t ]
+}
+
 start_cluster() {
   local data=$PGHOME/data run=$PGHOME/run log=$PGHOME/postgres.log
+  if ! runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    local usable=0
+    port_usable || usable=$?
+    if [ "$usable" = 0 ]; then
+      return 0
+    elif [ "$usable" = 1 ]; then
+      say "port $PGPORT serves a PostgreSQL without pg_stat_statements preloaded or without" \
+        "vector/hypopg; stop it or choose another port: make services PGPORT=5545" >&2
+      exit 1
+    fi
+  fi
   if [ ! -f "$data/PG_VERSION" ]; then
     say "creating a private PostgreSQL cluster in $data (port $PGPORT)"
     mkdir -p "$data" "$run"
