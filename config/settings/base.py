@@ -167,6 +167,8 @@ DBARCHITECT_MAX_QUERIES = env.int("DBARCHITECT_MAX_QUERIES", default=200)
 DBARCHITECT_MIN_TABLE_ROWS = env.int("DBARCHITECT_MIN_TABLE_ROWS", default=10_000)
 # A candidate must cut the cost of some query at least this much (fraction).
 DBARCHITECT_MIN_COST_REDUCTION = env.float("DBARCHITECT_MIN_COST_REDUCTION", default=0.5)
+# Unused indexes smaller than this cost too little write time to be worth a drop proposal.
+DBARCHITECT_UNUSED_INDEX_MIN_BYTES = env.int("DBARCHITECT_UNUSED_INDEX_MIN_BYTES", default=1_048_576)
 # Verification: "on", "off" or "database:<target name>" (verify on a copy).
 DBARCHITECT_VERIFY = env("DBARCHITECT_VERIFY", default="on")
 # Audits never wait long for a lock or a statement on a database that serves traffic.
