@@ -1,0 +1,69 @@
+"""Connections to audit targets: autocommit, bounded waits, and errors without secrets."""
+
+import logging
+
+import psycopg
+from django.conf import settings
+from psycopg.conninfo import conninfo_to_dict
+
+from .targets import configured_targets, target_connection
+
+logger = logging.getLogger(__name__)
+
+APPLICATION_NAME = "dbarchitect"
+# A target that does not answer within this many seconds counts as down.
+CONNECT_TIMEOUT_S = 10
+
+
+class TargetUnavailable(Exception):
+    """The target database could not be reached; the message names it, never its password."""
+
+
+def target_connect(
+    name: str, *, purpose: str, statement_timeout_ms: int | None = None
+) -> psycopg.Connection:
+    """An autocommit connection to target `name` with the audit's timeouts set.
+
+    `purpose` ("audit", "verify", ...) only labels the error message and the log line.
+    """
+    target = target_connection(name)
+    statement_ms = statement_timeout_ms or settings.DBARCHITECT_STATEMENT_TIMEOUT_MS
+    lock_ms = settings.DBARCHITECT_LOCK_TIMEOUT_MS
+    try:
+        conn = psycopg.connect(
+            target.conninfo,
+            autocommit=True,
+            application_name=APPLICATION_NAME,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            options=f"-c statement_timeout={int(statement_ms)} -c lock_timeout={int(lock_ms)}",
+        )
+    except psycopg.Error as exc:
+        raise TargetUnavailable(
+            f"target {name!r} is unreachable for {purpose} ({conninfo_describe(target.conninfo)}): "
+            f"{secrets_scrub(str(exc)).strip()}"
+        ) from None
+    logger.debug("connected to target %s for %s", name, purpose)
+    return conn
+
+
+def conninfo_describe(conninfo: str) -> str:
+    """user@host:port/dbname of a connection string: enough to find it, no password."""
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return "unparseable connection string"
+    user = f"{params['user']}@" if params.get("user") else ""
+    port = f":{params['port']}" if params.get("port") else ""
+    return f"{user}{params.get('host', 'localhost')}{port}/{params.get('dbname', '')}"
+
+
+def secrets_scrub(text: str) -> str:
+    """`text` with every configured target's password replaced by ***."""
+    for conninfo in configured_targets().values():
+        try:
+            password = conninfo_to_dict(conninfo).get("password")
+        except psycopg.ProgrammingError:
+            continue
+        if password:
+            text = text.replace(str(password), "***")
+    return text
