@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.contrib.postgres.functions import RandomUUID
 from django.db import models
 
 
@@ -19,7 +20,10 @@ class User(models.Model):
 
 
 class BehaviorLog(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # db_default: the COPY batch insert leaves ids to the database (gen_random_uuid()).
+    id = models.UUIDField(
+        primary_key=True, default=uuid.uuid4, db_default=RandomUUID(), editable=False
+    )
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="behavior_logs")
     event_type = models.CharField(max_length=64)
     metadata = models.JSONField(default=dict)
