@@ -1,0 +1,126 @@
+"""POST /api/ask and POST /api/explain: thin views over the ask services (staff only)."""
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import IsAdminUser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .ask import InvalidInput, question_ask, target_validate
+from .generate import explain_query
+from .guard import SqlRefused
+from .runner import QueryFailed
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers, booleans and lists instead of casting them."""
+
+    default_error_messages = {"not_text": "Must be text."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_text")
+        return super().to_internal_value(data)
+
+
+ErrorSerializer = inline_serializer(
+    name="NlsqlError",
+    fields={"detail": serializers.CharField(), "errors": serializers.DictField(required=False)},
+)
+
+
+def _bad_request(serializer) -> Response:
+    fields = "; ".join(
+        f"{name}: {' '.join(map(str, errs))}" for name, errs in serializer.errors.items()
+    )
+    return Response(
+        {"detail": fields, "errors": serializer.errors}, status=status.HTTP_400_BAD_REQUEST
+    )
+
+
+class AskApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    class InputSerializer(serializers.Serializer):
+        question = StrictCharField(
+            max_length=settings.NLSQL_MAX_QUESTION_LENGTH, trim_whitespace=True
+        )
+        target = StrictCharField(required=False, default="default", max_length=63)
+        run = serializers.BooleanField(required=False, default=True)
+
+    class OutputSerializer(serializers.Serializer):
+        question = serializers.CharField()
+        target = serializers.CharField()
+        status = serializers.ChoiceField(choices=["ok", "refused", "error"])
+        source = serializers.CharField(help_text="llm, trained, sql or none")
+        sql = serializers.CharField(allow_blank=True)
+        reason = serializers.CharField(allow_blank=True)
+        error = serializers.CharField(allow_blank=True)
+        columns = serializers.ListField(child=serializers.CharField())
+        rows = serializers.ListField(child=serializers.ListField(child=serializers.JSONField()))
+        truncated = serializers.BooleanField()
+        row_count = serializers.IntegerField(allow_null=True)
+        duration_ms = serializers.FloatField(allow_null=True)
+        log_id = serializers.IntegerField(allow_null=True)
+
+    @extend_schema(
+        summary="Ask the database a question in plain language",
+        request=InputSerializer,
+        responses={200: OutputSerializer, 400: ErrorSerializer},
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        if not serializer.is_valid():
+            return _bad_request(serializer)
+        try:
+            result = question_ask(**serializer.validated_data, user=request.user)
+        except InvalidInput as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(self.OutputSerializer(result.as_dict()).data)
+
+
+class ExplainApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    class InputSerializer(serializers.Serializer):
+        sql = StrictCharField(max_length=settings.NLSQL_MAX_SQL_LENGTH)
+        target = StrictCharField(required=False, default="default", max_length=63)
+
+    class OutputSerializer(serializers.Serializer):
+        sql = serializers.CharField()
+        explanation = serializers.CharField()
+        source = serializers.ChoiceField(choices=["llm", "plan"])
+        tables = serializers.ListField(child=serializers.CharField())
+        indexes = serializers.ListField(child=serializers.CharField())
+        estimated_rows = serializers.FloatField()
+        total_cost = serializers.FloatField()
+
+    @extend_schema(
+        summary="Explain a SELECT in plain language (LLM, or a summary of its plan)",
+        request=InputSerializer,
+        responses={200: OutputSerializer, 400: ErrorSerializer},
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        if not serializer.is_valid():
+            return _bad_request(serializer)
+        data = serializer.validated_data
+        try:
+            explanation = explain_query(data["sql"], target_validate(data["target"]))
+        except (SqlRefused, QueryFailed, InvalidInput) as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        summary = explanation.summary
+        return Response(
+            self.OutputSerializer(
+                {
+                    "sql": explanation.sql,
+                    "explanation": explanation.text,
+                    "source": explanation.source,
+                    "tables": summary.tables,
+                    "indexes": summary.indexes,
+                    "estimated_rows": summary.estimated_rows,
+                    "total_cost": summary.total_cost,
+                }
+            ).data
+        )

@@ -1,0 +1,147 @@
+"""Read-only execution of a guarded SELECT on its own connection.
+
+Defence in depth behind the guard: a READ ONLY transaction that is always rolled back,
+a statement and lock timeout, a search_path that puts pg_catalog first (so a same-named
+function in a user schema cannot shadow a built-in), a plan check that refuses foreign
+scans, and a server-side cursor that fetches at most the row cap plus one.
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.db import connections
+from psycopg import sql
+
+from dbarchitect.targets import DEFAULT_TARGET, target_connection
+
+from .guard import CheckedSql, SqlRefused
+from .jsonsafe import json_safe
+
+# libpq keywords Django's connection parameters may carry; the rest are Django's own.
+LIBPQ_KEYS = {"dbname", "user", "password", "host", "port", "sslmode", "options", "sslrootcert"}
+# Plan nodes that would reach outside this database.
+FOREIGN_PLAN_NODES = {"Foreign Scan", "Custom Scan"}
+
+
+class QueryFailed(Exception):
+    """The database refused or failed the query; str() is the server's message."""
+
+
+@dataclass
+class QueryResult:
+    sql: str
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
+    truncated: bool = False
+    duration_ms: float = 0.0
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
+
+
+def connection_params(target: str) -> dict[str, Any]:
+    """How to reach a target: the `readonly` alias for the default one, else its URL."""
+    if target != DEFAULT_TARGET:
+        return {"conninfo": target_connection(target).conninfo}
+    params = connections["readonly"].get_connection_params()
+    return {key: value for key, value in params.items() if key in LIBPQ_KEYS and value}
+
+
+def read_only_connection(target: str) -> psycopg.Connection:
+    """A fresh connection whose transactions are READ ONLY and named in pg_stat_activity."""
+    params = connection_params(target)
+    try:
+        conn = psycopg.connect(
+            **params, autocommit=False, application_name="dbarchitect-nlsql", connect_timeout=10
+        )
+    except psycopg.Error as exc:
+        raise QueryFailed(f"Cannot connect to target {target!r}: {_message(exc)}") from None
+    conn.read_only = True
+    return conn
+
+
+def _prepare_session(conn: psycopg.Connection, *, timeout_ms: int) -> None:
+    """Transaction-local limits: timeouts and a pg_catalog-first search path."""
+    schemas = ["pg_catalog", *settings.NLSQL_ALLOWED_SCHEMAS]
+    search_path = sql.SQL(", ").join(map(sql.Identifier, schemas)).as_string(conn)
+    conn.execute(
+        "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true),"
+        " set_config('search_path', %s, true)",
+        [f"{timeout_ms}ms", f"{timeout_ms}ms", search_path],
+    )
+
+
+def _plan(conn: psycopg.Connection, checked: CheckedSql) -> dict:
+    row = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(sql.SQL(checked.sql))).fetchone()
+    return row[0][0]
+
+
+def plan_nodes(plan: dict) -> list[dict]:
+    """Every node of an EXPLAIN (FORMAT JSON) plan, depth first."""
+    stack, nodes = [plan.get("Plan", plan)], []
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        stack.extend(reversed(node.get("Plans", [])))
+    return nodes
+
+
+def _refuse_foreign(plan: dict) -> None:
+    for node in plan_nodes(plan):
+        if node.get("Node Type") in FOREIGN_PLAN_NODES:
+            where = node.get("Relation Name", "a foreign table")
+            raise SqlRefused(f"The query reads {where} through a foreign data wrapper.")
+
+
+def query_plan(*, checked: CheckedSql, target: str = DEFAULT_TARGET) -> dict:
+    """EXPLAIN (FORMAT JSON) of a checked query, read-only, never executed."""
+    with read_only_connection(target) as conn:
+        try:
+            _prepare_session(conn, timeout_ms=settings.NLSQL_STATEMENT_TIMEOUT_MS)
+            return _plan(conn, checked)
+        except psycopg.Error as exc:
+            raise QueryFailed(_message(exc)) from None
+        finally:
+            conn.rollback()
+
+
+def query_run(
+    *,
+    checked: CheckedSql,
+    target: str = DEFAULT_TARGET,
+    max_rows: int | None = None,
+    timeout_ms: int | None = None,
+) -> QueryResult:
+    """Run a checked SELECT read-only; at most max_rows rows, `truncated` when there were more."""
+    max_rows = settings.NLSQL_MAX_ROWS if max_rows is None else max_rows
+    timeout_ms = settings.NLSQL_STATEMENT_TIMEOUT_MS if timeout_ms is None else timeout_ms
+    started = time.monotonic()
+    with read_only_connection(target) as conn:
+        try:
+            _prepare_session(conn, timeout_ms=timeout_ms)
+            _refuse_foreign(_plan(conn, checked))
+            with conn.cursor(name="nlsql_result") as cursor:
+                cursor.execute(sql.SQL(checked.sql))
+                fetched = cursor.fetchmany(max_rows + 1)
+                columns = [column.name for column in cursor.description or []]
+        except psycopg.Error as exc:
+            raise QueryFailed(_message(exc)) from None
+        finally:
+            conn.rollback()
+    return QueryResult(
+        sql=checked.sql,
+        columns=columns,
+        rows=[[json_safe(value) for value in row] for row in fetched[:max_rows]],
+        truncated=len(fetched) > max_rows,
+        duration_ms=round((time.monotonic() - started) * 1000, 3),
+    )
+
+
+def _message(exc: psycopg.Error) -> str:
+    diag = getattr(exc, "diag", None)
+    primary = diag.message_primary if diag is not None else None
+    return (primary or str(exc)).strip()

@@ -1,0 +1,178 @@
+"""Writes to the retrieval memory: schema DDL, documentation, question-SQL pairs."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from django.db import transaction
+
+from dbarchitect.targets import DEFAULT_TARGET, configured_targets
+from optimizations.embeddings import generate_embedding, generate_embeddings
+
+from .catalog import catalog_read, table_ddl
+from .guard import SqlRefused, sql_check
+from .models import TrainingItem
+
+
+class TrainingError(ValueError):
+    """Training input that cannot be stored; str() says what to fix."""
+
+
+def _check_target(target: str) -> None:
+    if target not in configured_targets():
+        known = ", ".join(sorted(configured_targets()))
+        raise TrainingError(f"Unknown target {target!r}; configured targets: {known}.")
+
+
+def training_train_schema(*, target: str = DEFAULT_TARGET, created_by=None) -> int:
+    """One DDL item per table of the target; replaces the target's previous schema items."""
+    _check_target(target)
+    tables = catalog_read(target=target)
+    texts = [table_ddl(table) for table in tables]
+    vectors = generate_embeddings(texts)
+    items = [
+        TrainingItem(
+            kind=TrainingItem.Kind.DDL,
+            target=target,
+            text=text,
+            table_name=table.qualified_name,
+            embedding=vector,
+            source=TrainingItem.Source.SCHEMA,
+            created_by=created_by,
+        )
+        for table, text, vector in zip(tables, texts, vectors, strict=True)
+    ]
+    with transaction.atomic():
+        TrainingItem.objects.filter(
+            target=target, kind=TrainingItem.Kind.DDL, source=TrainingItem.Source.SCHEMA
+        ).delete()
+        TrainingItem.objects.bulk_create(items)
+    return len(items)
+
+
+def training_add_pair(
+    *,
+    question: str,
+    sql: str,
+    target: str = DEFAULT_TARGET,
+    source: str = TrainingItem.Source.ADMIN,
+    created_by=None,
+) -> TrainingItem:
+    """Store a question with its SQL; the SQL must pass the guard. Same pair twice: one row."""
+    question, sql = _text("question", question), _text("sql", sql)
+    _check_target(target)
+    _check_sql(sql)
+    existing = TrainingItem.objects.filter(
+        kind=TrainingItem.Kind.QUESTION_SQL, target=target, question=question, sql=sql
+    ).first()
+    if existing is not None:
+        return existing
+    return TrainingItem.objects.create(
+        kind=TrainingItem.Kind.QUESTION_SQL,
+        target=target,
+        question=question,
+        sql=sql,
+        embedding=generate_embedding(question),
+        source=source,
+        created_by=created_by,
+    )
+
+
+def training_add_documentation(
+    *,
+    text: str,
+    target: str = DEFAULT_TARGET,
+    source: str = TrainingItem.Source.ADMIN,
+    created_by=None,
+) -> TrainingItem:
+    text = _text("documentation", text)
+    _check_target(target)
+    return TrainingItem.objects.create(
+        kind=TrainingItem.Kind.DOCUMENTATION,
+        target=target,
+        text=text,
+        embedding=generate_embedding(text),
+        source=source,
+        created_by=created_by,
+    )
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    question: str = ""
+    sql: str = ""
+    documentation: str = ""
+
+
+def training_load_file(*, path: Path, target: str = DEFAULT_TARGET, created_by=None) -> int:
+    """Load a YAML list of {question, sql} and {documentation} entries, all or nothing."""
+    entries = read_pairs_file(path)
+    with transaction.atomic():
+        for entry in entries:
+            if entry.documentation:
+                training_add_documentation(
+                    text=entry.documentation,
+                    target=target,
+                    source=TrainingItem.Source.FILE,
+                    created_by=created_by,
+                )
+            else:
+                training_add_pair(
+                    question=entry.question,
+                    sql=entry.sql,
+                    target=target,
+                    source=TrainingItem.Source.FILE,
+                    created_by=created_by,
+                )
+    return len(entries)
+
+
+def read_pairs_file(path: Path) -> list[FileEntry]:
+    """Parse and validate the whole file before anything is stored."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TrainingError(f"Cannot read {path}: {exc.strerror}.") from None
+    except yaml.YAMLError as exc:
+        raise TrainingError(f"{path} is not valid YAML: {exc}") from None
+    if isinstance(data, dict) and "pairs" in data:
+        data = data["pairs"]
+    if not isinstance(data, list) or not data:
+        raise TrainingError(f"{path} must hold a non-empty list of entries.")
+    entries = []
+    for number, raw in enumerate(data, start=1):
+        if not isinstance(raw, dict):
+            raise TrainingError(f"Entry {number} must be a mapping.")
+        unknown = set(raw) - {"question", "sql", "documentation"}
+        if unknown:
+            raise TrainingError(f"Entry {number} has unknown keys: {', '.join(sorted(unknown))}.")
+        if "documentation" in raw:
+            text = _text(f"entry {number} documentation", raw["documentation"])
+            entries.append(FileEntry(documentation=text))
+            continue
+        if "question" not in raw or "sql" not in raw:
+            raise TrainingError(f"Entry {number} needs both question and sql (or documentation).")
+        entry = FileEntry(
+            question=_text(f"entry {number} question", raw["question"]),
+            sql=_text(f"entry {number} sql", raw["sql"]),
+        )
+        try:
+            _check_sql(entry.sql)
+        except TrainingError as exc:
+            raise TrainingError(f"Entry {number} ({entry.question!r}): {exc}") from None
+        entries.append(entry)
+    return entries
+
+
+def _text(what: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise TrainingError(f"The {what} must be non-empty text.")
+    return value.strip()
+
+
+def _check_sql(sql: str) -> None:
+    """Only SQL the guard would run may become an example for the LLM."""
+    try:
+        sql_check(sql)
+    except SqlRefused as exc:
+        raise TrainingError(f"The SQL is refused: {exc.reason}") from None
