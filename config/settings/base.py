@@ -201,3 +201,11 @@ NLSQL_ALLOWED_SCHEMAS = env.list("NLSQL_ALLOWED_SCHEMAS", default=["public"])
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
 METRICS_BEARER_TOKEN = env("METRICS_BEARER_TOKEN", default="")
 PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
+# The longest SQL text the guard parses (a generated or pasted query, not a dump).
+NLSQL_MAX_SQL_LENGTH = env.int("NLSQL_MAX_SQL_LENGTH", default=20_000)
+# Retrieved schema/documentation/examples sent to the LLM stay under this many tokens.
+NLSQL_CONTEXT_TOKEN_BUDGET = env.int("NLSQL_CONTEXT_TOKEN_BUDGET", default=3_000)
+# How many nearest items of each kind retrieval considers before the budget cuts.
+NLSQL_RETRIEVE_LIMIT = env.int("NLSQL_RETRIEVE_LIMIT", default=10)
+# Rows per page on the admin "Ask the database" page.
+NLSQL_PAGE_SIZE = env.int("NLSQL_PAGE_SIZE", default=50)
