@@ -44,6 +44,9 @@ class AuditRun(models.Model):
     phase_seconds = models.JSONField(default=dict, blank=True)
     report = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    # pg_stat_statements_info.stats_reset as this audit read it: a newer one next time
+    # means the view was reset, so the next delta starts from zero.
+    stats_reset = models.DateTimeField(null=True, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
 
     class Meta:

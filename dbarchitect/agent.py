@@ -1,0 +1,205 @@
+"""One audit of one target database, read top to bottom.
+
+lock -> collect -> analyze + advise -> health -> verify -> record. Each phase returns data
+for the next; nothing is written until `audit_record`, in one transaction, so a failure at
+any point leaves the AuditRun marked failed with the reason and no half set of results.
+"""
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from . import advisor, verifier
+from .collector import MARKER, CollectError, Thresholds, collect_queries
+from .connection import TargetUnavailable, secrets_scrub, target_connect
+from .health import health_check
+from .locking import AuditAlreadyRunning, audit_lock
+from .models import AuditRun, Target
+from .recording import (
+    AuditFindings,
+    audit_fail,
+    audit_mark_orphans,
+    audit_mark_stale,
+    audit_previous,
+    audit_record,
+    audit_start,
+    own_tables,
+)
+from .targets import configured_targets, target_sync
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AuditAlreadyRunning", "UnknownTarget", "run_audit"]
+
+
+class UnknownTarget(ValueError):
+    """The target is not configured (the message lists the configured ones)."""
+
+
+def run_audit(
+    *, target: str, verify: bool | None = None, audit_id: uuid.UUID | None = None
+) -> AuditRun:
+    """Audit `target` once; returns its AuditRun, succeeded or failed with the reason.
+
+    Raises UnknownTarget for a target that is not configured and AuditAlreadyRunning when
+    another audit of it holds the lock (no AuditRun is created then).
+    """
+    target_row = _target(target)
+    verify_on, verify_db, verify_note = verify_plan(target=target_row, verify=verify)
+    audit_mark_stale()
+    with audit_lock(target):
+        audit = audit_start(target=target_row, verify=verify_on, audit_id=audit_id)
+        audit_mark_orphans(target=target_row, keep=audit.id)
+        phases: dict[str, float] = {}
+        try:
+            found = _audit_phases(audit, target_row, verify_db, verify_note, phases)
+            return audit_record(audit=audit, found=found, phase_seconds=phases)
+        except Exception as exc:
+            logger.exception("audit %s of target %s failed", audit.id, target)
+            return audit_fail(audit=audit, error=audit_error(exc), phase_seconds=phases)
+
+
+def _audit_phases(
+    audit: AuditRun,
+    target: Target,
+    verify_db: str | None,
+    verify_note: str,
+    phases: dict[str, float],
+) -> AuditFindings:
+    with _target_session(target.name, purpose="audit") as conn:
+        # Collect: what ran since the previous audit, over the thresholds.
+        with _phase(phases, "collect"):
+            previous = audit_previous(target=target)
+            collection = collect_queries(
+                conn,
+                previous=previous.counters,
+                previous_stats_reset=previous.stats_reset,
+                previous_started_at=previous.started_at,
+                thresholds=Thresholds(
+                    min_mean_ms=settings.DBARCHITECT_MIN_MEAN_MS,
+                    min_calls=settings.DBARCHITECT_MIN_CALLS,
+                    min_total_share=settings.DBARCHITECT_MIN_TOTAL_SHARE,
+                    max_queries=settings.DBARCHITECT_MAX_QUERIES,
+                ),
+                own_tables=own_tables(),
+            )
+        # Analyze + advise: candidate indexes costed with HypoPG on generic plans.
+        with _phase(phases, "advise"):
+            advice = advisor.advise(
+                conn,
+                collection.slow,
+                min_table_rows=settings.DBARCHITECT_MIN_TABLE_ROWS,
+                min_cost_reduction=settings.DBARCHITECT_MIN_COST_REDUCTION,
+            )
+        # Health: unused, duplicate and invalid indexes, foreign keys without one.
+        with _phase(phases, "health"):
+            findings = health_check(
+                conn,
+                min_unused_bytes=settings.DBARCHITECT_UNUSED_INDEX_MIN_BYTES,
+                min_table_rows=settings.DBARCHITECT_MIN_TABLE_ROWS,
+            )
+    # Verify: build each index for real in a rolled-back transaction, measure before/after.
+    verifications = {}
+    if verify_db and advice.recommendations:
+        with _phase(phases, "verify"), _target_session(verify_db, purpose="verify") as vconn:
+            results = verifier.verify(
+                vconn,
+                advice.recommendations,
+                {stat.queryid: stat for stat in collection.slow},
+                lock_timeout_ms=settings.DBARCHITECT_LOCK_TIMEOUT_MS,
+            )
+        verifications = {result.fingerprint: result for result in results}
+    return AuditFindings(
+        collection=collection,
+        advice=advice,
+        findings=findings,
+        verifications=verifications,
+        verify_note=verify_note,
+    )
+
+
+def verify_plan(*, target: Target, verify: bool | None) -> tuple[bool, str | None, str]:
+    """Whether to verify, on which target, and a sentence saying so for the report."""
+    mode = settings.DBARCHITECT_VERIFY
+    if verify is False or (verify is None and mode == "off"):
+        return False, None, "off: estimated costs only"
+    if mode.startswith("database:"):
+        name = mode.removeprefix("database:")
+        return True, name, f"on the verification database {name!r}"
+    if target.allow_verify:
+        return True, target.name, "on the target itself (allowed for it in the admin)"
+    return (
+        False,
+        None,
+        "skipped: the target does not allow index builds; enable allow_verify in the admin "
+        "or set DBARCHITECT_VERIFY=database:<a copy of it>",
+    )
+
+
+def audit_error(exc: BaseException) -> str:
+    """The reason an audit failed, for the AuditRun and the report: no secrets."""
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        text = (
+            "statement timeout: a statement on the target ran longer than "
+            f"DBARCHITECT_STATEMENT_TIMEOUT_MS={settings.DBARCHITECT_STATEMENT_TIMEOUT_MS}: {exc}"
+        )
+    elif isinstance(exc, psycopg.errors.LockNotAvailable):
+        text = (
+            "lock timeout: a lock on the target was not granted within "
+            f"DBARCHITECT_LOCK_TIMEOUT_MS={settings.DBARCHITECT_LOCK_TIMEOUT_MS}: {exc}"
+        )
+    elif isinstance(exc, psycopg.OperationalError):
+        text = f"lost the connection to the target: {exc}"
+    elif isinstance(exc, TargetUnavailable | CollectError):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return secrets_scrub(text.strip())
+
+
+def _target(name: str) -> Target:
+    if name not in configured_targets():
+        known = ", ".join(sorted(configured_targets()))
+        raise UnknownTarget(f"unknown target {name!r}; configured targets: {known}")
+    row = Target.objects.filter(name=name).first()
+    if row is None:
+        target_sync()
+        row = Target.objects.get(name=name)
+    return row
+
+
+@contextmanager
+def _target_session(name: str, *, purpose: str) -> Iterator[psycopg.Connection]:
+    """A target connection that leaves no hypothetical index behind when it closes."""
+    try:
+        conn = target_connect(name, purpose=purpose)
+    except ImproperlyConfigured as exc:
+        raise UnknownTarget(str(exc)) from None
+    try:
+        yield conn
+    finally:
+        if not conn.closed and not conn.broken:
+            try:
+                installed = conn.execute(
+                    f"{MARKER} SELECT 1 FROM pg_extension WHERE extname = 'hypopg'"
+                ).fetchone()
+                if installed:
+                    conn.execute(f"{MARKER} SELECT hypopg_reset()")
+            except psycopg.Error:
+                logger.warning("hypopg_reset failed on target %s", name, exc_info=True)
+        conn.close()
+
+
+@contextmanager
+def _phase(phases: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] = round(phases.get(name, 0.0) + time.perf_counter() - started, 3)

@@ -1,0 +1,64 @@
+"""manage.py run_audit: audit one target now and print the report."""
+
+import json
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
+
+from dbarchitect.agent import AuditAlreadyRunning, UnknownTarget, run_audit
+from dbarchitect.models import AuditRun
+from dbarchitect.report import report_text
+from dbarchitect.targets import DEFAULT_TARGET, target_sync
+
+
+class Command(BaseCommand):
+    help = (
+        "Audit one target database: collect slow queries from pg_stat_statements, recommend "
+        "indexes proven with HypoPG (and measured, where verification is on), check index "
+        "health, and record everything. Prints a report; exits non-zero when the audit fails."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--target",
+            default=DEFAULT_TARGET,
+            help="Target name: 'default' (the app's database) or one named in "
+            "DBARCHITECT_TARGETS. Default: %(default)s.",
+        )
+        parser.add_argument(
+            "--no-verify",
+            action="store_true",
+            help="Skip verification (no real index builds): estimated costs only.",
+        )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            dest="as_json",
+            help="Print one JSON document instead of text.",
+        )
+
+    def handle(self, *args, target: str, no_verify: bool, as_json: bool, **options):
+        try:
+            target_sync()
+            audit = run_audit(target=target, verify=False if no_verify else None)
+        except ImproperlyConfigured as exc:
+            raise CommandError(f"{exc}. Fix DBARCHITECT_TARGETS and run again.") from None
+        except UnknownTarget as exc:
+            raise CommandError(
+                f"{exc}. Pass one of them with --target, or add it to DBARCHITECT_TARGETS."
+            ) from None
+        except AuditAlreadyRunning as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(_render(audit.report, as_json=as_json))
+        if audit.status != AuditRun.Status.SUCCEEDED:
+            raise CommandError(
+                f"audit {audit.id} of target {target!r} failed: {audit.error}. "
+                "Fix the cause (is the target up, reachable, with pg_stat_statements and "
+                "hypopg installed?) and run again."
+            )
+
+
+def _render(report: dict, *, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(report, indent=2, default=str)
+    return report_text(report)

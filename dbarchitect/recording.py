@@ -1,0 +1,336 @@
+"""What an audit writes to the app database: its AuditRun, snapshots and recommendations.
+
+Everything an audit found is written in one transaction with the AuditRun's final state
+(`audit_record`), so a failed audit leaves its AuditRun marked failed and nothing else.
+"""
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.apps import apps
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from optimizations.embeddings import generate_embeddings
+from optimizations.models import OptimizationLog
+from optimizations.services import embedding_text, optimization_bulk_store
+
+from .collector import Collection, Counters, QueryStat
+from .health import HealthFinding
+from .locking import audit_lock_free
+from .models import AuditRun, QuerySnapshot, Target
+from .report import report_build
+
+logger = logging.getLogger(__name__)
+
+# A recommendation already in one of these states is not recorded again for the same target.
+SETTLED_STATUSES = (
+    OptimizationLog.Status.PROPOSED,
+    OptimizationLog.Status.APPROVED,
+    OptimizationLog.Status.APPLIED,
+    OptimizationLog.Status.REJECTED,
+)
+# The apps whose tables hold the architect's own bookkeeping (never audited as workload).
+OWN_APPS = ("dbarchitect", "optimizations")
+
+
+@dataclass(frozen=True)
+class PreviousAudit:
+    """The last successful audit of a target: the baseline for the next delta."""
+
+    counters: dict[tuple[int, int], Counters] = field(default_factory=dict)
+    stats_reset: datetime | None = None
+    started_at: datetime | None = None
+    audit_id: uuid.UUID | None = None
+
+
+@dataclass
+class AuditFindings:
+    """Everything one audit found, in memory until `audit_record` writes it."""
+
+    collection: Collection
+    advice: object | None = None  # dbarchitect.advisor.Advice
+    findings: list[HealthFinding] = field(default_factory=list)
+    verifications: dict = field(default_factory=dict)  # fingerprint -> verifier.Verification
+    verify_note: str = ""
+
+
+def audit_start(*, target: Target, verify: bool, audit_id: uuid.UUID | None = None) -> AuditRun:
+    return AuditRun.objects.create(
+        id=audit_id or uuid.uuid4(), target=target, verify=verify, status=AuditRun.Status.RUNNING
+    )
+
+
+def audit_previous(*, target: Target) -> PreviousAudit:
+    audit = (
+        AuditRun.objects.filter(target=target, status=AuditRun.Status.SUCCEEDED)
+        .order_by("-started_at")
+        .first()
+    )
+    if audit is None:
+        return PreviousAudit()
+    counters = {
+        (s.queryid, s.userid): Counters(
+            queryid=s.queryid,
+            userid=s.userid,
+            query=s.query,
+            calls=s.cumulative_calls,
+            total_time_ms=s.cumulative_total_time_ms,
+            rows=s.cumulative_rows,
+            shared_blks_hit=s.cumulative_shared_blks_hit,
+            shared_blks_read=s.cumulative_shared_blks_read,
+        )
+        for s in audit.snapshots.all()
+    }
+    return PreviousAudit(
+        counters=counters,
+        stats_reset=audit.stats_reset,
+        started_at=audit.started_at,
+        audit_id=audit.id,
+    )
+
+
+def own_tables() -> list[str]:
+    """The architect's own tables: its bookkeeping is not the workload it audits."""
+    return [
+        model._meta.db_table for app in OWN_APPS for model in apps.get_app_config(app).get_models()
+    ]
+
+
+def audit_fail(*, audit: AuditRun, error: str, phase_seconds: Mapping[str, float]) -> AuditRun:
+    """Mark the audit failed with the reason; nothing else of it is written."""
+    audit.status = AuditRun.Status.FAILED
+    audit.error = error
+    audit.finished_at = timezone.now()
+    audit.phase_seconds = dict(phase_seconds)
+    audit.report = {
+        "audit_id": str(audit.id),
+        "target": audit.target.name,
+        "status": audit.status,
+        "error": error,
+        "phase_seconds": dict(phase_seconds),
+    }
+    audit.save(update_fields=["status", "error", "finished_at", "phase_seconds", "report"])
+    return audit
+
+
+def audit_mark_stale(*, older_than: timedelta | None = None) -> list[AuditRun]:
+    """Mark failed the running audits whose process died: old enough and no lock held."""
+    age = older_than or timedelta(minutes=settings.DBARCHITECT_STALE_AUDIT_MINUTES)
+    stale = list(
+        AuditRun.objects.filter(
+            status=AuditRun.Status.RUNNING, started_at__lt=timezone.now() - age
+        ).select_related("target")
+    )
+    marked = []
+    for name in sorted({audit.target.name for audit in stale}):
+        if not audit_lock_free(name):
+            continue  # a live process is auditing this target; its audit is just slow
+        for audit in (a for a in stale if a.target.name == name):
+            marked.append(audit_mark_dead(audit=audit, why="its process stopped"))
+    return marked
+
+
+def audit_mark_dead(*, audit: AuditRun, why: str) -> AuditRun:
+    audit.status = AuditRun.Status.FAILED
+    audit.finished_at = timezone.now()
+    audit.error = (
+        f"stale: {why} before the audit finished (started {audit.started_at:%Y-%m-%d %H:%M} "
+        "UTC, no audit lock held); nothing of it was recorded"
+    )
+    audit.save(update_fields=["status", "finished_at", "error"])
+    logger.warning("audit %s of %s marked failed: %s", audit.id, audit.target.name, audit.error)
+    return audit
+
+
+def audit_mark_orphans(*, target: Target, keep: uuid.UUID) -> list[AuditRun]:
+    """Called while holding the target's lock: any other running audit of it is dead."""
+    orphans = AuditRun.objects.filter(target=target, status=AuditRun.Status.RUNNING).exclude(
+        id=keep
+    )
+    return [audit_mark_dead(audit=audit, why="its process stopped") for audit in orphans]
+
+
+def optimization_logs_build(*, audit: AuditRun, found: AuditFindings) -> list[OptimizationLog]:
+    """One unsaved OptimizationLog per index recommendation, rewrite hint and health finding."""
+    queries = {stat.queryid: stat for stat in found.collection.slow}
+    logs = []
+    advice = found.advice
+    if advice is not None:
+        for rec in advice.recommendations:
+            verification = found.verifications.get(rec.fingerprint)
+            logs.append(_index_log(audit, rec, verification, queries))
+        logs.extend(_rewrite_log(audit, hint) for hint in advice.rewrites)
+    logs.extend(_finding_log(audit, finding) for finding in found.findings)
+    return logs
+
+
+def fingerprints_settled(*, target: Target, fingerprints: Iterable[str]) -> set[str]:
+    """Which of these fingerprints the target already has a live or decided record of."""
+    return set(
+        OptimizationLog.objects.filter(
+            target=target, fingerprint__in=list(fingerprints), status__in=SETTLED_STATUSES
+        ).values_list("fingerprint", flat=True)
+    )
+
+
+def audit_record(
+    *, audit: AuditRun, found: AuditFindings, phase_seconds: Mapping[str, float]
+) -> AuditRun:
+    """Write snapshots, new recommendations and the audit's final state, all or nothing.
+
+    A recommendation whose fingerprint the target already has (proposed, approved, applied
+    or rejected) is reported but not recorded again.
+    """
+    started = time.perf_counter()
+    logs = optimization_logs_build(audit=audit, found=found)
+    settled = fingerprints_settled(
+        target=audit.target, fingerprints=[log.fingerprint for log in logs]
+    )
+    new_logs = list(
+        {log.fingerprint: log for log in logs if log.fingerprint not in settled}.values()
+    )
+    vectors = generate_embeddings([embedding_text(log) for log in new_logs]) if new_logs else []
+    for log, vector in zip(new_logs, vectors, strict=True):
+        log.embedding = vector  # embedded before the transaction: it takes a while
+    collection = found.collection
+    with transaction.atomic():
+        QuerySnapshot.objects.bulk_create(_snapshot(audit, stat) for stat in collection.stats)
+        optimization_bulk_store(new_logs, embed=False)
+        audit.status = AuditRun.Status.SUCCEEDED
+        audit.finished_at = timezone.now()
+        record_s = round(time.perf_counter() - started, 3)
+        audit.phase_seconds = {**phase_seconds, "record": record_s}
+        audit.report = report_build(audit=audit, found=found, logs=logs, settled=settled)
+        audit.queries_collected = len(collection.stats)
+        audit.queries_analyzed = len(collection.slow)
+        audit.recommendations_count = len(new_logs)
+        audit.skipped = audit.report["skipped"]
+        audit.stats_reset = collection.stats_reset
+        audit.error = ""
+        audit.save()
+    return audit
+
+
+def _snapshot(audit: AuditRun, stat: QueryStat) -> QuerySnapshot:
+    return QuerySnapshot(
+        audit=audit,
+        queryid=stat.queryid,
+        userid=stat.userid,
+        query=stat.query,
+        calls=stat.calls,
+        total_time_ms=stat.total_time_ms,
+        mean_time_ms=stat.mean_time_ms,
+        rows=stat.rows,
+        shared_blks_hit=stat.shared_blks_hit,
+        shared_blks_read=stat.shared_blks_read,
+        cumulative_calls=stat.cumulative_calls,
+        cumulative_total_time_ms=stat.cumulative_total_time_ms,
+        cumulative_rows=stat.cumulative_rows,
+        cumulative_shared_blks_hit=stat.cumulative_shared_blks_hit,
+        cumulative_shared_blks_read=stat.cumulative_shared_blks_read,
+        is_slow=stat.is_slow,
+        tables=list(stat.tables),
+    )
+
+
+def _index_log(audit, rec, verification, queries: Mapping[int, QueryStat]) -> OptimizationLog:
+    served = [queries[qid] for qid in rec.queryids if qid in queries]
+    main = max(served, key=lambda stat: stat.total_time_ms, default=None)
+    ms_before = getattr(verification, "ms_before", None)
+    ms_after = getattr(verification, "ms_after", None)
+    measured = ms_before is not None and ms_after is not None and ms_before > 0
+    gain = (ms_before - ms_after) / ms_before * 100 if measured else rec.cost_reduction * 100
+    keys = ", ".join(rec.columns)
+    using = "" if rec.method == "btree" else f" using {rec.method}"
+    where = f" where {rec.where}" if rec.where else ""
+    sentence = (
+        f"Create index {rec.name} on {rec.schema}.{rec.table}{using} ({keys}){where}: "
+        f"estimated cost {rec.cost_before:,.0f} -> {rec.cost_after:,.0f} "
+        f"({rec.cost_reduction:.0%} less) for {_plural(len(rec.queryids), 'query', 'queries')}"
+    )
+    if measured:
+        speedup = ms_before / ms_after if ms_after > 0 else float("inf")
+        sentence += f"; measured {ms_before:.2f} ms -> {ms_after:.2f} ms ({speedup:,.1f}x faster)"
+    elif verification is not None and verification.error:
+        sentence += f"; not measured: {verification.error}"
+    return OptimizationLog(
+        query_text=main.query if main else "",
+        recommendation=sentence,
+        performance_gain=round(gain, 2),
+        kind=OptimizationLog.Kind.INDEX,
+        ddl=rec.ddl,
+        target=audit.target,
+        audit=audit,
+        fingerprint=rec.fingerprint[:255],
+        queryids=list(rec.queryids),
+        table_name=f"{rec.schema}.{rec.table}",
+        columns=list(rec.columns),
+        estimated_cost_before=rec.cost_before,
+        estimated_cost_after=rec.cost_after,
+        measured_ms_before=ms_before,
+        measured_ms_after=ms_after,
+        index_size_bytes=rec.size_bytes,
+        plan_before=getattr(verification, "plan_before", None) or rec.plan_before,
+        plan_after=getattr(verification, "plan_after", None) or rec.plan_after,
+        details={
+            "index_name": rec.name,
+            "method": rec.method,
+            "where": rec.where,
+            "needs_real_build": rec.needs_real_build,
+            "per_query_cost": {str(qid): list(pair) for qid, pair in rec.per_query.items()},
+            "estimated_plans": {"before": rec.plan_before, "after": rec.plan_after},
+            "measured": measured,
+            "build_ms": getattr(verification, "build_ms", None),
+            "verification_error": getattr(verification, "error", None),
+            "queries": [
+                {
+                    "queryid": s.queryid,
+                    "calls": s.calls,
+                    "mean_ms": s.mean_time_ms,
+                    "query": s.query,
+                }
+                for s in served
+            ],
+        },
+    )
+
+
+def _rewrite_log(audit, hint) -> OptimizationLog:
+    return OptimizationLog(
+        query_text=hint.query,
+        recommendation=hint.message,
+        performance_gain=0.0,
+        kind=OptimizationLog.Kind.REWRITE,
+        target=audit.target,
+        audit=audit,
+        fingerprint=f"rewrite:{hint.kind}:{hint.queryid}"[:255],
+        queryids=[hint.queryid],
+        details={"rewrite_kind": hint.kind},
+    )
+
+
+def _finding_log(audit, finding: HealthFinding) -> OptimizationLog:
+    return OptimizationLog(
+        query_text=finding.ddl,
+        recommendation=f"{finding.ddl}: {finding.reason}",
+        performance_gain=0.0,
+        kind=finding.kind,
+        ddl=finding.ddl,
+        target=audit.target,
+        audit=audit,
+        fingerprint=finding.fingerprint[:255],
+        table_name=f"{finding.schema}.{finding.table}",
+        columns=list(finding.columns),
+        index_size_bytes=finding.size_bytes or None,
+        details={"index": finding.index, "reason": finding.reason},
+    )
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"

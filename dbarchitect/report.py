@@ -1,0 +1,110 @@
+"""The audit report: one JSON-ready dict per audit (stored on AuditRun.report), and its text."""
+
+from collections.abc import Iterable, Sequence
+
+from optimizations.models import OptimizationLog
+
+# Queries listed in the text report (the JSON lists them all).
+TEXT_MAX_QUERIES = 20
+
+
+def report_build(*, audit, found, logs: Sequence[OptimizationLog], settled: Iterable[str]) -> dict:
+    """The whole report of a finished audit; `settled` are fingerprints recorded before."""
+    settled = set(settled)
+    collection = found.collection
+    advice = found.advice
+    costs = getattr(advice, "query_costs", {}) or {}
+    return {
+        "audit_id": str(audit.id),
+        "target": audit.target.name,
+        "status": audit.status,
+        "started_at": audit.started_at.isoformat() if audit.started_at else None,
+        "finished_at": audit.finished_at.isoformat() if audit.finished_at else None,
+        "error": audit.error,
+        "phase_seconds": dict(audit.phase_seconds),
+        "verification": found.verify_note,
+        "collector": {
+            "rows_read": collection.rows_read,
+            "workload_queries": len(collection.stats),
+            "left_out": dict(collection.left_out),
+            "stats_reset": collection.stats_reset.isoformat() if collection.stats_reset else None,
+        },
+        "queries": [
+            {
+                "queryid": stat.queryid,
+                "calls": stat.calls,
+                "mean_ms": round(stat.mean_time_ms, 3),
+                "total_ms": round(stat.total_time_ms, 3),
+                "generic_cost": costs.get(stat.queryid),
+                "query": stat.query,
+            }
+            for stat in collection.slow
+        ],
+        "skipped": [
+            {"queryid": s.queryid, "reason": s.reason, "query": s.query}
+            for s in (getattr(advice, "skipped", None) or [])
+        ],
+        "recommendations": [_recommendation(log, log.fingerprint in settled) for log in logs],
+    }
+
+
+def _recommendation(log: OptimizationLog, already_recorded: bool) -> dict:
+    return {
+        "kind": log.kind,
+        "table": log.table_name,
+        "columns": list(log.columns),
+        "ddl": log.ddl,
+        "recommendation": log.recommendation,
+        "estimated_cost_before": log.estimated_cost_before,
+        "estimated_cost_after": log.estimated_cost_after,
+        "measured_ms_before": log.measured_ms_before,
+        "measured_ms_after": log.measured_ms_after,
+        "performance_gain_percent": log.performance_gain,
+        "index_size_bytes": log.index_size_bytes,
+        "queryids": list(log.queryids),
+        "fingerprint": log.fingerprint,
+        "verification_error": log.details.get("verification_error"),
+        "already_recorded": already_recorded,
+    }
+
+
+def report_text(report: dict) -> str:
+    """A readable report for a terminal."""
+    lines = [
+        f"Audit {report['audit_id']} of target {report['target']}: {report['status']}",
+    ]
+    if report.get("error"):
+        lines.append(f"Error: {report['error']}")
+    phases = report.get("phase_seconds") or {}
+    if phases:
+        lines.append("Phases: " + ", ".join(f"{name} {secs:.2f}s" for name, secs in phases.items()))
+    if report.get("verification"):
+        lines.append(f"Verification: {report['verification']}")
+    queries = report.get("queries", [])
+    if "queries" in report:
+        lines += ["", f"Slow queries analyzed: {len(queries)}"]
+    for query in queries[:TEXT_MAX_QUERIES]:
+        lines.append(
+            f"  {query['queryid']:>20}  {query['calls']:>8} calls  {query['mean_ms']:>10.2f} ms  "
+            f"{_short(query['query'])}"
+        )
+    if len(queries) > TEXT_MAX_QUERIES:
+        lines.append(f"  ... and {len(queries) - TEXT_MAX_QUERIES} more (--json lists all)")
+    skipped = report.get("skipped", [])
+    if skipped:
+        lines += ["", f"Queries not costed: {len(skipped)}"]
+        lines += [f"  {s['queryid']:>20}  {s['reason']}" for s in skipped]
+    recommendations = report.get("recommendations", [])
+    if "recommendations" in report:
+        lines += ["", f"Recommendations: {len(recommendations)}"]
+    for rec in recommendations:
+        seen = " (recorded before)" if rec["already_recorded"] else ""
+        lines.append(f"  [{rec['kind']}] {rec['recommendation']}{seen}")
+        if rec["ddl"] and rec["ddl"] not in rec["recommendation"]:
+            lines.append(f"      {rec['ddl']}")
+    return "\n".join(lines)
+
+
+def _short(text: str, width: int = 70) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
