@@ -3,9 +3,19 @@
 import os
 
 from celery import Celery
+from celery.signals import before_task_publish
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("dbarchitect")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@before_task_publish.connect
+def task_mark_sent(sender: str | None = None, headers: dict | None = None, **kwargs) -> None:
+    """Record "SENT" for a task as it is queued: its id then reads as queued, not unknown
+    (Celery's PENDING means both). Done before publishing, so it never hides a result."""
+    task_id = (headers or {}).get("id")
+    if task_id and app.conf.result_backend:
+        app.backend.store_result(task_id, None, "SENT")

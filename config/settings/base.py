@@ -123,6 +123,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    # Every API error is JSON: {"error": message, "detail": field errors or code}.
+    "EXCEPTION_HANDLER": "config.api.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "DB Architect API",
@@ -133,6 +135,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two "status" choice sets (optimizations, audits) get names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "OptimizationStatusEnum": "optimizations.models.OptimizationLog.Status",
+        "AuditStatusEnum": "dbarchitect.api.AUDIT_STATUSES",
+    },
 }
 
 # --- Embeddings ---

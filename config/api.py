@@ -1,0 +1,159 @@
+"""What every API view shares: JSON errors, pagination, permissions and their OpenAPI shapes."""
+
+from django.http import HttpRequest, JsonResponse
+from django.views import defaults
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import exceptions, permissions, serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+# The most rows one page of a list returns, whatever the client asks for.
+MAX_PAGE_SIZE = 200
+
+
+class Conflict(exceptions.APIException):
+    """The request is valid but the resource's state does not allow it (409)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The resource's current state does not allow this."
+    default_code = "conflict"
+
+
+class QueueUnavailable(exceptions.APIException):
+    """The Celery broker cannot be reached, so nothing was queued (503)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The task queue is unavailable; nothing was queued. Try again later."
+    default_code = "queue_unavailable"
+
+
+class IsSuperUser(permissions.BasePermission):
+    """Only superusers: applying DDL to a database is more than reviewing it."""
+
+    message = "Only a superuser may do this."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.is_superuser)
+
+
+def _first_message(detail) -> str:
+    """The first error message in a DRF error structure, prefixed with its field."""
+    if isinstance(detail, dict):
+        for field, value in detail.items():
+            message = _first_message(value)
+            return message if field == "non_field_errors" else f"{field}: {message}"
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    return str(detail)
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    """Every API error as {"error": message, "detail": field errors or error code}."""
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {"error": _first_message(exc.detail), "detail": exc.detail}
+    elif isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        response.data = {
+            "error": _first_message(exc.detail),
+            "detail": codes if isinstance(codes, str) else "error",
+        }
+    else:  # Django's Http404 / PermissionDenied, already turned into a response by DRF
+        message = response.data.get("detail", "Error.")
+        code = "not_found" if response.status_code == 404 else "permission_denied"
+        response.data = {"error": str(message), "detail": code}
+    return response
+
+
+def json_not_found(request: HttpRequest, exception: Exception) -> JsonResponse:
+    """Unknown URLs under /api/ answer in JSON like every other API error."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": "Not found.", "detail": "not_found"}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def json_server_error(request: HttpRequest):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": "Server error.", "detail": "server_error"}, status=500)
+    return defaults.server_error(request)
+
+
+class ApiPagination(PageNumberPagination):
+    """Page numbers, with ?page_size= up to MAX_PAGE_SIZE; a malformed page is a 400."""
+
+    page_size_query_param = "page_size"
+    max_page_size = MAX_PAGE_SIZE
+
+    def get_page_size(self, request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise exceptions.ValidationError(
+                {"page_size": [f"Must be an integer from 1 to {self.max_page_size}."]}
+            )
+        return int(raw)
+
+    def paginate_queryset(self, queryset, request, view=None):
+        raw = request.query_params.get(self.page_query_param, "1")
+        if raw not in self.last_page_strings and not (raw.isdigit() and int(raw) >= 1):
+            raise exceptions.ValidationError({"page": ["Must be a positive integer or 'last'."]})
+        # A page past the last one stays DRF's 404 "Invalid page."
+        return super().paginate_queryset(queryset, request, view)
+
+
+class PageQuerySerializer(serializers.Serializer):
+    """The pagination query parameters, for the OpenAPI schema."""
+
+    page = serializers.IntegerField(required=False, min_value=1, help_text="1-based page number.")
+    page_size = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_PAGE_SIZE, help_text="Rows per page."
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField(help_text="What went wrong, in one sentence.")
+    detail = serializers.JSONField(
+        help_text="Per-field messages for invalid input, otherwise an error code."
+    )
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Invalid input: `detail` maps each field to its messages.",
+    401: "No or invalid credentials (token or session).",
+    403: "Authenticated but not allowed (staff only; apply needs a superuser).",
+    404: "No such resource.",
+    409: "The resource's state does not allow this transition.",
+    503: "The task queue (Redis) is unreachable; nothing was queued.",
+}
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """OpenAPI responses for the given error status codes, all with the JSON error shape."""
+    return {
+        code: OpenApiResponse(response=ErrorSerializer, description=_ERROR_DESCRIPTIONS[code])
+        for code in codes
+    }
+
+
+def paginated(item: type[serializers.Serializer], *, name: str) -> serializers.Serializer:
+    """The OpenAPI shape of one page of `item`s."""
+    return inline_serializer(
+        name=name,
+        fields={
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item(many=True),
+        },
+    )
+
+
+def paginate(*, queryset, request, view, serializer: type[serializers.Serializer]) -> Response:
+    """One page of a queryset, serialized, in the paginated shape."""
+    paginator = ApiPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer(page, many=True).data)

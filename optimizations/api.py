@@ -1,0 +1,304 @@
+"""The optimizations API: thin views over the selectors, the similarity search and the decisions.
+
+One APIView per operation; each parses its input with a nested serializer, calls one
+selector or service, and formats the result. Errors are JSON (config.api).
+"""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.permissions import IsAdminUser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api import (
+    Conflict,
+    IsSuperUser,
+    PageQuerySerializer,
+    error_responses,
+    paginate,
+    paginated,
+)
+from dbarchitect.models import Target
+
+from . import decisions
+from .models import OptimizationLog
+from .selectors import ORDERINGS, OptimizationFilters, optimization_get, optimization_list
+from .services import optimization_list_similar
+
+# The longest text the similarity search embeds (the model reads 256 tokens anyway).
+MAX_SIMILAR_QUERY_LENGTH = 2000
+# The most neighbours one similarity search returns.
+MAX_SIMILAR_LIMIT = 50
+
+OPTIMIZATION_ID = OpenApiParameter(
+    "optimization_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="OptimizationLog id."
+)
+
+
+class OptimizationSerializer(serializers.ModelSerializer):
+    """One recommendation as lists show it (no plans; the target by name, never its URL)."""
+
+    target = serializers.CharField(source="target.name", allow_null=True, read_only=True)
+    audit = serializers.UUIDField(source="audit_id", allow_null=True, read_only=True)
+    decided_by = serializers.CharField(
+        source="decided_by.username", allow_null=True, read_only=True
+    )
+
+    class Meta:
+        model = OptimizationLog
+        ref_name = "Optimization"
+        fields = [
+            "id",
+            "status",
+            "kind",
+            "target",
+            "audit",
+            "query_text",
+            "recommendation",
+            "ddl",
+            "table_name",
+            "columns",
+            "performance_gain",
+            "confidence",
+            "estimated_cost_before",
+            "estimated_cost_after",
+            "measured_ms_before",
+            "measured_ms_after",
+            "index_size_bytes",
+            "explanation",
+            "pr_url",
+            "outcome",
+            "created_at",
+            "applied_at",
+            "decided_by",
+            "decided_at",
+        ]
+        read_only_fields = fields
+
+
+class OptimizationDetailSerializer(OptimizationSerializer):
+    """Everything about one recommendation: plans, the confidence formula, what it served."""
+
+    class Meta(OptimizationSerializer.Meta):
+        ref_name = "OptimizationDetail"
+        fields = [
+            *OptimizationSerializer.Meta.fields,
+            "fingerprint",
+            "queryids",
+            "confidence_breakdown",
+            "plan_before",
+            "plan_after",
+            "details",
+            "mean_ms_after_apply",
+        ]
+        read_only_fields = fields
+
+
+class SimilarOptimizationSerializer(OptimizationSerializer):
+    similarity = serializers.FloatField(read_only=True, help_text="Cosine similarity, -1..1.")
+
+    class Meta(OptimizationSerializer.Meta):
+        ref_name = "SimilarOptimization"
+        fields = [*OptimizationSerializer.Meta.fields, "similarity"]
+        read_only_fields = fields
+
+
+def _get_or_404(optimization_id: str) -> OptimizationLog:
+    optimization = optimization_get(optimization_id=optimization_id)
+    if optimization is None:
+        raise exceptions.NotFound(f"No optimization with id {optimization_id!r}.")
+    return optimization
+
+
+class OptimizationListApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    class FilterSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=OptimizationLog.Status.choices, required=False)
+        kind = serializers.ChoiceField(choices=OptimizationLog.Kind.choices, required=False)
+        target = serializers.CharField(max_length=63, required=False, help_text="Target name.")
+        created_after = serializers.DateTimeField(
+            required=False, help_text="Created at or after (ISO 8601)."
+        )
+        created_before = serializers.DateTimeField(
+            required=False, help_text="Created before (ISO 8601)."
+        )
+        min_confidence = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+        ordering = serializers.ChoiceField(choices=ORDERINGS, required=False)
+
+        def validate_target(self, value: str) -> str:
+            if not Target.objects.filter(name=value).exists():
+                raise serializers.ValidationError(f"Unknown target {value!r}.")
+            return value
+
+        def validate(self, data: dict) -> dict:
+            after, before = data.get("created_after"), data.get("created_before")
+            if after is not None and before is not None and after >= before:
+                raise serializers.ValidationError(
+                    {"created_before": ["Must be later than created_after."]}
+                )
+            return data
+
+    @extend_schema(
+        operation_id="optimizations_list",
+        summary="List recommendations",
+        parameters=[FilterSerializer, PageQuerySerializer],
+        responses={
+            200: paginated(OptimizationSerializer, name="PaginatedOptimizationList"),
+            **error_responses(400, 401, 403, 404),
+        },
+    )
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        queryset = optimization_list(filters=OptimizationFilters(**filters.validated_data))
+        return paginate(
+            queryset=queryset, request=request, view=self, serializer=OptimizationSerializer
+        )
+
+
+class OptimizationDetailApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        operation_id="optimizations_retrieve",
+        summary="One recommendation with its plans and confidence breakdown",
+        parameters=[OPTIMIZATION_ID],
+        responses={200: OptimizationDetailSerializer, **error_responses(401, 403, 404)},
+    )
+    def get(self, request, optimization_id: str):
+        return Response(OptimizationDetailSerializer(_get_or_404(optimization_id)).data)
+
+
+class OptimizationSimilarApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    class InputSerializer(serializers.Serializer):
+        query = serializers.CharField(
+            max_length=MAX_SIMILAR_QUERY_LENGTH, help_text="A SQL query or a description."
+        )
+        limit = serializers.IntegerField(min_value=1, max_value=MAX_SIMILAR_LIMIT, default=5)
+
+    class OutputSerializer(serializers.Serializer):
+        count = serializers.IntegerField()
+        results = SimilarOptimizationSerializer(many=True)
+
+        class Meta:
+            ref_name = "SimilarOptimizationList"
+
+    @extend_schema(
+        operation_id="optimizations_similar",
+        summary="Past recommendations nearest to a query (embedding search), closest first",
+        parameters=[InputSerializer],
+        responses={200: OutputSerializer, **error_responses(400, 401, 403)},
+    )
+    def get(self, request):
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        neighbours = optimization_list_similar(
+            query=params.validated_data["query"],
+            limit=params.validated_data["limit"],
+            queryset=OptimizationLog.objects.select_related("target", "decided_by"),
+        )
+        items = []
+        for neighbour in neighbours:
+            neighbour.optimization.similarity = neighbour.similarity
+            items.append(neighbour.optimization)
+        return Response(self.OutputSerializer({"count": len(items), "results": items}).data)
+
+
+class OptimizationApproveApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        operation_id="optimizations_approve",
+        summary="Approve a recommendation",
+        parameters=[OPTIMIZATION_ID],
+        request=None,
+        responses={200: OptimizationDetailSerializer, **error_responses(401, 403, 404, 409)},
+    )
+    def post(self, request, optimization_id: str):
+        optimization = _get_or_404(optimization_id)
+        try:
+            optimization = decisions.recommendation_approve(
+                recommendation=optimization, user=request.user
+            )
+        except decisions.DecisionError as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(OptimizationDetailSerializer(optimization).data)
+
+
+class OptimizationRejectApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(
+            max_length=2000, required=False, allow_blank=True, default="", help_text="Why."
+        )
+
+        class Meta:
+            ref_name = "OptimizationRejectRequest"
+
+    @extend_schema(
+        operation_id="optimizations_reject",
+        summary="Reject a recommendation (the agent will not propose it again)",
+        parameters=[OPTIMIZATION_ID],
+        request=InputSerializer,
+        responses={200: OptimizationDetailSerializer, **error_responses(400, 401, 403, 404, 409)},
+    )
+    def post(self, request, optimization_id: str):
+        optimization = _get_or_404(optimization_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            optimization = decisions.recommendation_reject(
+                recommendation=optimization,
+                user=request.user,
+                reason=data.validated_data["reason"],
+            )
+        except decisions.DecisionError as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(OptimizationDetailSerializer(optimization).data)
+
+
+class OptimizationApplyApi(APIView):
+    permission_classes = [IsSuperUser]
+
+    class OutputSerializer(serializers.Serializer):
+        ok = serializers.BooleanField()
+        message = serializers.CharField()
+        index_name = serializers.CharField(allow_null=True)
+        optimization = OptimizationDetailSerializer()
+
+        class Meta:
+            ref_name = "OptimizationApplyResult"
+
+    @extend_schema(
+        operation_id="optimizations_apply",
+        summary="Build a recommended index (CREATE INDEX CONCURRENTLY); superusers only",
+        description="200 when the index was built; 409 when the recommendation cannot be "
+        "applied in its state, or the build failed (for example a lock timeout): the message "
+        "says why.",
+        parameters=[OPTIMIZATION_ID],
+        request=None,
+        responses={200: OutputSerializer, **error_responses(401, 403, 404, 409)},
+    )
+    def post(self, request, optimization_id: str):
+        optimization = _get_or_404(optimization_id)
+        try:
+            result = decisions.recommendation_apply(
+                recommendation=optimization, applied_by=request.user
+            )
+        except decisions.DecisionError as exc:
+            raise Conflict(str(exc)) from exc
+        if not result.ok:
+            raise Conflict(result.message)
+        optimization.refresh_from_db()
+        payload = {
+            "ok": result.ok,
+            "message": result.message,
+            "index_name": result.index_name,
+            "optimization": optimization,
+        }
+        return Response(self.OutputSerializer(payload).data, status=status.HTTP_200_OK)

@@ -1,0 +1,71 @@
+"""Reads of the agent's memory for the API and the admin: filtered lists and one item."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from .models import OptimizationLog
+
+# What a list may be ordered by ("-" first: descending).
+ORDERINGS = (
+    "created_at",
+    "-created_at",
+    "confidence",
+    "-confidence",
+    "performance_gain",
+    "-performance_gain",
+)
+
+
+@dataclass(frozen=True)
+class OptimizationFilters:
+    """Every filter is optional; None means "any"."""
+
+    status: str | None = None
+    kind: str | None = None
+    target: str | None = None  # a Target's name
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    min_confidence: float | None = None
+    ordering: str = "-created_at"
+
+
+def optimization_list(*, filters: OptimizationFilters) -> QuerySet[OptimizationLog]:
+    """Recommendations matching every given filter, in a stable order for paging."""
+    if filters.ordering not in ORDERINGS:
+        raise ValueError(f"ordering must be one of {', '.join(ORDERINGS)}")
+    queryset = OptimizationLog.objects.select_related("target", "audit", "decided_by")
+    if filters.status is not None:
+        queryset = queryset.filter(status=filters.status)
+    if filters.kind is not None:
+        queryset = queryset.filter(kind=filters.kind)
+    if filters.target is not None:
+        queryset = queryset.filter(target__name=filters.target)
+    if filters.created_after is not None:
+        queryset = queryset.filter(created_at__gte=filters.created_after)
+    if filters.created_before is not None:
+        queryset = queryset.filter(created_at__lt=filters.created_before)
+    if filters.min_confidence is not None:
+        queryset = queryset.filter(confidence__gte=filters.min_confidence)
+    # The id breaks ties so that no row shows on two pages or on none.
+    return queryset.defer("embedding").order_by(filters.ordering, "id")
+
+
+def optimization_get(*, optimization_id: uuid.UUID | str) -> OptimizationLog | None:
+    """One recommendation, or None when the id is malformed or unknown."""
+    try:
+        key = (
+            optimization_id
+            if isinstance(optimization_id, uuid.UUID)
+            else uuid.UUID(str(optimization_id))
+        )
+    except ValueError:
+        return None
+    return (
+        OptimizationLog.objects.select_related("target", "audit", "decided_by")
+        .defer("embedding")
+        .filter(pk=key)
+        .first()
+    )
