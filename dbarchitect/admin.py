@@ -1,0 +1,295 @@
+"""Admin for the agent: targets, audits (with the dashboard and the report), query snapshots.
+
+Staff read everything (the product's rule: every admin page needs a staff user); the only
+writes are a target's two switches (Django's change permission) and "Run audit now".
+"""
+
+import uuid
+
+from django.contrib import admin, messages
+from django.db.models import Count, Max
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_GET, require_POST
+
+from .dashboard import audit_progress, dashboard_data
+from .models import AuditRun, QuerySnapshot, Target
+from .reports import audit_report_build, audit_report_markdown
+
+# The AuditRun change page lists this many of the audit's slow queries inline.
+INLINE_SNAPSHOTS = 50
+
+
+class StaffReadMixin:
+    """Any active staff user may read; adding and editing follow Django's permissions."""
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_staff
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Target)
+class TargetAdmin(StaffReadMixin, admin.ModelAdmin):
+    list_display = ["name", "enabled", "allow_verify", "last_audit", "audit_count"]
+    list_filter = ["enabled", "allow_verify"]
+    search_fields = ["name"]
+    fields = ["name", "enabled", "allow_verify", "last_audit", "audit_count", "created_at"]
+    readonly_fields = ["name", "last_audit", "audit_count", "created_at"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(last_audit_at=Max("audits__started_at"), audits_total=Count("audits"))
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        # Targets come from the environment; their audits and recommendations refer to them.
+        return False
+
+    @admin.display(description="last audit", ordering="last_audit_at")
+    def last_audit(self, obj):
+        return obj.last_audit_at or "never"
+
+    @admin.display(description="audits", ordering="audits_total")
+    def audit_count(self, obj):
+        return obj.audits_total
+
+
+class SlowSnapshotInline(admin.TabularInline):
+    model = QuerySnapshot
+    verbose_name_plural = f"slow queries (the heaviest {INLINE_SNAPSHOTS})"
+    fields = ["queryid", "short_query", "calls", "mean_time_ms", "total_time_ms", "rows"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def get_queryset(self, request):
+        slow = super().get_queryset(request).filter(is_slow=True).order_by("-total_time_ms")
+        ids = slow.values_list("pk", flat=True)[:INLINE_SNAPSHOTS]
+        return slow.filter(pk__in=list(ids))
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_staff
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="query")
+    def short_query(self, obj):
+        return _short(obj.query)
+
+
+@admin.register(AuditRun)
+class AuditRunAdmin(StaffReadMixin, admin.ModelAdmin):
+    list_display = [
+        "started_at",
+        "target",
+        "status_badge",
+        "duration",
+        "queries_collected",
+        "queries_analyzed",
+        "recommendations_count",
+        "report_link",
+    ]
+    list_filter = ["status", "target", "verify", "started_at"]
+    search_fields = ["target__name", "error", "task_id"]
+    date_hierarchy = "started_at"
+    list_select_related = ["target"]
+    inlines = [SlowSnapshotInline]
+    fieldsets = [
+        (None, {"fields": ["target", "status_badge", "report_link", "verify", "task_id"]}),
+        ("When", {"fields": ["started_at", "finished_at", "duration", "phase_seconds"]}),
+        (
+            "Counts",
+            {"fields": ["queries_collected", "queries_analyzed", "recommendations_count"]},
+        ),
+        ("Skipped and errors", {"fields": ["skipped", "error"], "classes": ["collapse"]}),
+    ]
+    readonly_fields = [
+        "target",
+        "status_badge",
+        "report_link",
+        "verify",
+        "task_id",
+        "started_at",
+        "finished_at",
+        "duration",
+        "phase_seconds",
+        "queries_collected",
+        "queries_analyzed",
+        "recommendations_count",
+        "skipped",
+        "error",
+    ]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return format_html('<span class="dba-badge dba-{}">{}</span>', obj.status, obj.status)
+
+    @admin.display(description="duration")
+    def duration(self, obj):
+        seconds = obj.duration_seconds
+        return "running" if seconds is None else f"{seconds:.1f} s"
+
+    @admin.display(description="report")
+    def report_link(self, obj):
+        url = reverse("admin:dbarchitect_audit_report", args=[obj.pk])
+        return format_html('<a href="{}">report</a>', url)
+
+    # --- extra pages: the dashboard, "Run audit now" and its progress, the report ---
+
+    def get_urls(self):
+        view = self.admin_site.admin_view  # active staff only; anonymous -> the login page
+        return [
+            path("dashboard/", view(self.dashboard_view), name="dbarchitect_dashboard"),
+            path("run/", view(require_POST(self.run_audit_view)), name="dbarchitect_audit_run"),
+            path(
+                "<uuid:audit_id>/progress/",
+                view(require_GET(self.progress_view)),
+                name="dbarchitect_audit_progress",
+            ),
+            path(
+                "<uuid:audit_id>/report/",
+                view(self.report_view),
+                name="dbarchitect_audit_report",
+            ),
+            path(
+                "<uuid:audit_id>/report.md",
+                view(self.report_markdown_view),
+                name="dbarchitect_audit_report_markdown",
+            ),
+            *super().get_urls(),
+        ]
+
+    def dashboard_view(self, request: HttpRequest) -> TemplateResponse:
+        dashboard = dashboard_data()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "DB Architect dashboard",
+            "opts": self.opts,
+            "dashboard": dashboard,
+            "charts": dashboard.charts(),
+            "targets": Target.objects.filter(enabled=True),
+            "follow_audit": _uuid_or_none(request.GET.get("audit")),
+        }
+        return TemplateResponse(request, "admin/dbarchitect/dashboard.html", context)
+
+    def run_audit_view(self, request: HttpRequest) -> HttpResponse:
+        """Queue one audit (dbarchitect.services.audit_queue) and follow it on the dashboard."""
+        target = request.POST.get("target", "").strip()
+        verify = {"on": True, "off": False}.get(request.POST.get("verify", ""))
+        if not target:
+            self.message_user(request, "Choose a target to audit.", messages.ERROR)
+            return HttpResponseRedirect(_dashboard_url())
+        from .services import audit_queue  # engineer D's, landing in parallel
+
+        try:
+            audit_id = audit_queue(target=target, verify=verify)
+        except ValueError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(_dashboard_url())
+        self.message_user(request, f"Audit of {target} queued ({audit_id}).", messages.SUCCESS)
+        return HttpResponseRedirect(_dashboard_url(audit_id))
+
+    def progress_view(self, request: HttpRequest, audit_id: uuid.UUID) -> JsonResponse:
+        """What the dashboard polls while an audit runs."""
+        progress = audit_progress(audit_id=audit_id)
+        payload = progress.as_dict()
+        if progress.exists:
+            payload["report_url"] = reverse("admin:dbarchitect_audit_report", args=[audit_id])
+        return JsonResponse(payload)
+
+    def report_view(self, request: HttpRequest, audit_id: uuid.UUID) -> TemplateResponse:
+        audit = get_object_or_404(AuditRun.objects.select_related("target"), pk=audit_id)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Audit report: {audit.target.name}, {audit.started_at:%Y-%m-%d %H:%M}",
+            "opts": self.opts,
+            "original": audit,
+            "report": audit_report_build(audit=audit),
+        }
+        return TemplateResponse(request, "admin/dbarchitect/audit_report.html", context)
+
+    def report_markdown_view(self, request: HttpRequest, audit_id: uuid.UUID) -> HttpResponse:
+        audit = get_object_or_404(AuditRun.objects.select_related("target"), pk=audit_id)
+        response = HttpResponse(
+            audit_report_markdown(audit=audit), content_type="text/markdown; charset=utf-8"
+        )
+        filename = f"audit-{audit.target.name}-{audit.started_at:%Y%m%d-%H%M}.md"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+
+@admin.register(QuerySnapshot)
+class QuerySnapshotAdmin(StaffReadMixin, admin.ModelAdmin):
+    list_display = [
+        "queryid",
+        "short_query",
+        "audit_target",
+        "audit_started",
+        "calls",
+        "mean_time_ms",
+        "total_time_ms",
+        "rows",
+        "is_slow",
+    ]
+    list_filter = ["is_slow", "audit__target", "audit__started_at"]
+    search_fields = ["query"]
+    list_select_related = ["audit__target"]
+    readonly_fields = [field.name for field in QuerySnapshot._meta.fields]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_search_results(self, request, queryset, search_term):
+        """A number searches the queryid too (staff paste it from pg_stat_statements)."""
+        queryset, duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term.lstrip("-").isdigit() and abs(int(term)) < 2**63:
+            queryset |= self.model.objects.filter(queryid=int(term))
+        return queryset, duplicates
+
+    @admin.display(description="query")
+    def short_query(self, obj):
+        return _short(obj.query)
+
+    @admin.display(description="target", ordering="audit__target__name")
+    def audit_target(self, obj):
+        return obj.audit.target.name
+
+    @admin.display(description="audit started", ordering="audit__started_at")
+    def audit_started(self, obj):
+        return obj.audit.started_at
+
+
+def _short(text: str, limit: int = 90) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _dashboard_url(audit_id: uuid.UUID | None = None) -> str:
+    url = reverse("admin:dbarchitect_dashboard")
+    return f"{url}?audit={audit_id}" if audit_id else url
+
+
+def _uuid_or_none(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,324 @@
+"""The audit report staff read in the admin and download as Markdown.
+
+`audit_report_build` gathers what one audit found, recommended (and why) and skipped;
+the admin page renders it, `audit_report_markdown` writes the same content as Markdown.
+"""
+
+import json
+from dataclasses import dataclass
+
+from optimizations.models import OptimizationLog
+
+from .models import AuditRun, QuerySnapshot
+
+# EXPLAIN (FORMAT JSON) keys shown under a plan node, in psql's order.
+PLAN_DETAIL_KEYS = (
+    "Index Cond",
+    "Recheck Cond",
+    "Hash Cond",
+    "Merge Cond",
+    "Join Filter",
+    "Filter",
+    "Sort Key",
+    "Group Key",
+)
+# A query in a Markdown table cell is cut to this many characters (the full text is below).
+TABLE_QUERY_CHARS = 120
+
+
+@dataclass(frozen=True)
+class ConfidenceComponent:
+    name: str
+    value: float | None
+    weight: float | None
+    score: float | None
+
+    @property
+    def weighted(self) -> float | None:
+        """What this component adds to the total (weight x score)."""
+        if self.weight is None or self.score is None:
+            return None
+        return self.weight * self.score
+
+
+@dataclass(frozen=True)
+class ReportRecommendation:
+    optimization: OptimizationLog
+    why: str
+    components: list[ConfidenceComponent]
+    plan_before: str
+    plan_after: str
+
+    @property
+    def estimated_gain_percent(self) -> float | None:
+        return percent_drop(
+            self.optimization.estimated_cost_before, self.optimization.estimated_cost_after
+        )
+
+    @property
+    def measured_gain_percent(self) -> float | None:
+        return percent_drop(
+            self.optimization.measured_ms_before, self.optimization.measured_ms_after
+        )
+
+
+@dataclass(frozen=True)
+class SkippedQuery:
+    query: str
+    reason: str
+    queryid: int | None
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    audit: AuditRun
+    found: list[QuerySnapshot]
+    recommendations: list[ReportRecommendation]
+    skipped: list[SkippedQuery]
+    # From the audit's stored JSON report (dbarchitect.report): how verification went, and
+    # the recommendations this audit found again that an earlier audit had recorded.
+    verification: str
+    repeated: list[dict]
+
+
+def audit_report_build(*, audit: AuditRun) -> AuditReport:
+    """Everything the report shows, read once: slow queries, recommendations, skips."""
+    found = list(audit.snapshots.filter(is_slow=True).order_by("-total_time_ms"))
+    optimizations = audit.optimizations.select_related("target").order_by("-confidence")
+    recommendations = [
+        ReportRecommendation(
+            optimization=log,
+            why=log.explanation or log.recommendation,
+            components=confidence_components(log.confidence_breakdown),
+            plan_before=plan_text(log.plan_before),
+            plan_after=plan_text(log.plan_after),
+        )
+        for log in optimizations
+    ]
+    skipped = [skipped_query(item) for item in audit.skipped or []]
+    stored = audit.report if isinstance(audit.report, dict) else {}
+    repeated = [
+        rec
+        for rec in stored.get("recommendations") or []
+        if isinstance(rec, dict) and rec.get("already_recorded")
+    ]
+    return AuditReport(
+        audit=audit,
+        found=found,
+        recommendations=recommendations,
+        skipped=skipped,
+        verification=str(stored.get("verification") or ""),
+        repeated=repeated,
+    )
+
+
+def confidence_components(breakdown: dict | None) -> list[ConfidenceComponent]:
+    """The rows of a confidence breakdown ({"components": {name: {value, weight, score}}})."""
+    components = (breakdown or {}).get("components") or {}
+    rows = []
+    for name, parts in components.items():
+        parts = parts if isinstance(parts, dict) else {"value": parts}
+        rows.append(
+            ConfidenceComponent(
+                name=str(name),
+                value=_number(parts.get("value")),
+                weight=_number(parts.get("weight")),
+                score=_number(parts.get("score")),
+            )
+        )
+    return rows
+
+
+def skipped_query(item: object) -> SkippedQuery:
+    """One entry of AuditRun.skipped: a dict with query/reason (and queryid), or plain text."""
+    if isinstance(item, dict):
+        return SkippedQuery(
+            query=str(item.get("query") or item.get("query_text") or ""),
+            reason=str(item.get("reason") or item.get("why") or "no reason recorded"),
+            queryid=_int(item.get("queryid")),
+        )
+    return SkippedQuery(query="", reason=str(item), queryid=None)
+
+
+def plan_text(plan: object) -> str:
+    """An EXPLAIN (FORMAT JSON) plan as the indented text psql prints; "" when there is none."""
+    if not plan:
+        return ""
+    if isinstance(plan, str):
+        return plan
+    if isinstance(plan, list):
+        plan = plan[0] if plan else {}
+    if isinstance(plan, dict) and "Plan" in plan:
+        plan = plan["Plan"]
+    if not isinstance(plan, dict):
+        return json.dumps(plan, indent=2)
+    lines: list[str] = []
+    _plan_lines(plan, depth=0, lines=lines)
+    return "\n".join(lines)
+
+
+def _plan_lines(node: dict, *, depth: int, lines: list[str]) -> None:
+    pad = "      " * depth
+    head = node.get("Node Type", "?")
+    if node.get("Index Name"):
+        head += f" using {node['Index Name']}"
+    if node.get("Relation Name"):
+        head += f" on {node['Relation Name']}"
+        if node.get("Alias") and node["Alias"] != node["Relation Name"]:
+            head += f" {node['Alias']}"
+    if "Total Cost" in node:
+        head += (
+            f"  (cost={node.get('Startup Cost', 0):.2f}..{node['Total Cost']:.2f}"
+            f" rows={node.get('Plan Rows', '?')})"
+        )
+    if "Actual Total Time" in node:
+        head += (
+            f" (actual time={node.get('Actual Startup Time', 0):.3f}"
+            f"..{node['Actual Total Time']:.3f} rows={node.get('Actual Rows', '?')}"
+            f" loops={node.get('Actual Loops', 1)})"
+        )
+    lines.append(f"{pad}->  {head}" if depth else head)
+    for key in PLAN_DETAIL_KEYS:
+        if key in node:
+            value = node[key]
+            value = ", ".join(map(str, value)) if isinstance(value, list) else value
+            lines.append(f"{pad}{'      ' if depth else '  '}{key}: {value}")
+    for child in node.get("Plans", []):
+        _plan_lines(child, depth=depth + 1, lines=lines)
+
+
+def percent_drop(before: float | None, after: float | None) -> float | None:
+    if before is None or after is None or before <= 0:
+        return None
+    return round(100.0 * (before - after) / before, 1)
+
+
+def audit_report_markdown(*, audit: AuditRun) -> str:
+    """The report as one Markdown document (what the admin's download button serves)."""
+    report = audit_report_build(audit=audit)
+    out: list[str] = [
+        f"# Audit report: {audit.target.name}, {audit.started_at:%Y-%m-%d %H:%M} UTC",
+        "",
+    ]
+    out += _summary(audit)
+    if report.verification:
+        out += ["", f"Verification: {report.verification}"]
+    out += ["", "## What was found", ""]
+    if report.found:
+        out += _table(
+            ["queryid", "calls", "mean ms", "total ms", "query"],
+            [
+                [
+                    s.queryid,
+                    s.calls,
+                    f"{s.mean_time_ms:.2f}",
+                    f"{s.total_time_ms:.1f}",
+                    _cell(s.query),
+                ]
+                for s in report.found
+            ],
+        )
+    else:
+        out.append("No query passed the slow-query thresholds.")
+    out += ["", "## What was recommended and why", ""]
+    if not report.recommendations:
+        out.append("Nothing was recommended.")
+    for number, rec in enumerate(report.recommendations, start=1):
+        out += _recommendation(number, rec)
+    if report.repeated:
+        out += ["", "Found again, already recorded by an earlier audit (not repeated):", ""]
+        out += [f"- {rec.get('recommendation') or rec.get('ddl')}" for rec in report.repeated]
+    out += ["", "## Skipped queries", ""]
+    if report.skipped:
+        out += _table(
+            ["queryid", "query", "reason"],
+            [[s.queryid or "", _cell(s.query), _cell(s.reason)] for s in report.skipped],
+        )
+    else:
+        out.append("None.")
+    if audit.error:
+        out += ["", "## Error", "", "```", audit.error, "```"]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _summary(audit: AuditRun) -> list[str]:
+    duration = audit.duration_seconds
+    rows = [
+        ["Status", audit.status],
+        ["Duration", f"{duration:.1f} s" if duration is not None else "not finished"],
+        ["Verification", "on" if audit.verify else "off"],
+        ["Queries collected", audit.queries_collected],
+        ["Queries analyzed", audit.queries_analyzed],
+        ["Recommendations", audit.recommendations_count],
+    ]
+    rows += [
+        [f"Phase: {name}", f"{seconds:.2f} s"]
+        for name, seconds in (audit.phase_seconds or {}).items()
+        if isinstance(seconds, int | float)
+    ]
+    return _table(["", ""], rows)
+
+
+def _recommendation(number: int, rec: ReportRecommendation) -> list[str]:
+    log = rec.optimization
+    out = [
+        f"### {number}. {log.recommendation}",
+        "",
+        f"Kind: {log.kind}. Table: {log.table_name or '-'}. Status: {log.status}. "
+        f"Confidence: {log.confidence:.2f}.",
+        "",
+        "Why: " + rec.why,
+        "",
+    ]
+    if log.ddl:
+        out += ["```sql", log.ddl, "```", ""]
+    out += ["Query:", "", "```sql", log.query_text, "```", ""]
+    if rec.estimated_gain_percent is not None:
+        out.append(
+            f"- Estimated cost: {log.estimated_cost_before:.2f} -> {log.estimated_cost_after:.2f}"
+            f" ({rec.estimated_gain_percent:.1f}% lower)"
+        )
+    if rec.measured_gain_percent is not None:
+        out.append(
+            f"- Measured: {log.measured_ms_before:.3f} ms -> {log.measured_ms_after:.3f} ms"
+            f" ({rec.measured_gain_percent:.1f}% faster)"
+        )
+    if log.pr_url:
+        out.append(f"- Pull request: {log.pr_url}")
+    if rec.components:
+        out += ["", "Confidence breakdown:", ""]
+        out += _table(
+            ["component", "value", "weight", "score"],
+            [[c.name, _fmt(c.value), _fmt(c.weight), _fmt(c.score)] for c in rec.components],
+        )
+    for title, text in (("Plan before", rec.plan_before), ("Plan after", rec.plan_after)):
+        if text:
+            out += ["", f"{title}:", "", "```", text, "```"]
+    return [*out, ""]
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _cell(text: str) -> str:
+    """One line, pipes escaped, cut to TABLE_QUERY_CHARS: safe inside a Markdown table."""
+    flat = " ".join(str(text).split()).replace("|", "\\|")
+    return flat if len(flat) <= TABLE_QUERY_CHARS else flat[: TABLE_QUERY_CHARS - 1] + "…"
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
