@@ -139,7 +139,7 @@ start_redis() {
   exit 1
 }
 
-apt_install postgresql-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-hypopg redis-server
+apt_install postgresql-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-hypopg redis-server chromium
 install_pgvector
 start_cluster
 start_redis
