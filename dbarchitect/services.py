@@ -1,0 +1,34 @@
+"""Writes the admin and the API call to start work on the agent: queue an audit."""
+
+import uuid
+
+from django.db import transaction
+
+from .models import Target
+from .targets import configured_targets, target_sync
+
+
+def audit_queue(*, target: str, verify: bool | None = None) -> uuid.UUID:
+    """Queue one audit of `target` once the caller's transaction commits; returns its id.
+
+    The id is made here so the caller can follow the audit at once: the Celery task is queued
+    with it as task id and the agent creates the AuditRun with it.
+    """
+    known = configured_targets()
+    if target not in known:
+        raise ValueError(
+            f"Unknown target {target!r}; configured targets: {', '.join(sorted(known))} "
+            "(add more with DBARCHITECT_TARGETS)"
+        )
+    row = Target.objects.filter(name=target).first()
+    if row is None:
+        target_sync()
+        row = Target.objects.get(name=target)
+    if not row.enabled:
+        raise ValueError(f"Target {target!r} is disabled; enable it in the admin to audit it")
+    from .tasks import audit_run_task
+
+    audit_id = uuid.uuid4()
+    kwargs = {"target": target, "verify": verify, "audit_id": str(audit_id)}
+    transaction.on_commit(lambda: audit_run_task.apply_async(kwargs=kwargs, task_id=str(audit_id)))
+    return audit_id
