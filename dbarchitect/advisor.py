@@ -1,0 +1,1273 @@
+"""Advise: from slow queries to the set of indexes that cuts the workload's cost most.
+
+Reads top to bottom like the audit it serves: analyze every query, look its tables up in
+the catalog, cost it (generic plan, see generic_plan.py), generate candidate indexes per
+query, let the planner say which it would use with all of them present (HypoPG), then
+choose greedily the indexes that cut calls x cost the most, re-costing as indexes
+interact, and drop any that a wider chosen index makes redundant.
+
+Nothing is left behind: the costing runs in one transaction rolled back at the end, and
+HypoPG's hypothetical indexes (which live in the session, not the transaction) are reset
+before and after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import psycopg
+from pglast import ast, enums
+from psycopg import sql
+
+from . import analysis as an
+from . import generic_plan as gp
+from .catalog import (
+    ColumnInfo,
+    ColumnStats,
+    IndexInfo,
+    TableInfo,
+    catalog_column_stats,
+    catalog_tables,
+    column_resolve,
+    is_c_collation,
+)
+from .collector import MARKER
+
+logger = logging.getLogger(__name__)
+
+# At most this many equality columns lead a composite key: more rarely pays for its width.
+MAX_EQUALITY_KEYS = 3
+# Widest key generated (equality + range / sort columns).
+MAX_KEY_COLUMNS = 5
+# A filter value is "rare" (worth a partial index) when it matches at most this share.
+PARTIAL_MAX_FRACTION = 0.2
+# ...and the column has at most this many distinct values (a status, a flag, a type).
+PARTIAL_MAX_DISTINCT = 1000
+# A chosen index is dropped again when removing it costs the workload less than this share
+# of what it saved (a wider index chosen later does its job).
+REDUNDANCY_TOLERANCE = 0.05
+# Planner cost charged per 8 kB page of a new index, per audit window: its upkeep and cache.
+SIZE_COST_PER_PAGE = 0.1
+# Candidates within this share of the best gain compete on gain per byte instead.
+NEAR_TIE = 0.1
+# The most indexes one audit recommends.
+MAX_RECOMMENDATIONS = 30
+# How views are expanded: their definition is analyzed like a sub-select, this deep.
+MAX_VIEW_DEPTH = 3
+BTREE_METHODS = ("btree",)
+GIN_PATH_OPERATORS = {"@>", "@?", "@@"}
+
+
+class QueryLike(Protocol):
+    """What advise reads of a collector.QueryStat."""
+
+    queryid: int
+    query: str
+    calls: int
+
+
+@dataclass(frozen=True)
+class SkippedQuery:
+    queryid: int
+    query: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RewriteHint:
+    queryid: int
+    query: str
+    kind: str  # "offset_pagination", "function_on_column", "ilike", "select_star"
+    message: str
+
+
+@dataclass
+class IndexRecommendation:
+    schema: str
+    table: str
+    name: str
+    columns: list[str]
+    method: str
+    where: str | None
+    ddl: str
+    fingerprint: str
+    queryids: list[int]
+    cost_before: float
+    cost_after: float
+    per_query: dict[int, tuple[float, float]]
+    size_bytes: int
+    needs_real_build: bool
+    plan_before: dict | None
+    plan_after: dict | None
+
+    @property
+    def cost_reduction(self) -> float:
+        if self.cost_before <= 0:
+            return 0.0
+        return 1.0 - self.cost_after / self.cost_before
+
+
+@dataclass
+class Advice:
+    recommendations: list[IndexRecommendation] = field(default_factory=list)
+    rewrites: list[RewriteHint] = field(default_factory=list)
+    skipped: list[SkippedQuery] = field(default_factory=list)
+    query_costs: dict[int, float] = field(default_factory=dict)
+    analyses: dict[int, an.QueryAnalysis] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IndexKey:
+    text: str  # a column name, or an expression as pglast prints it
+    expression: bool = False
+    descending: bool = False
+    nulls_first: bool | None = None
+    opclass: str | None = None
+    sort: bool = field(default=False, compare=False)  # serves an ORDER BY: direction matters
+
+
+@dataclass(frozen=True)
+class Candidate:
+    table_oid: int
+    keys: tuple[IndexKey, ...]
+    method: str = "btree"
+    where: str | None = None
+
+
+# --- the advisor ------------------------------------------------------------------------
+
+
+def advise(
+    conn: psycopg.Connection,
+    queries: Sequence[QueryLike],
+    *,
+    min_table_rows: int,
+    min_cost_reduction: float,
+) -> Advice:
+    """Recommend indexes for `queries`; every query is costed or listed in `skipped`."""
+    advice = Advice()
+    queries = list({q.queryid: q for q in queries}.values())
+    # Analyze: the parser's view of each query; unparseable ones are skipped with why.
+    for query in queries:
+        analysis = an.analyze_query(query.query)
+        advice.analyses[query.queryid] = analysis
+        if not analysis.ok:
+            advice.skipped.append(SkippedQuery(query.queryid, query.query, analysis.error))
+    live = [q for q in queries if advice.analyses[q.queryid].ok]
+    if not live:
+        return advice
+    with conn.cursor() as cur:
+        cur.execute(f"{MARKER} SELECT current_setting('server_version_num')::int")
+        server_version = cur.fetchone()[0]
+    # Catalog: tables (views expanded into their definition), columns, indexes, statistics.
+    tables = _catalog_with_views(conn, [advice.analyses[q.queryid] for q in live])
+    stats = catalog_column_stats(conn, _stat_columns(advice.analyses.values(), tables))
+    context = _Context(conn, tables, stats, server_version, min_table_rows, min_cost_reduction)
+    _hypopg_reset(conn)
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            _advise_costed(context, live, advice)
+    finally:
+        _hypopg_reset(conn)
+        gp.prepared_statements_forget(conn)
+    return advice
+
+
+def _advise_costed(ctx: _Context, queries: list[QueryLike], advice: Advice) -> None:
+    resolve = ctx.resolve
+    # Cost every query as it runs today (its generic plan, or a representative custom one).
+    for query in queries:
+        analysis = advice.analyses[query.queryid]
+        try:
+            form, cost = gp.costing_form(
+                ctx.conn,
+                analysis,
+                resolve=resolve,
+                stats=ctx.stats,
+                server_version=ctx.server_version,
+            )
+        except gp.NotCostable as exc:
+            advice.skipped.append(
+                SkippedQuery(query.queryid, query.query, f"could not be planned: {exc}")
+            )
+            continue
+        ctx.forms[query.queryid] = form
+        ctx.analyses[query.queryid] = analysis
+        ctx.base[query.queryid] = cost
+        ctx.calls[query.queryid] = max(int(query.calls), 1)
+        advice.query_costs[query.queryid] = cost.total
+    costed = [q for q in queries if q.queryid in ctx.forms]
+    # Candidates per query: only tables big enough, never system catalogs, never a key an
+    # existing valid index already leads with.
+    for query in costed:
+        ctx.interesting[query.queryid] = _interesting_keys(ctx, advice.analyses[query.queryid])
+        for candidate in _candidates(ctx, advice.analyses[query.queryid]):
+            table = ctx.by_oid[candidate.table_oid]
+            if _covered(candidate, table):
+                continue
+            ctx.candidate_queries[candidate].add(query.queryid)
+    advice.rewrites.extend(_rewrites(ctx, costed, advice))
+    btree = [c for c in ctx.candidate_queries if c.method in BTREE_METHODS]
+    gin = [c for c in ctx.candidate_queries if c.method not in BTREE_METHODS]
+    # What-if, all at once: with every candidate present, the planner picks its favourites.
+    options = _options_from_all_at_once(ctx, btree)
+    options.extend(_gin_options(ctx, gin))
+    # Greedy choice on the workload's cost, re-costing as indexes interact; then prune.
+    chosen = _choose(ctx, options)
+    chosen = _prune(ctx, chosen)
+    advice.recommendations.extend(_recommendations(ctx, chosen))
+
+
+# --- catalog ----------------------------------------------------------------------------
+
+
+class _Context:
+    def __init__(self, conn, tables, stats, server_version, min_table_rows, min_reduction):
+        self.conn = conn
+        self.tables: dict[an.Relation, TableInfo] = tables
+        self.by_oid: dict[int, TableInfo] = {t.oid: t for t in tables.values()}
+        self.stats: dict[tuple[str, str, str], ColumnStats] = stats
+        self.server_version = server_version
+        self.min_table_rows = min_table_rows
+        self.min_reduction = min_reduction
+        self.forms: dict[int, gp.CostForm] = {}
+        self.analyses: dict[int, an.QueryAnalysis] = {}
+        self.base: dict[int, gp.PlanCost] = {}
+        self.calls: dict[int, int] = {}
+        self.interesting: dict[int, dict[int, set[str]]] = {}
+        self.candidate_queries: dict[Candidate, set[int]] = defaultdict(set)
+        self.hypo: dict[Candidate, tuple[int, int]] = {}  # candidate -> (oid, size bytes)
+        self.failed: set[Candidate] = set()
+        self.write_share: dict[int, float] = {}
+        self.hypo_sizes: dict[Candidate, int] = {}
+        self.chosen_members: set[Candidate] = set()
+        self.current: dict[int, float] = {}
+
+    def resolve(self, use: an.ColumnUse) -> tuple[TableInfo, str] | None:
+        found = column_resolve(use, self.tables)
+        if found is None:
+            return None
+        info, column = found
+        if info.kind == "v":
+            return _through_view(self, info, column)
+        return found
+
+    def column_stats(self, info: TableInfo, column: str) -> ColumnStats | None:
+        return self.stats.get((info.schema, info.name, column))
+
+
+def _catalog_with_views(
+    conn: psycopg.Connection, analyses: list[an.QueryAnalysis]
+) -> dict[an.Relation, TableInfo]:
+    """Look every relation up; a view's definition joins the query as extra scopes."""
+    tables: dict[an.Relation, TableInfo] = {}
+    pending = {rel for a in analyses for rel in a.relations}
+    expanded: dict[int, an.QueryAnalysis] = {}
+    for _depth in range(MAX_VIEW_DEPTH + 1):
+        new = catalog_tables(conn, [r for r in pending if r not in tables])
+        tables.update(new)
+        pending = set()
+        for info in {t.oid: t for t in new.values()}.values():
+            if info.kind == "v" and info.view_definition and info.oid not in expanded:
+                view = an.analyze_query(info.view_definition)
+                if view.ok:
+                    expanded[info.oid] = view
+                    pending.update(view.relations)
+        if not pending:
+            break
+    for analysis in analyses:
+        _expand_views(analysis, tables, expanded, depth=0)
+    _VIEW_ANALYSES.clear()
+    _VIEW_ANALYSES.update(expanded)
+    return tables
+
+
+# A view's analysis by oid, for resolving columns of a view to its base table (per advise
+# call; advise is not re-entrant within one process thread by design).
+_VIEW_ANALYSES: dict[int, an.QueryAnalysis] = {}
+
+
+def _expand_views(analysis, tables, expanded, depth, done=None) -> None:
+    """Append each view's scopes to the query, with the query's filters on the view's
+    columns carried into the view's own SELECT (so they combine into composite keys)."""
+    done = set() if done is None else done
+    if depth > MAX_VIEW_DEPTH:
+        return
+    for scope in list(analysis.scopes):
+        for relation in scope.relations:
+            info = tables.get(relation)
+            if info is None or info.oid not in expanded:
+                continue
+            view = expanded[info.oid]
+            if info.oid not in done:
+                done.add(info.oid)
+                _expand_views(view, tables, expanded, depth + 1, done)
+            main = next((v for v in view.scopes if v.kind == "select"), None)
+            for view_scope in view.scopes:
+                merged = _copy_scope(view_scope, kind="view")
+                if view_scope is main:
+                    _carry_into_view(scope, merged, info, tables)
+                analysis.scopes.append(merged)
+
+
+def _carry_into_view(outer: an.Scope, inner: an.Scope, view: TableInfo, tables) -> None:
+    def mapped(use: an.ColumnUse) -> an.ColumnUse | None:
+        found = column_resolve(use, tables)
+        if found is None or found[0].oid != view.oid:
+            return None
+        return inner.outputs.get(found[1])
+
+    for predicate in outer.predicates:
+        column = mapped(predicate.column)
+        if column is not None:
+            inner.predicates.append(replace(predicate, column=column))
+    sort = [mapped(key.column) if key.column is not None else None for key in outer.order_by]
+    if outer.order_by and all(sort):
+        inner.order_by = [
+            replace(key, column=column) for key, column in zip(outer.order_by, sort, strict=True)
+        ]
+        inner.limit = outer.limit
+
+
+def _copy_scope(scope: an.Scope, kind: str) -> an.Scope:
+    return an.Scope(
+        relations=list(scope.relations),
+        predicates=list(scope.predicates),
+        joins=list(scope.joins),
+        order_by=list(scope.order_by),
+        group_by=list(scope.group_by),
+        limit=scope.limit,
+        offset=scope.offset,
+        select_star=scope.select_star,
+        correlated=scope.correlated,
+        kind=kind,
+        outputs=dict(scope.outputs),
+    )
+
+
+def _through_view(ctx: _Context, view: TableInfo, column: str) -> tuple[TableInfo, str] | None:
+    """A view's output column that is a plain column of one of its tables: that column."""
+    analysis = _VIEW_ANALYSES.get(view.oid)
+    use = None
+    for scope in analysis.scopes if analysis is not None else ():
+        if scope.kind == "select" and column in scope.outputs:
+            use = scope.outputs[column]
+            break
+    if use is None:
+        return None
+    found = column_resolve(use, ctx.tables)
+    if found is None or found[0].kind == "v":
+        return None
+    return found
+
+
+def _stat_columns(analyses: Iterable[an.QueryAnalysis], tables) -> list[tuple[str, str, str]]:
+    wanted = []
+    for analysis in analyses:
+        if not analysis.ok:
+            continue
+        uses = [p.column for s in analysis.scopes for p in s.predicates]
+        uses += [j.left for s in analysis.scopes for j in s.joins]
+        uses += [j.right for s in analysis.scopes for j in s.joins]
+        uses += [u.column for u in analysis.params.values() if u.column is not None]
+        for use in uses:
+            found = column_resolve(use, tables)
+            if found is not None:
+                wanted.append((found[0].schema, found[0].name, found[1]))
+    return wanted
+
+
+# --- candidates -------------------------------------------------------------------------
+
+
+@dataclass
+class _TableNeeds:
+    equality: list[IndexKey] = field(default_factory=list)
+    ranges: list[IndexKey] = field(default_factory=list)
+    likes: list[IndexKey] = field(default_factory=list)
+    joins: list[IndexKey] = field(default_factory=list)
+    ored: list[IndexKey] = field(default_factory=list)
+    partial: list[tuple[str, str]] = field(default_factory=list)  # (predicate, column)
+    contains: dict[str, set[str]] = field(default_factory=dict)  # column -> operators
+    sort: list[IndexKey] = field(default_factory=list)
+    group: list[IndexKey] = field(default_factory=list)
+
+
+def _usable_table(ctx: _Context, info: TableInfo) -> bool:
+    return info.kind in ("r", "p", "m") and not info.is_system and info.rows >= ctx.min_table_rows
+
+
+def _scope_needs(ctx: _Context, scope: an.Scope) -> dict[int, _TableNeeds]:
+    needs: dict[int, _TableNeeds] = defaultdict(_TableNeeds)
+    for predicate in scope.predicates:
+        found = ctx.resolve(predicate.column)
+        if found is None or not _usable_table(ctx, found[0]):
+            continue
+        info, column = found
+        col = info.columns[column]
+        need = needs[info.oid]
+        key = _key_for(column, predicate.expression)
+        if predicate.in_or:
+            if predicate.kind in (an.EQ, an.IN, an.RANGE):
+                need.ored.append(key)
+            continue
+        if predicate.kind in (an.EQ, an.IN):
+            need.equality.append(key)
+            if predicate.value is not None and predicate.expression is None:
+                rare = _rare_value(ctx, info, column, predicate.value)
+                if rare:
+                    need.partial.append((_equality_text(column, predicate.value), column))
+        elif predicate.kind == an.RANGE:
+            need.ranges.append(key)
+        elif predicate.kind == an.LIKE:
+            pattern_key = _pattern_key(key, col)
+            if pattern_key is not None:
+                need.likes.append(pattern_key)
+        elif predicate.kind in (an.IS_NULL, an.IS_NOT_NULL) and predicate.expression is None:
+            stats = ctx.column_stats(info, column)
+            if stats is not None:
+                share = stats.null_frac if predicate.kind == an.IS_NULL else 1 - stats.null_frac
+                if share <= PARTIAL_MAX_FRACTION:
+                    need.partial.append((_null_test_text(column, predicate.kind), column))
+        elif (
+            predicate.kind == an.CONTAINS
+            and predicate.expression is None
+            and (col.base_type == "jsonb" or col.category == "A")
+        ):
+            need.contains.setdefault(column, set()).add(predicate.operator)
+    for join in scope.joins:
+        for side, other in ((join.left, join.right), (join.right, join.left)):
+            found = ctx.resolve(side)
+            if found is None or not _usable_table(ctx, found[0]):
+                continue
+            other_found = ctx.resolve(other)
+            if other_found is not None and other_found[0].oid == found[0].oid:
+                continue
+            needs[found[0].oid].joins.append(IndexKey(found[1]))
+    sort = _sort_keys(ctx, scope.order_by)
+    if sort is not None:
+        oid, keys = sort
+        if _usable_table(ctx, ctx.by_oid[oid]):
+            needs[oid].sort = keys
+    groups = [ctx.resolve(use) for use in scope.group_by]
+    if groups and all(g is not None for g in groups) and len({g[0].oid for g in groups}) == 1:
+        oid = groups[0][0].oid
+        if _usable_table(ctx, ctx.by_oid[oid]):
+            needs[oid].group = list(dict.fromkeys(IndexKey(g[1]) for g in groups))
+    return needs
+
+
+def _key_for(column: str, expression: str | None) -> IndexKey:
+    if expression is None:
+        return IndexKey(column)
+    try:
+        return IndexKey(an.normalize_expression(expression), expression=True)
+    except Exception:
+        return IndexKey(expression, expression=True)
+
+
+def _pattern_key(key: IndexKey, col: ColumnInfo) -> IndexKey | None:
+    """The key that serves LIKE 'prefix%' under the column's collation."""
+    if col.category != "S":
+        return None
+    if is_c_collation(col.collation):
+        return key
+    if key.expression:
+        opclass = "text_pattern_ops"
+    else:
+        opclass = {
+            "varchar": "varchar_pattern_ops",
+            "bpchar": "bpchar_pattern_ops",
+        }.get(col.base_type, "text_pattern_ops")
+    return IndexKey(key.text, key.expression, opclass=opclass)
+
+
+def _sort_keys(ctx: _Context, order_by: list[an.SortKey]) -> tuple[int, list[IndexKey]] | None:
+    """ORDER BY keys when they all belong to one table (else no index can provide the order)."""
+    if not order_by:
+        return None
+    oid = None
+    keys = []
+    for item in order_by:
+        if item.column is None:
+            return None
+        found = ctx.resolve(item.column)
+        if found is None or (oid is not None and found[0].oid != oid):
+            return None
+        oid = found[0].oid
+        key = _key_for(found[1], item.expression)
+        nulls = item.nulls_first
+        if nulls is not None and nulls == item.descending:
+            nulls = None  # the default for the direction: say nothing
+        keys.append(IndexKey(key.text, key.expression, item.descending, nulls, sort=True))
+    return oid, keys
+
+
+def _rare_value(ctx: _Context, info: TableInfo, column: str, value: str) -> bool:
+    stats = ctx.column_stats(info, column)
+    if stats is None or not stats.common_values:
+        return False
+    distinct = stats.n_distinct if stats.n_distinct > 0 else -stats.n_distinct * info.rows
+    if distinct > PARTIAL_MAX_DISTINCT:
+        return False
+    for common, freq in zip(stats.common_values, stats.common_freqs, strict=False):
+        if str(common).lower() == value.lower() or _same_number(common, value):
+            return freq <= PARTIAL_MAX_FRACTION
+    rest = max(0.0, 1.0 - sum(stats.common_freqs) - stats.null_frac)
+    others = max(distinct - len(stats.common_values), 1)
+    return rest / others <= PARTIAL_MAX_FRACTION
+
+
+def _same_number(common, value: str) -> bool:
+    try:
+        return float(common) == float(value)
+    except (TypeError, ValueError):
+        return False
+
+
+def _column_ref(column: str) -> ast.ColumnRef:
+    return ast.ColumnRef(fields=(ast.String(sval=column),))
+
+
+def _equality_text(column: str, value: str) -> str:
+    node = ast.A_Expr(
+        kind=enums.A_Expr_Kind.AEXPR_OP,
+        name=(ast.String(sval="="),),
+        lexpr=_column_ref(column),
+        rexpr=ast.A_Const(isnull=False, val=ast.String(sval=value)),
+    )
+    return an.deparse(node)
+
+
+def _null_test_text(column: str, kind: str) -> str:
+    node = ast.NullTest(
+        arg=_column_ref(column),
+        nulltesttype=enums.NullTestType.IS_NULL
+        if kind == an.IS_NULL
+        else enums.NullTestType.IS_NOT_NULL,
+    )
+    return an.deparse(node)
+
+
+def _candidates(ctx: _Context, analysis: an.QueryAnalysis) -> set[Candidate]:
+    """Every index shape that could serve one scope of the query, per table."""
+    found: set[Candidate] = set()
+    for scope in analysis.scopes:
+        for oid, need in _scope_needs(ctx, scope).items():
+            found |= _table_candidates(ctx, ctx.by_oid[oid], need)
+    return found
+
+
+def _table_candidates(ctx: _Context, info: TableInfo, need: _TableNeeds) -> set[Candidate]:
+    oid = info.oid
+    equality = _by_selectivity(ctx, info, list(dict.fromkeys(need.equality)))[:MAX_EQUALITY_KEYS]
+    ranges = _by_selectivity(ctx, info, list(dict.fromkeys(need.ranges)))
+    out: set[Candidate] = set()
+
+    def add(keys: Iterable[IndexKey], where: str | None = None) -> None:
+        keys = _dedupe_keys(keys)[:MAX_KEY_COLUMNS]
+        if keys:
+            out.add(Candidate(oid, tuple(keys), "btree", where))
+
+    # Single columns: each filter, join key and OR arm on its own.
+    for key in [*equality, *ranges, *need.likes, *need.joins, *need.ored]:
+        add([key])
+    # Equality columns first, then one range, a LIKE prefix, or the sort order.
+    if equality:
+        add(equality)
+        for tail in ranges[:1] + need.likes[:1]:
+            add([*equality, tail])
+        if need.sort:
+            add([*equality, *need.sort])
+        if need.group:
+            add([*equality, *need.group])
+    if need.sort:
+        add(need.sort)
+        if ranges and ranges[0].text == need.sort[0].text:
+            add(need.sort)
+    if need.group:
+        add(need.group)
+    # Join keys on the inner side, alone and after the equality filters.
+    for key in need.joins:
+        if equality:
+            add([*equality, key])
+            add([key, *equality])
+    # Partial indexes: a rare value or IS [NOT] NULL as the predicate, the rest as keys.
+    for predicate, column in need.partial:
+        rest_eq = [k for k in equality if k.text != column]
+        keys = rest_eq + (need.sort or ranges[:1]) or need.joins[:1]
+        add(keys or [IndexKey(column)], where=predicate)
+    # GIN for containment: jsonb_path_ops when only @> (and friends) are asked.
+    for column, operators in need.contains.items():
+        col = info.columns[column]
+        if col.base_type == "jsonb":
+            opclass = "jsonb_path_ops" if operators <= GIN_PATH_OPERATORS else None
+        else:
+            opclass = None
+        out.add(Candidate(oid, (IndexKey(column, opclass=opclass),), "gin"))
+    return out
+
+
+def _dedupe_keys(keys: Iterable[IndexKey]) -> list[IndexKey]:
+    seen: set[str] = set()
+    result = []
+    for key in keys:
+        if key.text in seen:
+            continue
+        seen.add(key.text)
+        result.append(key)
+    return result
+
+
+def _by_selectivity(ctx: _Context, info: TableInfo, keys: list[IndexKey]) -> list[IndexKey]:
+    """Most distinct values first: the composite then also serves lookups on its prefix."""
+
+    def distinct(key: IndexKey) -> float:
+        if key.expression:
+            return 0.0
+        stats = ctx.column_stats(info, key.text)
+        if stats is None:
+            return 0.0
+        return stats.n_distinct if stats.n_distinct > 0 else -stats.n_distinct * info.rows
+
+    return sorted(keys, key=distinct, reverse=True)
+
+
+def _interesting_keys(ctx: _Context, analysis: an.QueryAnalysis) -> dict[int, set[str]]:
+    """Per table, the columns and expressions this query filters, joins, sorts or groups on."""
+    result: dict[int, set[str]] = defaultdict(set)
+    for scope in analysis.scopes:
+        for oid, need in _scope_needs(ctx, scope).items():
+            keys = [
+                *need.equality,
+                *need.ranges,
+                *need.likes,
+                *need.joins,
+                *need.ored,
+                *need.sort,
+                *need.group,
+            ]
+            result[oid].update(k.text for k in keys)
+            result[oid].update(column for _pred, column in need.partial)
+            result[oid].update(need.contains)
+    return result
+
+
+def _covered(candidate: Candidate, table: TableInfo) -> bool:
+    """An existing valid index already leads with the candidate's keys, in a usable way."""
+    for index in table.indexes:
+        if not index.valid or index.method != candidate.method:
+            continue
+        if (index.predicate or None) != candidate.where and index.predicate is not None:
+            continue
+        if candidate.where is not None and index.predicate is None:
+            continue
+        if len(index.keys) < len(candidate.keys):
+            continue
+        if _keys_match(candidate.keys, index):
+            return True
+    return False
+
+
+def _keys_match(keys: tuple[IndexKey, ...], index: IndexInfo) -> bool:
+    flips = set()
+    for position, key in enumerate(keys):
+        if _existing_key(index.keys[position]) != key.text:
+            return False
+        if not _opclass_compatible(key.opclass, index.opclasses[position]):
+            return False
+        if key.sort:
+            flips.add(key.descending != index.descending[position])
+    return len(flips) <= 1  # every sort key the same way, or every one reversed
+
+
+def _existing_key(text: str) -> str:
+    """pg_get_indexdef's key (quoted name or expression) in the candidates' notation."""
+    try:
+        node = an.parse_statement(f"SELECT {text}").targetList[0].val
+    except Exception:
+        return text
+    if isinstance(node, ast.ColumnRef) and len(node.fields) == 1:
+        return node.fields[0].sval
+    return an.deparse(node)
+
+
+def _opclass_compatible(wanted: str | None, existing: str) -> bool:
+    if wanted is None:
+        return "pattern_ops" not in existing
+    if wanted == "jsonb_path_ops":
+        return existing in ("jsonb_path_ops", "jsonb_ops")
+    return wanted == existing
+
+
+# --- costing ----------------------------------------------------------------------------
+
+
+def _index_statement(
+    ctx: _Context, candidate: Candidate, *, name: str | None = None
+) -> sql.Composed:
+    info = ctx.by_oid[candidate.table_oid]
+    keys = sql.SQL(", ").join(_key_sql(key) for key in candidate.keys)
+    statement = sql.SQL("CREATE INDEX {name}ON {table} USING {method} ({keys})").format(
+        name=sql.SQL("{} ").format(sql.Identifier(name)) if name else sql.SQL(""),
+        table=sql.Identifier(info.schema, info.name),
+        method=sql.SQL(candidate.method),
+        keys=keys,
+    )
+    if candidate.where:
+        statement = sql.SQL("{} WHERE {}").format(statement, sql.SQL(candidate.where))
+    return statement
+
+
+def _key_sql(key: IndexKey) -> sql.Composable:
+    parts: list[sql.Composable] = [
+        sql.SQL("({})").format(sql.SQL(key.text)) if key.expression else sql.Identifier(key.text)
+    ]
+    if key.opclass:
+        parts.append(sql.SQL(key.opclass))
+    if key.descending:
+        parts.append(sql.SQL("DESC"))
+    if key.nulls_first is True:
+        parts.append(sql.SQL("NULLS FIRST"))
+    elif key.nulls_first is False:
+        parts.append(sql.SQL("NULLS LAST"))
+    return sql.SQL(" ").join(parts)
+
+
+def _hypopg_reset(conn: psycopg.Connection) -> None:
+    with conn.cursor() as cur:
+        cur.execute(f"{MARKER} SELECT hypopg_reset()")
+
+
+def _hypo_create(ctx: _Context, candidate: Candidate) -> bool:
+    if candidate in ctx.hypo:
+        return True
+    if candidate in ctx.failed:
+        return False
+    statement = _index_statement(ctx, candidate).as_string(ctx.conn)
+    try:
+        with ctx.conn.transaction(savepoint_name="dbarchitect_hypo"), ctx.conn.cursor() as cur:
+            cur.execute(
+                f"{MARKER} SELECT h.indexrelid, hypopg_relation_size(h.indexrelid) "
+                "FROM hypopg_create_index(%s) AS h",
+                (statement,),
+            )
+            oid, size = cur.fetchone()
+    except psycopg.Error as exc:
+        logger.info("hypothetical index %s refused: %s", statement, exc.diag.message_primary)
+        ctx.failed.add(candidate)
+        return False
+    ctx.hypo[candidate] = (int(oid), int(size))
+    return True
+
+
+def _hypo_drop(ctx: _Context, candidate: Candidate) -> None:
+    entry = ctx.hypo.pop(candidate, None)
+    if entry is not None:
+        with ctx.conn.cursor() as cur:
+            cur.execute(f"{MARKER} SELECT hypopg_drop_index(%s)", (entry[0],))
+
+
+def _cost(ctx: _Context, queryid: int) -> gp.PlanCost | None:
+    try:
+        with ctx.conn.transaction(savepoint_name="dbarchitect_cost"):
+            return gp.plan_cost(ctx.conn, ctx.forms[queryid], server_version=ctx.server_version)
+    except psycopg.Error as exc:
+        logger.info("re-costing query %s failed: %s", queryid, exc.diag.message_primary)
+        return None
+
+
+def _used_indexes(plan: dict) -> set[int]:
+    """Oids of the hypothetical indexes a plan uses ("<oid>btree_..." index names)."""
+    used = set()
+    stack = [plan]
+    while stack:
+        node = stack.pop()
+        name = node.get("Index Name")
+        if name and name.startswith("<") and ">" in name:
+            digits = name[1 : name.index(">")]
+            if digits.isdigit():
+                used.add(int(digits))
+        stack.extend(node.get("Plans", ()))
+    return used
+
+
+@dataclass
+class _Option:
+    members: frozenset[Candidate]
+    queries: set[int]  # the queries whose cost it may change
+    size_bytes: int = 0
+    estimated: dict[int, float] | None = None  # GIN: estimated costs (HypoPG cannot build)
+    plans: dict[int, dict] = field(default_factory=dict)
+
+
+def _relevant_queries(ctx: _Context, candidate: Candidate) -> set[int]:
+    lead = candidate.keys[0].text
+    return {
+        qid
+        for qid, per_table in ctx.interesting.items()
+        if lead in per_table.get(candidate.table_oid, ())
+    } | ctx.candidate_queries.get(candidate, set())
+
+
+def _options_from_all_at_once(ctx: _Context, candidates: list[Candidate]) -> list[_Option]:
+    """Create every candidate, plan every query once, keep what the planner reached for.
+
+    Each index a plan uses is an option; so is the whole set one query uses, since a join
+    may need two indexes before either pays on its own.
+    """
+    for candidate in candidates:
+        _hypo_create(ctx, candidate)
+    by_oid = {oid: c for c, (oid, _size) in ctx.hypo.items()}
+    per_query_used: dict[int, frozenset[Candidate]] = {}
+    for qid in ctx.forms:
+        if not any(qid in ctx.candidate_queries[c] for c in ctx.hypo):
+            continue
+        cost = _cost(ctx, qid)
+        if cost is None or cost.total > _target(ctx, qid):
+            continue
+        used = frozenset(by_oid[o] for o in _used_indexes(cost.plan) if o in by_oid)
+        if used:
+            per_query_used[qid] = used
+    sizes = {c: size for c, (_oid, size) in ctx.hypo.items()}
+    for candidate in list(ctx.hypo):
+        _hypo_drop(ctx, candidate)
+    options: dict[frozenset[Candidate], _Option] = {}
+    for candidate, size in sizes.items():
+        # Every candidate on its own too: the planner breaks near ties (a partial index and
+        # a plain one, say) one way, the workload's cost per byte may prefer the other.
+        relevant = _relevant_queries(ctx, candidate)
+        options[frozenset([candidate])] = _Option(frozenset([candidate]), relevant, size)
+    for qid, used in per_query_used.items():
+        for member in [frozenset([c]) for c in used] + ([used] if len(used) > 1 else []):
+            option = options.get(member)
+            if option is None:
+                relevant = set().union(*(_relevant_queries(ctx, c) for c in member))
+                option = _Option(member, relevant, sum(sizes[c] for c in member))
+                options[member] = option
+            option.queries.add(qid)
+    return list(options.values())
+
+
+def _target(ctx: _Context, qid: int) -> float:
+    """The cost a query must get down to for an index to count as serving it."""
+    return ctx.base[qid].total * (1.0 - ctx.min_reduction)
+
+
+def _gin_options(ctx: _Context, candidates: list[Candidate]) -> list[_Option]:
+    """HypoPG cannot build GIN: estimate from the baseline plan and a sampled selectivity."""
+    options = []
+    for candidate in candidates:
+        info = ctx.by_oid[candidate.table_oid]
+        column = candidate.keys[0].text
+        estimated = {}
+        for qid in ctx.candidate_queries[candidate]:
+            operator = _contains_operator(ctx, ctx.analyses[qid], info, column)
+            selectivity = _sampled_selectivity(ctx, info, column, operator)
+            rows = None if selectivity is None else max(1.0, selectivity * max(info.rows, 1))
+            estimate = _gin_estimate(ctx.base[qid].plan, info, rows)
+            if estimate is not None and estimate <= _target(ctx, qid):
+                estimated[qid] = estimate
+        if estimated:
+            size = _gin_size_estimate(info)
+            options.append(
+                _Option(frozenset([candidate]), set(estimated), size, estimated=estimated)
+            )
+    return options
+
+
+def _contains_operator(ctx, analysis: an.QueryAnalysis, info: TableInfo, column: str) -> str:
+    for scope in analysis.scopes:
+        for predicate in scope.predicates:
+            if predicate.kind != an.CONTAINS:
+                continue
+            found = ctx.resolve(predicate.column)
+            if found is not None and found[0].oid == info.oid and found[1] == column:
+                return predicate.operator
+    return "@>"
+
+
+# Rows read to measure a containment filter's selectivity (TABLESAMPLE SYSTEM).
+SELECTIVITY_SAMPLE_ROWS = 30_000
+
+
+def _sampled_selectivity(ctx, info: TableInfo, column: str, operator: str) -> float | None:
+    """The share of a sample of rows that a representative operand matches."""
+    if operator not in an.GIN_OPERATORS:
+        return None
+    col = info.columns[column]
+    try:
+        operand = gp.sampled_operand(ctx.conn, info, col, operator)
+        percent = min(100.0, 100.0 * SELECTIVITY_SAMPLE_ROWS / max(info.rows, 1.0))
+        query = sql.SQL(
+            "{marker} SELECT count(*) FILTER (WHERE {col} {op} {operand})::float8 "
+            "/ greatest(count(*), 1) FROM {table} TABLESAMPLE SYSTEM ({percent})"
+        ).format(
+            marker=sql.SQL(MARKER),
+            col=sql.Identifier(column),
+            op=sql.SQL(operator),
+            operand=sql.Literal(operand),
+            table=sql.Identifier(info.schema, info.name),
+            percent=sql.Literal(percent),
+        )
+        with ctx.conn.transaction(savepoint_name="dbarchitect_sample"), ctx.conn.cursor() as cur:
+            cur.execute(query)
+            (share,) = cur.fetchone()
+    except psycopg.Error as exc:
+        logger.info("sampling %s.%s failed: %s", info.name, column, exc)
+        return None
+    return float(share)
+
+
+def _gin_estimate(plan: dict, info: TableInfo, rows: float | None = None) -> float | None:
+    """The plan's cost with its sequential scans of `info` replaced by bitmap scans.
+
+    The bitmap heap scan is costed the way the planner costs one: pages fetched by the
+    Mackert-Lohman formula, each between random_page_cost (4) and seq_page_cost (1)
+    depending on the share of the table read, plus per-row CPU and the index's own pages.
+    """
+    total = float(plan["Total Cost"])
+    found = False
+    for scan, replaced_cost in _seq_scans(plan, info.name):
+        found = True
+        rows = float(scan.get("Plan Rows", 0)) if rows is None else rows
+        pages_total = max(info.pages, 1)
+        fetched = min(2 * pages_total * rows / (2 * pages_total + rows or 1), pages_total)
+        per_page = 4.0 - 3.0 * math.sqrt(fetched / pages_total) if fetched >= 2 else 4.0
+        estimate = fetched * per_page + rows * 0.0125 + rows * 0.005 + 10.0
+        total -= max(0.0, replaced_cost - estimate)
+    return max(total, 0.0) if found else None
+
+
+def _seq_scans(plan: dict, table: str, workers: int = 0):
+    """(scan node with its row count made whole, cost of the subtree a bitmap scan replaces)."""
+    if plan.get("Node Type") in ("Gather", "Gather Merge") and len(plan.get("Plans", ())) == 1:
+        child = plan["Plans"][0]
+        if child.get("Node Type") == "Seq Scan" and child.get("Relation Name") == table:
+            count = int(plan.get("Workers Planned", 0))
+            divisor = count + max(0.0, 1.0 - 0.3 * count)
+            scan = dict(child, **{"Plan Rows": float(child.get("Plan Rows", 0)) * divisor})
+            yield scan, float(plan["Total Cost"])
+            return
+    if plan.get("Node Type") == "Seq Scan" and plan.get("Relation Name") == table:
+        yield plan, float(plan["Total Cost"])
+        return
+    for child in plan.get("Plans", ()):
+        yield from _seq_scans(child, table, workers)
+
+
+def _gin_size_estimate(info: TableInfo) -> int:
+    # A jsonb_path_ops GIN index is typically a fraction of its table: use a third of it.
+    return int(max(info.pages, 1) * 8192 / 3)
+
+
+# --- choosing ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Evaluation:
+    net: float
+    gain: float
+    costs: dict[int, float]
+    plans: dict[int, dict]
+
+
+def _write_share(ctx: _Context, oid: int) -> float:
+    """How much of the table's activity is writes: an index must pay more there."""
+    if oid not in ctx.write_share:
+        ctx.write_share[oid] = 0.0
+        with ctx.conn.cursor() as cur:
+            cur.execute(
+                f"{MARKER} SELECT n_tup_ins + n_tup_upd + n_tup_del - n_tup_hot_upd AS writes, "
+                "COALESCE(seq_tup_read, 0) + COALESCE(idx_tup_fetch, 0) AS reads "
+                "FROM pg_stat_all_tables WHERE relid = %s",
+                (oid,),
+            )
+            row = cur.fetchone()
+        if row is not None and (row[0] or 0) + (row[1] or 0) > 0:
+            ctx.write_share[oid] = float(row[0] or 0) / float((row[0] or 0) + (row[1] or 0))
+    return ctx.write_share[oid]
+
+
+def _evaluate(ctx: _Context, option: _Option, current: dict[int, float]) -> _Evaluation:
+    costs: dict[int, float] = {}
+    plans: dict[int, dict] = {}
+    if option.estimated is not None:
+        costs = dict(option.estimated)
+    else:
+        created = [c for c in option.members if c not in ctx.hypo]
+        if not all(_hypo_create(ctx, c) for c in created):
+            for c in created:
+                _hypo_drop(ctx, c)
+            return _Evaluation(-math.inf, 0.0, {}, {})
+        try:
+            for qid in option.queries:
+                cost = _cost(ctx, qid)
+                if cost is not None:
+                    costs[qid] = cost.total
+                    plans[qid] = cost.plan
+        finally:
+            for c in created:
+                _hypo_drop(ctx, c)
+    gain = 0.0
+    share = max(_write_share(ctx, c.table_oid) for c in option.members)
+    for qid, cost in costs.items():
+        bar = ctx.base[qid].total * (1.0 - ctx.min_reduction) * (1.0 - share / 2)
+        if cost <= bar and cost < current[qid]:
+            gain += ctx.calls[qid] * (current[qid] - cost)
+    new_size = sum(ctx.hypo_sizes.get(c, 0) for c in option.members if c not in ctx.chosen_members)
+    size = new_size or option.size_bytes
+    net = gain * (1.0 - share) - SIZE_COST_PER_PAGE * size / 8192
+    return _Evaluation(net, gain, costs, plans)
+
+
+def _choose(ctx: _Context, options: list[_Option]) -> list[_Chosen]:
+    """Greedy: take the option that cuts calls x cost most, re-cost the rest, repeat."""
+    ctx.hypo_sizes = {}
+    ctx.chosen_members = set()
+    for option in options:
+        if len(option.members) == 1:
+            (member,) = option.members
+            ctx.hypo_sizes[member] = option.size_bytes
+    current = {qid: cost.total for qid, cost in ctx.base.items()}
+    evaluations = {id(o): _evaluate(ctx, o, current) for o in options}
+    if logger.isEnabledFor(logging.DEBUG):
+        for option in options:
+            e = evaluations[id(option)]
+            logger.debug(
+                "option %s: net %.0f gain %.0f costs %s",
+                [_fingerprint(ctx.by_oid[c.table_oid], c) for c in option.members],
+                e.net,
+                e.gain,
+                {q: round(c) for q, c in e.costs.items()},
+            )
+    chosen: list[_Chosen] = []
+    remaining = list(options)
+    while remaining and len(chosen) < MAX_RECOMMENDATIONS:
+        best_gain = max(evaluations[id(o)].net for o in remaining)
+        if best_gain <= 0:
+            break
+        near = [o for o in remaining if evaluations[id(o)].net >= best_gain * (1 - NEAR_TIE)]
+        best = max(near, key=lambda o: evaluations[id(o)].net / max(o.size_bytes, 8192))
+        evaluation = evaluations[id(best)]
+        changed = set()
+        for member in best.members:
+            if member in ctx.chosen_members:
+                continue
+            if best.estimated is None:
+                _hypo_create(ctx, member)
+            ctx.chosen_members.add(member)
+            chosen.append(_Chosen(member, best.estimated))
+        for qid, cost in evaluation.costs.items():
+            if cost < current[qid] and cost <= _target(ctx, qid):
+                current[qid] = cost
+                changed.add(qid)
+        remaining = [o for o in remaining if not o.members <= ctx.chosen_members]
+        for option in remaining:
+            if option.queries & changed:
+                evaluations[id(option)] = _evaluate(ctx, option, current)
+    ctx.current = current
+    return chosen
+
+
+@dataclass
+class _Chosen:
+    candidate: Candidate
+    estimated: dict[int, float] | None = None
+
+
+def _prune(ctx: _Context, chosen: list[_Chosen]) -> list[_Chosen]:
+    """Drop a chosen index whose work the others already do (a wider composite, say)."""
+    kept = list(chosen)
+    for item in sorted(chosen, key=lambda c: len(c.candidate.keys)):
+        if item.estimated is not None or len(kept) < 2:
+            continue
+        relevant = _relevant_queries(ctx, item.candidate) & set(ctx.forms)
+        before = {qid: ctx.current[qid] for qid in relevant}
+        _hypo_drop(ctx, item.candidate)
+        after = {}
+        for qid in relevant:
+            cost = _cost(ctx, qid)
+            after[qid] = cost.total if cost is not None else math.inf
+        loss = sum(ctx.calls[q] * max(0.0, after[q] - before[q]) for q in relevant)
+        saved = sum(ctx.calls[q] * max(0.0, ctx.base[q].total - before[q]) for q in relevant)
+        still_served = all(
+            after[q] <= _target(ctx, q) for q in relevant if before[q] <= _target(ctx, q)
+        )
+        if still_served and loss <= REDUNDANCY_TOLERANCE * max(saved, 1.0):
+            kept.remove(item)
+            ctx.chosen_members.discard(item.candidate)
+            for qid in relevant:
+                ctx.current[qid] = after[qid]
+        else:
+            _hypo_create(ctx, item.candidate)
+    return kept
+
+
+# --- the result -------------------------------------------------------------------------
+
+
+def _recommendations(ctx: _Context, chosen: list[_Chosen]) -> list[IndexRecommendation]:
+    """With the chosen set in place, each index serves the queries whose plans use it."""
+    by_hypo_oid = {ctx.hypo[c.candidate][0]: c.candidate for c in chosen if c.candidate in ctx.hypo}
+    final_plans: dict[int, dict] = {}
+    final_costs: dict[int, float] = {}
+    served: dict[Candidate, set[int]] = defaultdict(set)
+    relevant_all = set()
+    for item in chosen:
+        relevant_all |= _relevant_queries(ctx, item.candidate)
+    for qid in sorted(relevant_all & set(ctx.forms)):
+        cost = _cost(ctx, qid)
+        if cost is None:
+            continue
+        final_plans[qid] = cost.plan
+        final_costs[qid] = cost.total
+        for oid in _used_indexes(cost.plan):
+            if oid in by_hypo_oid and cost.total <= _target(ctx, qid):
+                served[by_hypo_oid[oid]].add(qid)
+    names_taken = {idx.name for t in ctx.by_oid.values() for idx in t.indexes}
+    recommendations = []
+    for item in chosen:
+        candidate = item.candidate
+        if item.estimated is not None:
+            per_query = {q: (ctx.base[q].total, cost) for q, cost in item.estimated.items()}
+            size = _gin_size_estimate(ctx.by_oid[candidate.table_oid])
+            plan_after = None
+        else:
+            queries = served.get(candidate, set())
+            per_query = {q: (ctx.base[q].total, final_costs[q]) for q in queries}
+            size = ctx.hypo[candidate][1] if candidate in ctx.hypo else 0
+            plan_after = None
+        if not per_query:
+            continue
+        main = max(per_query, key=lambda q: ctx.calls[q] * (per_query[q][0] - per_query[q][1]))
+        if item.estimated is None:
+            plan_after = final_plans.get(main)
+        recommendations.append(
+            _recommendation(ctx, candidate, per_query, size, main, plan_after, names_taken)
+        )
+    recommendations.sort(key=lambda r: r.cost_before - r.cost_after, reverse=True)
+    return recommendations
+
+
+def _recommendation(ctx, candidate, per_query, size, main, plan_after, names_taken):
+    info = ctx.by_oid[candidate.table_oid]
+    fingerprint = _fingerprint(info, candidate)
+    name = _index_name(info, candidate, fingerprint, names_taken)
+    names_taken.add(name)
+    create = _index_statement(ctx, candidate, name=name).as_string(ctx.conn)
+    ddl = create.replace("CREATE INDEX ", "CREATE INDEX CONCURRENTLY IF NOT EXISTS ", 1)
+    queryids = sorted(per_query, key=lambda q: -ctx.calls[q])
+    return IndexRecommendation(
+        schema=info.schema,
+        table=info.name,
+        name=name,
+        columns=[_key_sql(k).as_string(ctx.conn) for k in candidate.keys],
+        method=candidate.method,
+        where=candidate.where,
+        ddl=ddl,
+        fingerprint=fingerprint,
+        queryids=queryids,
+        cost_before=sum(ctx.calls[q] * before for q, (before, _a) in per_query.items()),
+        cost_after=sum(ctx.calls[q] * after for q, (_b, after) in per_query.items()),
+        per_query=per_query,
+        size_bytes=int(size),
+        needs_real_build=candidate.method not in BTREE_METHODS,
+        plan_before=ctx.base[main].plan,
+        plan_after=plan_after,
+    )
+
+
+def _fingerprint(info: TableInfo, candidate: Candidate) -> str:
+    keys = ",".join(
+        key.text
+        + (f" {key.opclass}" if key.opclass else "")
+        + (" DESC" if key.descending else "")
+        + ({True: " NULLS FIRST", False: " NULLS LAST"}.get(key.nulls_first, ""))
+        for key in candidate.keys
+    )
+    where = f" WHERE {candidate.where}" if candidate.where else ""
+    return f"index:{candidate.method}:{info.schema}.{info.name}({keys}){where}"
+
+
+def _index_name(info: TableInfo, candidate: Candidate, fingerprint: str, taken: set[str]) -> str:
+    """<table>_<keys>_idx, made unique and cut to PostgreSQL's 63 bytes with a stable hash."""
+    parts = [info.name]
+    for key in candidate.keys:
+        text = (
+            key.text
+            if not key.expression
+            else "".join(ch if ch.isalnum() else "_" for ch in key.text)
+        )
+        parts.append("_".join(filter(None, text.split("_"))))
+    if candidate.method != "btree":
+        parts.append(candidate.method)
+    if candidate.where:
+        parts.append("partial")
+    name = "_".join(parts) + "_idx"
+    digest = hashlib.sha1(fingerprint.encode()).hexdigest()[:8]
+    if len(name.encode()) > 63 or name in taken:
+        name = name.encode()[: 63 - 9].decode(errors="ignore").rstrip("_") + "_" + digest
+    return name
+
+
+# --- rewrites ---------------------------------------------------------------------------
+
+
+def _rewrites(ctx: _Context, queries: list[QueryLike], advice: Advice) -> list[RewriteHint]:
+    hints = []
+    for query in queries:
+        analysis = advice.analyses[query.queryid]
+        for scope in analysis.scopes:
+            if scope.offset == "param" or (isinstance(scope.offset, int) and scope.offset > 0):
+                hints.append(
+                    RewriteHint(
+                        query.queryid,
+                        query.query,
+                        "offset_pagination",
+                        "OFFSET reads and throws away every skipped row; page with a keyset "
+                        "(WHERE (sort_col, id) > (last_seen...) ORDER BY sort_col, id LIMIT n).",
+                    )
+                )
+            for predicate in scope.predicates:
+                found = ctx.resolve(predicate.column)
+                if found is None:
+                    continue
+                info, column = found
+                if predicate.expression is not None and _has_plain_index(info, column):
+                    hints.append(
+                        RewriteHint(
+                            query.queryid,
+                            query.query,
+                            "function_on_column",
+                            f"{predicate.expression} hides the index on "
+                            f"{info.name}.{column}: compare the column as stored, or index "
+                            "the expression.",
+                        )
+                    )
+                if predicate.kind == an.ILIKE:
+                    hints.append(
+                        RewriteHint(
+                            query.queryid,
+                            query.query,
+                            "ilike",
+                            f"ILIKE on {info.name}.{column} cannot use a btree index: use "
+                            f"lower({column}) LIKE lower($1) with an index on lower({column}) "
+                            "text_pattern_ops, or a pg_trgm GIN index.",
+                        )
+                    )
+    return list({(h.queryid, h.kind, h.message): h for h in hints}.values())
+
+
+def _has_plain_index(info: TableInfo, column: str) -> bool:
+    return any(
+        index.valid and index.keys and _existing_key(index.keys[0]) == column
+        for index in info.indexes
+    )

@@ -1,0 +1,776 @@
+"""What a query touches, read from the real PostgreSQL parser (pglast), never from regexes.
+
+One query becomes a QueryAnalysis: its SELECT scopes (the main query, every subquery, CTE,
+EXISTS / IN sub-select and UNION branch), and in each scope the tables, the filter
+predicates per column with their kind, the join keys, ORDER BY / GROUP BY and LIMIT.
+Columns are tied to a table where the SQL says which (an alias or a table name); an
+unqualified column keeps the tables it could belong to, and the advisor settles it with
+the catalog. Nothing here talks to a database.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from pglast import ast, enums, parse_sql
+from pglast.parser import ParseError
+from pglast.stream import RawStream
+
+# Filter kinds. The advisor turns each into index keys of the matching shape.
+EQ = "eq"  # col = value, col IS TRUE, bare boolean column
+IN = "in"  # col IN (...), col = ANY(...)
+RANGE = "range"  # <, <=, >, >=, BETWEEN
+LIKE = "like"  # col LIKE 'prefix%' (or a $n pattern whose prefix only the value knows)
+ILIKE = "ilike"
+IS_NULL = "is_null"
+IS_NOT_NULL = "is_not_null"
+CONTAINS = "contains"  # jsonb / array @>, <@, ?, ?|, ?&, &&: GIN territory
+NEQ = "neq"  # <>: not indexable, kept for completeness
+
+_RANGE_OPS = {"<", "<=", ">", ">="}
+GIN_OPERATORS = _GIN_OPS = {"@>", "<@", "?", "?|", "?&", "&&", "@?", "@@"}
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "<>": "<>", "!=": "!="}
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A table (or view) as the SQL names it; schema None means "through search_path"."""
+
+    schema: str | None
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+
+@dataclass(frozen=True)
+class ColumnUse:
+    """A column of one relation, or an unqualified name with the relations it could be in.
+
+    `candidates` lists the visible relations scope by scope, innermost first: the first
+    level where exactly one relation has the column wins (SQL's own resolution rule).
+    """
+
+    column: str
+    relation: Relation | None = None
+    candidates: tuple[tuple[Relation, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class Predicate:
+    column: ColumnUse
+    kind: str
+    operator: str = "="
+    # The indexed expression when the column is wrapped ("lower(email)"), column names
+    # unqualified so it can go straight into CREATE INDEX; None for a plain column.
+    expression: str | None = None
+    # The literal compared with, when the SQL has one (views keep theirs), else None.
+    value: str | None = None
+    params: tuple[int, ...] = ()
+    in_or: bool = False  # one arm of an OR: served by a BitmapOr at best
+
+
+@dataclass(frozen=True)
+class JoinKey:
+    left: ColumnUse
+    right: ColumnUse
+    operator: str = "="
+
+
+@dataclass(frozen=True)
+class SortKey:
+    column: ColumnUse | None
+    expression: str | None
+    descending: bool
+    nulls_first: bool | None  # None: the default for the direction
+
+
+@dataclass
+class Scope:
+    """One SELECT (or the relation part of an UPDATE / DELETE)."""
+
+    relations: list[Relation] = field(default_factory=list)
+    predicates: list[Predicate] = field(default_factory=list)
+    joins: list[JoinKey] = field(default_factory=list)
+    order_by: list[SortKey] = field(default_factory=list)
+    group_by: list[ColumnUse] = field(default_factory=list)
+    limit: int | str | None = None  # a number, "param", or None
+    offset: int | str | None = None
+    select_star: bool = False
+    correlated: bool = False
+    kind: str = "select"  # "select", "subquery", "cte", "union_branch", "update", "delete"
+    # SELECT-list name -> the plain column it shows (how a view's columns map to tables).
+    outputs: dict[str, ColumnUse] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ParamUse:
+    """What a $n stands for: the column it is compared with, or its syntactic context."""
+
+    number: int
+    column: ColumnUse | None = None
+    kind: str | None = None  # a predicate kind, or "limit" / "offset"
+    operator: str | None = None  # for ranges: the operator with the column on the left
+    type_name: str | None = None  # from a cast: $1::date, date $1, interval $2
+
+
+@dataclass
+class QueryAnalysis:
+    query: str
+    statement: str = ""  # SelectStmt, UpdateStmt, ...
+    scopes: list[Scope] = field(default_factory=list)
+    params: dict[int, ParamUse] = field(default_factory=dict)
+    max_param: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def relations(self) -> list[Relation]:
+        seen: dict[Relation, None] = {}
+        for scope in self.scopes:
+            for relation in scope.relations:
+                seen.setdefault(relation)
+        return list(seen)
+
+    @property
+    def is_select(self) -> bool:
+        return self.statement == "SelectStmt"
+
+
+def analyze_query(sql: str) -> QueryAnalysis:
+    """Parse one normalized statement; a parse failure becomes `error`, never an exception."""
+    result = QueryAnalysis(query=sql)
+    try:
+        statements = parse_sql(sql)
+    except ParseError as exc:
+        result.error = f"syntax error: {exc}"
+        return result
+    except Exception as exc:  # the parser is C code behind a binding: report, don't crash
+        result.error = f"parser failure: {exc}"
+        return result
+    if len(statements) != 1:
+        result.error = f"expected one statement, found {len(statements)}"
+        return result
+    node = statements[0].stmt
+    result.statement = type(node).__name__
+    try:
+        _Walker(result).statement(node)
+    except RecursionError:
+        result.error = "query nests too deeply to analyze"
+    result.max_param = max(all_params(node), default=0)
+    return result
+
+
+def all_params(node: ast.Node) -> set[int]:
+    """Every $n anywhere in the statement, sub-selects included."""
+    return {p.number for p in _find(node, ast.ParamRef, into_sublinks=True)}
+
+
+def parse_statement(sql: str) -> ast.Node:
+    """The single statement of `sql` as a pglast node (raises pglast's ParseError)."""
+    statements = parse_sql(sql)
+    if len(statements) != 1:
+        raise ValueError(f"expected one statement, found {len(statements)}")
+    return statements[0].stmt
+
+
+def deparse(node: ast.Node) -> str:
+    return RawStream()(node)
+
+
+def normalize_expression(text: str) -> str:
+    """An expression as pglast prints it, so `LOWER( email )` and `lower(email)` compare equal."""
+    select = parse_statement(f"SELECT {text}")
+    return deparse(_unqualified(select.targetList[0].val))
+
+
+# --- the walker -------------------------------------------------------------------------
+
+
+class _Level:
+    """The names visible in one scope: alias -> relation (None for derived tables / CTEs)."""
+
+    def __init__(self, parent: _Level | None, ctes: set[str]):
+        self.parent = parent
+        self.names: dict[str, Relation | None] = {}
+        self.ctes = set(ctes) | (parent.ctes if parent else set())
+
+    def chain(self):
+        level = self
+        while level is not None:
+            yield level
+            level = level.parent
+
+    def lookup(self, qualifier: str) -> tuple[bool, Relation | None, bool]:
+        """(found, relation, from an outer level) for an alias or table name."""
+        for depth, level in enumerate(self.chain()):
+            if qualifier in level.names:
+                return True, level.names[qualifier], depth > 0
+        return False, None, False
+
+    def candidates(self) -> tuple[tuple[Relation, ...], ...]:
+        levels = []
+        for level in self.chain():
+            rels = tuple(r for r in level.names.values() if r is not None)
+            levels.append(rels)
+        return tuple(levels)
+
+
+class _Walker:
+    def __init__(self, result: QueryAnalysis):
+        self.result = result
+
+    # statements
+
+    def statement(self, node: Any) -> None:
+        if isinstance(node, ast.SelectStmt):
+            self.select(node, None, "select")
+        elif isinstance(node, ast.InsertStmt):
+            if node.selectStmt is not None:
+                self.select(node.selectStmt, None, "select")
+        elif isinstance(node, ast.UpdateStmt | ast.DeleteStmt):
+            self.modify(node)
+        elif isinstance(node, ast.ExplainStmt):
+            self.statement(node.query)
+        elif isinstance(node, ast.CreateTableAsStmt) and isinstance(node.query, ast.SelectStmt):
+            self.select(node.query, None, "select")
+        else:
+            self.result.error = f"{type(node).__name__} is not a query the planner can cost"
+
+    def modify(self, node: Any) -> None:
+        kind = "update" if isinstance(node, ast.UpdateStmt) else "delete"
+        ctes = self.with_clause(node.withClause, None)
+        level = _Level(None, ctes)
+        scope = Scope(kind=kind)
+        self.result.scopes.append(scope)
+        self.from_item(node.relation, level, scope)
+        extra = node.fromClause if kind == "update" else node.usingClause
+        for item in extra or ():
+            self.from_item(item, level, scope)
+        if node.whereClause is not None:
+            self.condition(node.whereClause, level, scope, in_or=False)
+        if kind == "update":
+            for target in node.targetList or ():
+                self.expression_sublinks(target.val, level)
+
+    def with_clause(self, with_clause: Any, parent: _Level | None) -> set[str]:
+        names: set[str] = set()
+        if with_clause is None:
+            return names
+        for cte in with_clause.ctes or ():
+            names.add(cte.ctename)
+            query = cte.ctequery
+            if isinstance(query, ast.SelectStmt):
+                self.select(query, parent, "cte", ctes=names)
+            elif isinstance(query, ast.UpdateStmt | ast.DeleteStmt):
+                self.modify(query)
+            elif isinstance(query, ast.InsertStmt) and query.selectStmt is not None:
+                self.select(query.selectStmt, parent, "cte", ctes=names)
+        return names
+
+    def select(
+        self, node: Any, parent: _Level | None, kind: str, ctes: set[str] | None = None
+    ) -> None:
+        own_ctes = set(ctes or ()) | self.with_clause(node.withClause, parent)
+        if node.op != enums.SetOperation.SETOP_NONE:
+            for branch in (node.larg, node.rarg):
+                if branch is not None:
+                    self.select(branch, parent, "union_branch", own_ctes)
+            return
+        if node.valuesLists:
+            level = _Level(parent, own_ctes)
+            for row in node.valuesLists:
+                for item in row:
+                    self.expression_sublinks(item, level)
+            return
+        level = _Level(parent, own_ctes)
+        scope = Scope(kind=kind)
+        self.result.scopes.append(scope)
+        for item in node.fromClause or ():
+            self.from_item(item, level, scope)
+        targets = {}
+        for target in node.targetList or ():
+            val = target.val
+            if isinstance(val, ast.ColumnRef) and isinstance(val.fields[-1], ast.A_Star):
+                scope.select_star = True
+            if target.name:
+                targets[target.name] = val
+            if isinstance(val, ast.ColumnRef):
+                column = self.column(val, level)
+                if column is not None:
+                    scope.outputs[target.name or column.column] = column
+            self.expression_sublinks(val, level)
+        if node.whereClause is not None:
+            self.condition(node.whereClause, level, scope, in_or=False)
+        if node.havingClause is not None:
+            self.expression_sublinks(node.havingClause, level)
+        for item in node.groupClause or ():
+            column = self.column_of(item, level, node.targetList, targets)
+            if column is not None:
+                scope.group_by.append(column)
+        for sort in node.sortClause or ():
+            self.sort_key(sort, level, scope, node.targetList, targets)
+        scope.limit = self.limit_value(node.limitCount, "limit")
+        scope.offset = self.limit_value(node.limitOffset, "offset")
+        scope.correlated = kind == "subquery" and self._mentions_outer(scope)
+
+    @staticmethod
+    def _mentions_outer(scope: Scope) -> bool:
+        own = set(scope.relations)
+        for join in scope.joins:
+            for side in (join.left, join.right):
+                if side.relation is not None and side.relation not in own:
+                    return True
+        return False
+
+    def limit_value(self, node: Any, kind: str) -> int | str | None:
+        if node is None:
+            return None
+        if isinstance(node, ast.A_Const):
+            return node.val.ival if isinstance(node.val, ast.Integer) else None
+        for number in _params_in(node):
+            self.note_param(ParamUse(number=number, kind=kind))
+        return "param"
+
+    def from_item(self, item: Any, level: _Level, scope: Scope) -> None:
+        if isinstance(item, ast.RangeVar):
+            alias = item.alias.aliasname if item.alias else item.relname
+            if item.schemaname is None and item.relname in level.ctes:
+                level.names[alias] = None
+                return
+            relation = Relation(item.schemaname, item.relname)
+            level.names[alias] = relation
+            if alias != item.relname and item.relname not in level.names:
+                # "FROM orders o" still lets "orders.id" through in PostgreSQL? No: only the
+                # alias is visible. Keep the table name out so resolution follows SQL.
+                pass
+            scope.relations.append(relation)
+        elif isinstance(item, ast.JoinExpr):
+            self.from_item(item.larg, level, scope)
+            self.from_item(item.rarg, level, scope)
+            if item.quals is not None:
+                self.condition(item.quals, level, scope, in_or=False)
+            if item.usingClause:
+                self.using_join(item, level, scope)
+            if item.alias is not None:
+                level.names.setdefault(item.alias.aliasname, None)
+        elif isinstance(item, ast.RangeSubselect):
+            parent = level if item.lateral else level.parent
+            self.select(item.subquery, parent, "subquery", level.ctes)
+            if item.alias is not None:
+                level.names[item.alias.aliasname] = None
+        elif isinstance(item, ast.RangeFunction | ast.RangeTableFunc | ast.RangeTableSample):
+            if isinstance(item, ast.RangeTableSample):
+                self.from_item(item.relation, level, scope)
+            elif getattr(item, "alias", None) is not None:
+                level.names[item.alias.aliasname] = None
+
+    def using_join(self, item: Any, level: _Level, scope: Scope) -> None:
+        left = _relations_under(item.larg, level)
+        right = _relations_under(item.rarg, level)
+        for name_node in item.usingClause:
+            name = name_node.sval
+            for lrel in left:
+                for rrel in right:
+                    scope.joins.append(
+                        JoinKey(
+                            ColumnUse(name, candidates=((lrel,),)),
+                            ColumnUse(name, candidates=((rrel,),)),
+                        )
+                    )
+
+    # expressions
+
+    def condition(self, node: Any, level: _Level, scope: Scope, *, in_or: bool) -> None:
+        if isinstance(node, ast.BoolExpr):
+            if node.boolop == enums.BoolExprType.AND_EXPR:
+                for arg in node.args:
+                    self.condition(arg, level, scope, in_or=in_or)
+            elif node.boolop == enums.BoolExprType.OR_EXPR:
+                for arg in node.args:
+                    self.condition(arg, level, scope, in_or=True)
+            else:  # NOT: the inner test is not indexable as such, its sub-selects are
+                self.expression_sublinks(node, level)
+            return
+        if isinstance(node, ast.A_Expr):
+            self.a_expr(node, level, scope, in_or)
+            self.expression_sublinks(node, level)
+            return
+        if isinstance(node, ast.NullTest):
+            column, expression = self.indexable(node.arg, level)
+            if column is not None:
+                is_null = node.nulltesttype == enums.NullTestType.IS_NULL
+                scope.predicates.append(
+                    Predicate(
+                        column,
+                        IS_NULL if is_null else IS_NOT_NULL,
+                        "IS NULL" if is_null else "IS NOT NULL",
+                        expression,
+                        in_or=in_or,
+                    )
+                )
+            return
+        if isinstance(node, ast.BooleanTest):
+            column, expression = self.indexable(node.arg, level)
+            truth = {
+                enums.BoolTestType.IS_TRUE: "true",
+                enums.BoolTestType.IS_FALSE: "false",
+            }.get(node.booltesttype)
+            if column is not None and truth is not None:
+                scope.predicates.append(
+                    Predicate(column, EQ, "=", expression, value=truth, in_or=in_or)
+                )
+            return
+        if isinstance(node, ast.ColumnRef):
+            column = self.column(node, level)
+            if column is not None:
+                scope.predicates.append(Predicate(column, EQ, "=", value="true", in_or=in_or))
+            return
+        if isinstance(node, ast.SubLink):
+            self.sublink(node, level, scope)
+            return
+        self.expression_sublinks(node, level)
+
+    def a_expr(self, node: Any, level: _Level, scope: Scope, in_or: bool) -> None:
+        kind = node.kind
+        op = node.name[-1].sval if node.name else ""
+        K = enums.A_Expr_Kind
+        if kind == K.AEXPR_OP:
+            self.comparison(node.lexpr, op, node.rexpr, level, scope, in_or)
+        elif kind == K.AEXPR_IN and op == "=":
+            column, expression = self.indexable(node.lexpr, level)
+            values = node.rexpr if isinstance(node.rexpr, tuple | list) else (node.rexpr,)
+            if column is not None and all(self.is_value(v, level) for v in values):
+                params = tuple(n for v in values for n in _params_in(v))
+                literal = _literal(values[0]) if len(values) == 1 else None
+                scope.predicates.append(
+                    Predicate(column, IN, "IN", expression, literal, params, in_or)
+                )
+                for number in params:
+                    self.note_param(ParamUse(number, column, IN))
+        elif kind == K.AEXPR_OP_ANY and op == "=":
+            column, expression = self.indexable(node.lexpr, level)
+            if column is not None and self.is_value(node.rexpr, level):
+                params = _params_in(node.rexpr)
+                scope.predicates.append(
+                    Predicate(column, IN, "= ANY", expression, None, params, in_or)
+                )
+                for number in params:
+                    self.note_param(ParamUse(number, column, IN))
+        elif kind in (K.AEXPR_LIKE, K.AEXPR_ILIKE) and op in ("~~", "~~*"):
+            column, expression = self.indexable(node.lexpr, level)
+            if column is not None and self.is_value(node.rexpr, level):
+                params = _params_in(node.rexpr)
+                pattern = _literal(node.rexpr)
+                if pattern is not None and pattern[:1] in ("%", "_"):
+                    return  # a leading wildcard: no btree prefix to use
+                like_kind = LIKE if kind == K.AEXPR_LIKE else ILIKE
+                scope.predicates.append(
+                    Predicate(column, like_kind, op, expression, pattern, params, in_or)
+                )
+                for number in params:
+                    self.note_param(ParamUse(number, column, like_kind, op))
+        elif kind == K.AEXPR_BETWEEN:
+            column, expression = self.indexable(node.lexpr, level)
+            bounds = node.rexpr or ()
+            if column is not None and all(self.is_value(b, level) for b in bounds):
+                params = tuple(n for b in bounds for n in _params_in(b))
+                scope.predicates.append(
+                    Predicate(column, RANGE, "BETWEEN", expression, None, params, in_or)
+                )
+                for position, bound in enumerate(bounds):
+                    for number in _params_in(bound):
+                        operator = "between_low" if position == 0 else "between_high"
+                        self.note_param(ParamUse(number, column, RANGE, operator))
+
+    def comparison(
+        self, left: Any, op: str, right: Any, level: _Level, scope: Scope, in_or: bool
+    ) -> None:
+        lcol, lexpr = self.indexable(left, level)
+        rcol, rexpr = self.indexable(right, level)
+        if op == "=" and lcol and rcol and lexpr is None and rexpr is None and lcol != rcol:
+            scope.joins.append(JoinKey(lcol, rcol, op))
+            return
+        for column, expression, other, operator in (
+            (lcol, lexpr, right, op),
+            (rcol, rexpr, left, _FLIPPED.get(op, op)),
+        ):
+            if column is None or not self.is_value(other, level):
+                continue
+            kind = _kind_of(operator)
+            if kind is None:
+                continue
+            params = _params_in(other)
+            scope.predicates.append(
+                Predicate(column, kind, operator, expression, _literal(other), params, in_or)
+            )
+            cast = _cast_type(other)
+            for number in params:
+                self.note_param(ParamUse(number, column, kind, operator, cast))
+            return
+        # Neither side is a plain value: a join on expressions, or column vs outer column
+        # already handled above. Record typed-literal params for costing anyway.
+        for side in (left, right):
+            for number, type_name in _cast_params(side):
+                self.note_param(ParamUse(number, type_name=type_name))
+
+    def sublink(self, node: Any, level: _Level, scope: Scope) -> None:
+        sub = node.subselect
+        if node.subLinkType == enums.SubLinkType.ANY_SUBLINK and node.testexpr is not None:
+            # col IN (SELECT x FROM t ...): a semi-join on col = t.x
+            column, expression = self.indexable(node.testexpr, level)
+            inner_level = _Level(level, level.ctes)
+            if (
+                column is not None
+                and expression is None
+                and isinstance(sub, ast.SelectStmt)
+                and sub.op == enums.SetOperation.SETOP_NONE
+                and sub.targetList
+                and len(sub.targetList) == 1
+                and isinstance(sub.targetList[0].val, ast.ColumnRef)
+            ):
+                for item in sub.fromClause or ():
+                    _register_names(item, inner_level)
+                inner = self.column(sub.targetList[0].val, inner_level)
+                if inner is not None:
+                    scope.joins.append(JoinKey(column, inner, "="))
+        if isinstance(sub, ast.SelectStmt):
+            self.select(sub, level, "subquery", level.ctes)
+
+    def expression_sublinks(self, node: Any, level: _Level) -> None:
+        """Analyze sub-selects hidden anywhere in an expression (SELECT list, HAVING, CASE)."""
+        for sublink in _find(node, ast.SubLink):
+            if isinstance(sublink.subselect, ast.SelectStmt):
+                self.select(sublink.subselect, level, "subquery", level.ctes)
+        for number, type_name in _cast_params(node):
+            self.note_param(ParamUse(number, type_name=type_name))
+
+    def sort_key(self, sort: Any, level: _Level, scope: Scope, target_list, targets) -> None:
+        node = _target_for(sort.node, target_list, targets)
+        column, expression = self.indexable(node, level)
+        direction = sort.sortby_dir == enums.SortByDir.SORTBY_DESC
+        nulls = {
+            enums.SortByNulls.SORTBY_NULLS_FIRST: True,
+            enums.SortByNulls.SORTBY_NULLS_LAST: False,
+        }.get(sort.sortby_nulls)
+        scope.order_by.append(SortKey(column, expression, direction, nulls))
+
+    def column_of(self, node: Any, level: _Level, target_list, targets) -> ColumnUse | None:
+        node = _target_for(node, target_list, targets)
+        column, expression = self.indexable(node, level)
+        return column if expression is None else None
+
+    # columns
+
+    def indexable(self, node: Any, level: _Level) -> tuple[ColumnUse | None, str | None]:
+        """A plain column, or an expression over exactly one column with no parameters."""
+        if isinstance(node, ast.ColumnRef):
+            return self.column(node, level), None
+        if isinstance(node, ast.TypeCast) and isinstance(node.arg, ast.ColumnRef):
+            column = self.column(node.arg, level)
+            if column is None:
+                return None, None
+            return column, deparse(_unqualified(node))
+        if isinstance(node, ast.FuncCall | ast.A_Expr | ast.CoalesceExpr | ast.A_Indirection):
+            refs = list(_find(node, ast.ColumnRef))
+            if len(refs) != 1 or _params_in(node) or list(_find(node, ast.SubLink)):
+                return None, None
+            if isinstance(node, ast.FuncCall) and (node.agg_star or node.over is not None):
+                return None, None
+            column = self.column(refs[0], level)
+            if column is None:
+                return None, None
+            return column, deparse(_unqualified(node))
+        return None, None
+
+    def column(self, node: Any, level: _Level) -> ColumnUse | None:
+        names = [f.sval for f in node.fields if isinstance(f, ast.String)]
+        if len(names) != len(node.fields) or not names:
+            return None  # a star
+        if len(names) == 1:
+            return ColumnUse(names[0], candidates=level.candidates())
+        column = names[-1]
+        if len(names) >= 3:
+            relation = Relation(names[-3], names[-2])
+            return ColumnUse(column, relation)
+        found, relation, _outer = level.lookup(names[0])
+        if found:
+            return ColumnUse(column, relation) if relation is not None else None
+        # a table name used although it has no alias clash, e.g. "orders.id" for "FROM orders"
+        return None
+
+    def is_value(self, node: Any, level: _Level) -> bool:
+        """True when `node` is constant for one scan of this scope's tables.
+
+        Constants, parameters, and columns of outer scopes (a correlated value) qualify.
+        """
+        if node is None:
+            return False
+        if isinstance(node, ast.SubLink):
+            return False
+        for ref in _find(node, ast.ColumnRef):
+            names = [f.sval for f in ref.fields if isinstance(f, ast.String)]
+            if len(names) < 2:
+                return False
+            found, _relation, outer = level.lookup(names[0])
+            if not (found and outer):
+                return False
+        # Aggregates and window functions are not values of one row.
+        return not any(f.over is not None or f.agg_star for f in _find(node, ast.FuncCall))
+
+    def note_param(self, use: ParamUse) -> None:
+        self.result.max_param = max(self.result.max_param, use.number)
+        known = self.result.params.get(use.number)
+        if known is None or (known.column is None and use.column is not None):
+            if known is not None and use.type_name is None and known.type_name is not None:
+                use = ParamUse(use.number, use.column, use.kind, use.operator, known.type_name)
+            self.result.params[use.number] = use
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _kind_of(operator: str) -> str | None:
+    if operator == "=":
+        return EQ
+    if operator in _RANGE_OPS:
+        return RANGE
+    if operator in _GIN_OPS:
+        return CONTAINS
+    if operator in ("<>", "!="):
+        return NEQ
+    if operator in ("~~",):
+        return LIKE
+    return None
+
+
+def _find(node: Any, kind: type, *, into_sublinks: bool = False) -> Any:
+    """Every node of `kind` under `node`; sub-selects' own scopes only when asked."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current is None:
+            continue
+        if isinstance(current, tuple | list):
+            stack.extend(current)
+            continue
+        if not isinstance(current, ast.Node):
+            continue
+        if isinstance(current, kind):
+            yield current
+            if kind is ast.SubLink:
+                continue
+        if isinstance(current, ast.SubLink) and kind is not ast.SubLink and not into_sublinks:
+            stack.append(current.testexpr)
+            continue
+        for name in current:
+            value = getattr(current, name, None)
+            if isinstance(value, ast.Node | tuple | list):
+                stack.append(value)
+
+
+def _params_in(node: Any) -> tuple[int, ...]:
+    return tuple(sorted({p.number for p in _find(node, ast.ParamRef)}))
+
+
+def _cast_type(node: Any) -> str | None:
+    if isinstance(node, ast.TypeCast) and isinstance(node.arg, ast.ParamRef):
+        return _type_name(node.typeName)
+    return None
+
+
+def _cast_params(node: Any) -> list[tuple[int, str]]:
+    return [
+        (cast.arg.number, _type_name(cast.typeName))
+        for cast in _find(node, ast.TypeCast)
+        if isinstance(cast.arg, ast.ParamRef)
+    ]
+
+
+def _type_name(type_name: Any) -> str:
+    names = [n.sval for n in type_name.names if isinstance(n, ast.String)]
+    if len(names) == 2 and names[0] == "pg_catalog":
+        names = names[1:]
+    text = ".".join(names)
+    if type_name.arrayBounds:
+        text += "[]"
+    return text
+
+
+def _literal(node: Any) -> str | None:
+    """The text of a constant (also under a cast), else None."""
+    if isinstance(node, ast.TypeCast):
+        node = node.arg
+    if not isinstance(node, ast.A_Const) or node.isnull:
+        return None
+    val = node.val
+    if isinstance(val, ast.String):
+        return val.sval
+    if isinstance(val, ast.Integer):
+        return str(val.ival)
+    if isinstance(val, ast.Float):
+        return val.fval
+    if isinstance(val, ast.Boolean):
+        return "true" if val.boolval else "false"
+    return None
+
+
+def _unqualified(node: Any) -> Any:
+    """A copy of an expression with every column reference stripped to its column name."""
+    clone = copy.deepcopy(node)
+    for ref in _find(clone, ast.ColumnRef):
+        if len(ref.fields) > 1:
+            ref.fields = (ref.fields[-1],)
+    return clone
+
+
+def _target_for(node: Any, target_list, targets) -> Any:
+    """ORDER BY 2 / GROUP BY alias point at a SELECT-list entry: follow them."""
+    if (
+        isinstance(node, ast.A_Const)
+        and isinstance(node.val, ast.Integer)
+        and target_list
+        and 1 <= node.val.ival <= len(target_list)
+    ):
+        return target_list[node.val.ival - 1].val
+    if isinstance(node, ast.ColumnRef) and len(node.fields) == 1:
+        name = node.fields[0]
+        if isinstance(name, ast.String) and name.sval in targets:
+            target = targets[name.sval]
+            if not isinstance(target, ast.ColumnRef) or _last_name(target) != name.sval:
+                return target
+    return node
+
+
+def _last_name(ref: Any) -> str | None:
+    last = ref.fields[-1]
+    return last.sval if isinstance(last, ast.String) else None
+
+
+def _register_names(item: Any, level: _Level) -> None:
+    if isinstance(item, ast.RangeVar):
+        alias = item.alias.aliasname if item.alias else item.relname
+        if item.schemaname is None and item.relname in level.ctes:
+            level.names[alias] = None
+        else:
+            level.names[alias] = Relation(item.schemaname, item.relname)
+    elif isinstance(item, ast.JoinExpr):
+        _register_names(item.larg, level)
+        _register_names(item.rarg, level)
+    elif getattr(item, "alias", None) is not None:
+        level.names[item.alias.aliasname] = None
+
+
+def _relations_under(item: Any, level: _Level) -> list[Relation]:
+    if isinstance(item, ast.RangeVar):
+        alias = item.alias.aliasname if item.alias else item.relname
+        relation = level.names.get(alias)
+        return [relation] if relation is not None else []
+    if isinstance(item, ast.JoinExpr):
+        return _relations_under(item.larg, level) + _relations_under(item.rarg, level)
+    return []

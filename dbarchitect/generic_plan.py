@@ -1,0 +1,381 @@
+"""Plan a normalized query (`$n` where the constants were) so that every one can be costed.
+
+pg_stat_statements keeps `WHERE d > date $1`, `LIMIT $2`, `$1 + $2` and friends: text a
+plain PREPARE rejects or cannot type. The ladder, cheapest and most faithful first:
+
+1. the statement re-printed from its pglast AST (typed literals `date $1` become
+   `CAST($1 AS date)`), prepared as is: the planner's own generic plan;
+2. the same with each parameter's type given explicitly: the type of the column it is
+   compared with, the type of its cast, bigint for LIMIT / OFFSET;
+3. the statement with every parameter replaced by a representative literal from
+   pg_stats (or a sampled row), planned as a custom plan.
+
+A query whose plan depends on the value itself (`col LIKE $1`: only a known prefix can
+use an index) starts at step 3. Callers run this inside their own transaction: a failed
+attempt is rolled back to a savepoint and the next step is tried.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from pglast import ast
+from psycopg import sql
+
+from . import analysis as an
+from .catalog import ColumnInfo, ColumnStats, TableInfo
+
+STATEMENT_PREFIX = "dbarchitect_costing_"
+_counter = itertools.count(1)
+SAVEPOINT = "dbarchitect_attempt"
+# LIMIT / OFFSET values when the query's own are parameters: a page of a typical list.
+REPRESENTATIVE_LIMIT = 10
+REPRESENTATIVE_OFFSET = 0
+# Range parameters pick the value at this quantile of the column's histogram (or its
+# mirror for "<"), so "ts > $1" selects about the newest tenth: a selective, common use.
+RANGE_QUANTILE = 0.9
+
+Resolver = Callable[[an.ColumnUse], "tuple[TableInfo, str] | None"]
+
+
+class NotCostable(Exception):
+    """Every way of planning the query failed; the message says why, attempt by attempt."""
+
+
+@dataclass(frozen=True)
+class CostForm:
+    mode: str  # "generic", "generic_typed" or "literal"
+    text: str  # the statement to PREPARE (generic) or to EXPLAIN (literal)
+    param_types: tuple[str, ...] = ()
+    nparams: int = 0
+
+
+@dataclass(frozen=True)
+class PlanCost:
+    total: float
+    plan: dict
+
+
+def statement_text(analysis: an.QueryAnalysis) -> str:
+    """The statement as pglast prints it: same meaning, typed literals turned into casts."""
+    try:
+        return an.deparse(an.parse_statement(analysis.query))
+    except Exception:
+        return analysis.query
+
+
+def costing_form(
+    conn: psycopg.Connection,
+    analysis: an.QueryAnalysis,
+    *,
+    resolve: Resolver,
+    stats: dict[tuple[str, str, str], ColumnStats],
+    server_version: int,
+) -> tuple[CostForm, PlanCost]:
+    """The first form of the query the server plans, and its plan without new indexes."""
+    failures: list[str] = []
+    value_dependent = any(
+        use.kind in (an.LIKE, an.ILIKE) and use.column is not None
+        for use in analysis.params.values()
+    )
+    attempts: list[Callable[[], CostForm]] = []
+    text = statement_text(analysis)
+    n = analysis.max_param
+    generic = [
+        lambda: CostForm("generic", text, (), n),
+        lambda: CostForm("generic_typed", text, _param_types(analysis, resolve), n),
+    ]
+    literal = [
+        lambda: CostForm(
+            "literal", literal_text(analysis, representative_values(conn, analysis, resolve, stats))
+        )
+    ]
+    attempts = literal + generic if value_dependent else generic + literal
+    if n == 0:
+        attempts = [lambda: CostForm("literal", text)]
+    for make in attempts:
+        try:
+            form = make()
+        except (NotCostable, ValueError, psycopg.Error) as exc:
+            failures.append(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
+            _recover(conn)
+            continue
+        try:
+            with conn.transaction(savepoint_name=SAVEPOINT):
+                cost = plan_cost(conn, form, server_version=server_version)
+        except psycopg.Error as exc:
+            first_line = (exc.diag.message_primary or str(exc)).strip()
+            failures.append(f"{form.mode}: {first_line}")
+            continue
+        return form, cost
+    raise NotCostable("; ".join(dict.fromkeys(failures)) or "no way to plan it")
+
+
+def _recover(conn: psycopg.Connection) -> None:
+    """Representative-value lookups run outside a savepoint; never leave the caller aborted."""
+    if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+        raise NotCostable("the costing transaction failed and cannot continue")
+
+
+def plan_cost(conn: psycopg.Connection, form: CostForm, *, server_version: int) -> PlanCost:
+    """EXPLAIN the form now, with whatever (hypothetical) indexes exist at this moment.
+
+    The generic plan is re-prepared every time: a prepared statement keeps its cached
+    plan, which would hide a hypothetical index created after it was first planned.
+    """
+    with conn.cursor() as cur:
+        if form.mode == "literal":
+            cur.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(sql.SQL(form.text)))
+        elif server_version >= 160000 and not form.param_types:
+            cur.execute(
+                sql.SQL("EXPLAIN (GENERIC_PLAN, FORMAT JSON) {}").format(sql.SQL(form.text))
+            )
+        else:
+            # One round trip: PREPARE; EXPLAIN EXECUTE; DEALLOCATE. A fresh name each time,
+            # so a statement left behind by a failed attempt never blocks the next one.
+            name = sql.Identifier(f"{STATEMENT_PREFIX}{next(_counter)}")
+            types = (
+                sql.SQL("({})").format(sql.SQL(", ").join(sql.SQL(t) for t in form.param_types))
+                if form.param_types
+                else sql.SQL("")
+            )
+            args = (
+                sql.SQL("({})").format(sql.SQL(", ").join([sql.SQL("NULL")] * form.nparams))
+                if form.nparams
+                else sql.SQL("")
+            )
+            cur.execute(
+                sql.SQL(
+                    "PREPARE {name} {types} AS {text}; "
+                    "EXPLAIN (FORMAT JSON) EXECUTE {name} {args}; DEALLOCATE {name}"
+                ).format(name=name, types=types, text=sql.SQL(form.text), args=args)
+            )
+            cur.nextset()
+        row = cur.fetchone()
+    document = row[0]
+    if isinstance(document, str):
+        document = json.loads(document)
+    plan = document[0]["Plan"]
+    return PlanCost(total=float(plan["Total Cost"]), plan=plan)
+
+
+def _param_types(analysis: an.QueryAnalysis, resolve: Resolver) -> tuple[str, ...]:
+    types = []
+    for number in range(1, analysis.max_param + 1):
+        use = analysis.params.get(number)
+        types.append(_type_for(use, resolve))
+    return tuple(types)
+
+
+def _type_for(use: an.ParamUse | None, resolve: Resolver) -> str:
+    if use is None:
+        return "text"
+    if use.type_name:
+        return use.type_name
+    if use.kind in ("limit", "offset"):
+        return "bigint"
+    if use.column is not None:
+        found = resolve(use.column)
+        if found is not None:
+            info, column = found
+            col = info.columns[column]
+            if use.kind in (an.LIKE, an.ILIKE):
+                return "text"
+            if use.kind == an.IN and use.operator is None:
+                return col.type_name
+            if use.kind == an.CONTAINS and use.operator in ("?",):
+                return "text"
+            if use.kind == an.CONTAINS and use.operator in ("?|", "?&"):
+                return "text[]"
+            return col.type_name
+    return "text"
+
+
+# --- representative values --------------------------------------------------------------
+
+
+def representative_values(
+    conn: psycopg.Connection,
+    analysis: an.QueryAnalysis,
+    resolve: Resolver,
+    stats: dict[tuple[str, str, str], ColumnStats],
+) -> dict[int, Any]:
+    """A plausible value for every $n: from pg_stats, a sampled row, or the context."""
+    values: dict[int, Any] = {}
+    in_list_position: dict[tuple, int] = {}
+    for number in range(1, analysis.max_param + 1):
+        use = analysis.params.get(number)
+        values[number] = _value_for(conn, use, resolve, stats, in_list_position)
+    return values
+
+
+def _value_for(conn, use, resolve, stats, in_list_position) -> Any:
+    if use is None:
+        return 1
+    if use.kind == "limit":
+        return REPRESENTATIVE_LIMIT
+    if use.kind == "offset":
+        return REPRESENTATIVE_OFFSET
+    found = resolve(use.column) if use.column is not None else None
+    if found is None:
+        return _value_for_type(use.type_name)
+    info, column = found
+    col = info.columns[column]
+    column_stats = stats.get((info.schema, info.name, column))
+    if use.kind == an.CONTAINS or col.category == "A" or col.base_type in ("jsonb", "json"):
+        return sampled_operand(conn, info, col, use.operator)
+    value = None
+    if column_stats is not None:
+        value = _from_stats(column_stats, use, in_list_position)
+    if value is None:
+        value = _sampled_value(conn, info, col)
+    if value is None:
+        return _value_for_type(use.type_name or col.base_type)
+    if use.kind in (an.LIKE, an.ILIKE):
+        # A real value less its last character: a prefix that finds a handful of rows,
+        # as a search box or a "starts with" filter does.
+        text = str(value)
+        return text[: max(1, len(text) - 1)] + "%"
+    return value
+
+
+def _from_stats(column_stats: ColumnStats, use: an.ParamUse, positions: dict) -> Any:
+    histogram = column_stats.histogram
+    common = column_stats.common_values
+    if use.kind == an.RANGE and histogram:
+        quantile = {
+            ">": RANGE_QUANTILE,
+            ">=": RANGE_QUANTILE,
+            "<": 1 - RANGE_QUANTILE,
+            "<=": 1 - RANGE_QUANTILE,
+            "between_low": 0.45,
+            "between_high": 0.55,
+        }.get(use.operator or "", 0.5)
+        return histogram[min(len(histogram) - 1, int(quantile * (len(histogram) - 1)))]
+    pool = list(common) + list(histogram[len(histogram) // 2 :] if histogram else ())
+    if not pool:
+        return None
+    if use.kind == an.IN:
+        key = (id(use.column), use.column)
+        index = positions.get(key, 0)
+        positions[key] = index + 1
+        return pool[index % len(pool)]
+    return pool[0]
+
+
+def _sampled_value(conn, info: TableInfo, col: ColumnInfo) -> Any:
+    query = sql.SQL("SELECT {col}::text FROM {table} WHERE {col} IS NOT NULL LIMIT 1").format(
+        col=sql.Identifier(col.name), table=sql.Identifier(info.schema, info.name)
+    )
+    with conn.transaction(savepoint_name="dbarchitect_sample"), conn.cursor() as cur:
+        cur.execute(query)
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
+def sampled_operand(conn, info: TableInfo, col: ColumnInfo, operator: str | None) -> Any:
+    """A containment operand taken from a real row: {"key": value} for jsonb, {elem} for arrays."""
+    column = sql.Identifier(col.name)
+    table = sql.Identifier(info.schema, info.name)
+    if col.base_type == "jsonb":
+        if operator in ("?", "?|", "?&"):
+            select = sql.SQL(
+                "SELECT k FROM (SELECT {c} AS doc FROM {t} WHERE jsonb_typeof({c}) = 'object' "
+                "LIMIT 1) s, jsonb_object_keys(s.doc) AS k LIMIT 1"
+            )
+        else:
+            select = sql.SQL(
+                "SELECT jsonb_build_object(e.key, e.value)::text FROM (SELECT {c} AS doc "
+                "FROM {t} WHERE jsonb_typeof({c}) = 'object' LIMIT 1) s, "
+                "jsonb_each(s.doc) AS e LIMIT 1"
+            )
+    elif col.category == "A":
+        select = sql.SQL(
+            "SELECT array[e]::text FROM (SELECT {c} AS arr FROM {t} "
+            "WHERE cardinality({c}) > 0 LIMIT 1) s, unnest(s.arr) AS e LIMIT 1"
+        )
+    else:
+        return _sampled_value(conn, info, col)
+    with conn.transaction(savepoint_name="dbarchitect_sample"), conn.cursor() as cur:
+        cur.execute(select.format(c=column, t=table))
+        row = cur.fetchone()
+    if row is None:
+        return "{}"
+    if operator in ("?|", "?&"):
+        return "{" + json.dumps(row[0]) + "}"
+    return row[0]
+
+
+def _value_for_type(type_name: str | None) -> Any:
+    name = (type_name or "").lower()
+    today = dt.date.today()
+    if name in ("date",):
+        return today.isoformat()
+    if name.startswith(("timestamp", "timestamptz")):
+        return dt.datetime.combine(today, dt.time()).isoformat(sep=" ")
+    if name.startswith("interval"):
+        return "1 day"
+    if name.startswith(("time",)):
+        return "12:00"
+    if name in ("bool", "boolean"):
+        return True
+    if name in ("json", "jsonb"):
+        return "{}"
+    if name == "uuid":
+        return "00000000-0000-0000-0000-000000000000"
+    if name.endswith("[]") or name.startswith("_"):
+        return "{}"
+    if name in ("text", "varchar", "character varying", "bpchar", "char", "name", "citext"):
+        return "a"
+    return 1
+
+
+def literal_text(analysis: an.QueryAnalysis, values: dict[int, Any]) -> str:
+    """The statement with each $n replaced by its value as a SQL literal (pglast quotes it)."""
+    node = copy.deepcopy(an.parse_statement(analysis.query))
+    return an.deparse(_replace_params(node, values))
+
+
+def _constant(value: Any) -> ast.A_Const:
+    if isinstance(value, bool):
+        return ast.A_Const(isnull=False, val=ast.String(sval="true" if value else "false"))
+    if isinstance(value, int):
+        return ast.A_Const(isnull=False, val=ast.Integer(ival=value))
+    if isinstance(value, float):
+        return ast.A_Const(isnull=False, val=ast.Float(fval=repr(value)))
+    if isinstance(value, dict | list):
+        value = json.dumps(value)
+    return ast.A_Const(isnull=False, val=ast.String(sval=str(value)))
+
+
+def _replace_params(node: Any, values: dict[int, Any]) -> Any:
+    if isinstance(node, ast.ParamRef):
+        return _constant(values.get(node.number, 1))
+    if isinstance(node, tuple):
+        return tuple(_replace_params(item, values) for item in node)
+    if isinstance(node, list):
+        return [_replace_params(item, values) for item in node]
+    if isinstance(node, ast.Node):
+        for name in node:
+            child = getattr(node, name, None)
+            if isinstance(child, ast.Node | tuple | list):
+                setattr(node, name, _replace_params(child, values))
+    return node
+
+
+def prepared_statements_forget(conn: psycopg.Connection) -> None:
+    """DEALLOCATE whatever a failed costing attempt left in this session."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT name FROM pg_prepared_statements WHERE starts_with(name, %s)",
+            (STATEMENT_PREFIX,),
+        )
+        for (name,) in cur.fetchall():
+            cur.execute(sql.SQL("DEALLOCATE {}").format(sql.Identifier(name)))
