@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from .dashboard import audit_progress, dashboard_data
 from .models import AuditRun, QuerySnapshot, Target
 from .reports import audit_report_build, audit_report_markdown
+from .services import audit_queue
 
 # The AuditRun change page lists this many of the audit's slow queries inline.
 INLINE_SNAPSHOTS = 50
@@ -197,8 +198,6 @@ class AuditRunAdmin(StaffReadMixin, admin.ModelAdmin):
         if not target:
             self.message_user(request, "Choose a target to audit.", messages.ERROR)
             return HttpResponseRedirect(_dashboard_url())
-        from .services import audit_queue  # engineer D's, landing in parallel
-
         try:
             audit_id = audit_queue(target=target, verify=verify)
         except ValueError as exc:

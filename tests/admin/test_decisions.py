@@ -1,0 +1,153 @@
+"""Approve, reject and apply from the admin: buttons and list actions, through the services."""
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db import connection
+from django.urls import reverse
+
+from optimizations.models import OptimizationLog
+
+from .factories import make_recommendation
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "admin:optimizations_optimizationlog_changelist"
+INDEX_NAME = "f2_admin_apply_idx"
+
+
+def _url(name: str, log: OptimizationLog) -> str:
+    return reverse(f"admin:optimizations_optimizationlog_{name}", args=[log.pk])
+
+
+def _messages(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+def test_approve_button_approves(staff_client, staff_user):
+    log = make_recommendation()
+    response = staff_client.post(_url("approve", log), follow=True)
+    log.refresh_from_db()
+    assert (log.status, log.decided_by) == ("approved", staff_user)
+    assert "1 recommendation approved." in _messages(response)
+
+
+def test_reject_button_keeps_the_reason(staff_client):
+    log = make_recommendation()
+    staff_client.post(_url("reject", log), {"reason": "the table is archived next month"})
+    log.refresh_from_db()
+    assert log.status == "rejected"
+    assert log.details["reject_reason"] == "the table is archived next month"
+
+
+def test_a_transition_that_is_not_allowed_is_reported_not_done(staff_client):
+    log = make_recommendation(status=OptimizationLog.Status.REJECTED)
+    response = staff_client.post(_url("approve", log), follow=True)
+    log.refresh_from_db()
+    assert log.status == "rejected"
+    (message,) = _messages(response)
+    assert "Cannot approve a recommendation that is rejected" in message
+
+
+def test_decision_urls_take_post_only(staff_client):
+    log = make_recommendation()
+    assert staff_client.get(_url("approve", log)).status_code == 405
+    assert staff_client.get(_url("reject", log)).status_code == 405
+
+
+def test_apply_needs_a_superuser(staff_client):
+    log = make_recommendation()
+    assert staff_client.get(_url("apply", log)).status_code == 403
+    assert staff_client.post(_url("apply", log)).status_code == 403
+    log.refresh_from_db()
+    assert log.status == "proposed"
+
+
+def test_actions_approve_and_reject_the_selection(staff_client):
+    first = make_recommendation(ddl="CREATE INDEX a_idx ON demo_user (email)")
+    second = make_recommendation(ddl="CREATE INDEX b_idx ON demo_user (name)")
+    untouched = make_recommendation(ddl="CREATE INDEX c_idx ON demo_user (created_at)")
+    staff_client.post(
+        reverse(CHANGELIST),
+        {"action": "approve_selected", ACTION_CHECKBOX_NAME: [first.pk, second.pk]},
+    )
+    statuses = dict(OptimizationLog.objects.values_list("pk", "status"))
+    assert statuses == {first.pk: "approved", second.pk: "approved", untouched.pk: "proposed"}
+
+    staff_client.post(
+        reverse(CHANGELIST), {"action": "reject_selected", ACTION_CHECKBOX_NAME: [untouched.pk]}
+    )
+    untouched.refresh_from_db()
+    assert untouched.status == "rejected"
+
+
+def _action_names(client) -> list[str]:
+    form = client.get(reverse(CHANGELIST)).context["action_form"]
+    return [name for name, _ in form.fields["action"].choices]
+
+
+def test_only_superusers_get_the_apply_action(client, staff_user, superuser):
+    log = make_recommendation()
+    client.force_login(staff_user)
+    assert "approve_selected" in _action_names(client)
+    assert "apply_selected" not in _action_names(client)
+    client.post(reverse(CHANGELIST), {"action": "apply_selected", ACTION_CHECKBOX_NAME: [log.pk]})
+    client.post(
+        reverse(CHANGELIST),
+        {"action": "apply_selected", ACTION_CHECKBOX_NAME: [log.pk], "confirm": "yes"},
+    )
+    log.refresh_from_db()
+    assert log.status == "proposed"
+
+    client.force_login(superuser)
+    assert "apply_selected" in _action_names(client)
+
+
+def _index_exists(name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [f"public.{name}"])
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def drop_built_indexes():
+    """The applied indexes are real: drop them so later tests see the table as it was."""
+    yield
+    with connection.cursor() as cursor:
+        for name in (INDEX_NAME, f"{INDEX_NAME}_2"):
+            cursor.execute("DROP INDEX IF EXISTS public." + connection.ops.quote_name(name))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("drop_built_indexes")
+def test_superuser_applies_after_a_confirmation_page(super_client):
+    log = make_recommendation(ddl=f"CREATE INDEX {INDEX_NAME} ON demo_user (email)")
+
+    confirm = super_client.get(_url("apply", log))
+    assert confirm.status_code == 200
+    assert f"CREATE INDEX {INDEX_NAME} ON demo_user (email)" in confirm.content.decode()
+    assert not _index_exists(INDEX_NAME)  # the GET only asks
+
+    response = super_client.post(_url("apply", log), follow=True)
+    log.refresh_from_db()
+    assert log.status == "applied" and log.applied_at is not None
+    assert _index_exists(INDEX_NAME)
+    (message,) = _messages(response)
+    assert f"Index {INDEX_NAME} built concurrently" in message
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("drop_built_indexes")
+def test_apply_action_confirms_then_builds(super_client):
+    log = make_recommendation(ddl=f"CREATE INDEX {INDEX_NAME}_2 ON demo_user (created_at)")
+    data = {"action": "apply_selected", ACTION_CHECKBOX_NAME: [log.pk]}
+
+    page = super_client.post(reverse(CHANGELIST), data)
+    assert page.status_code == 200
+    assert 'id="dba-confirm-apply"' in page.content.decode()
+    log.refresh_from_db()
+    assert log.status == "proposed"
+
+    super_client.post(reverse(CHANGELIST), {**data, "confirm": "yes", "index": 0})
+    log.refresh_from_db()
+    assert log.status == "applied"
+    assert _index_exists(f"{INDEX_NAME}_2")
