@@ -14,6 +14,16 @@ from .paginators import EstimatedCountPaginator
 from .selectors import behavior_log_event_types
 
 
+class StaffReadableAdmin(admin.ModelAdmin):
+    """Any active staff user may read the demo data; edits follow Django's permissions."""
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_staff
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff
+
+
 class EventTypeFilter(admin.SimpleListFilter):
     title = _("event type")
     parameter_name = "event_type"
@@ -28,7 +38,7 @@ class EventTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(User)
-class UserAdmin(admin.ModelAdmin):
+class UserAdmin(StaffReadableAdmin):
     list_display = ("email", "name_en", "name_vi", "created_at")
     search_fields = ("email",)
     readonly_fields = ("id", "created_at")
@@ -48,7 +58,7 @@ class UserAdmin(admin.ModelAdmin):
 
 
 @admin.register(BehaviorLog)
-class BehaviorLogAdmin(admin.ModelAdmin):
+class BehaviorLogAdmin(StaffReadableAdmin):
     list_display = ("timestamp", "event_type", "user", "metadata")
     list_filter = (EventTypeFilter, ("timestamp", admin.DateFieldListFilter))
     list_select_related = ("user",)

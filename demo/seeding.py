@@ -65,6 +65,8 @@ def demo_has_data() -> bool:
 def demo_clear() -> None:
     """Empty both demo tables (TRUNCATE: instant on millions of rows, transactional)."""
     with connection.cursor() as cursor:
+        # Django's foreign keys are deferred: run pending checks first, TRUNCATE refuses them.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(
             sql.SQL("TRUNCATE {}, {}").format(
                 sql.Identifier(BehaviorLog._meta.db_table), sql.Identifier(User._meta.db_table)

@@ -1,7 +1,8 @@
 """The demo's query workload: what the app's pages run, several slow without the right index.
 
-Each query runs with server-side psycopg parameters, so pg_stat_statements records one
-normalized statement per shape (with $1, $2...) and the audit sees the real shapes.
+Each query runs with server-side psycopg parameters (every constant is a parameter), so
+pg_stat_statements records each shape exactly as written here, with $1, $2... in place of
+%s, and the audit sees the real shapes.
 """
 
 import random
@@ -64,8 +65,8 @@ QUERIES: tuple[WorkloadQuery, ...] = (
         "logs_of_rare_event_type",
         "a rare event_type is found by scanning: needs an index on event_type",
         'SELECT id, user_id, "timestamp" FROM demo_behavior_log '
-        'WHERE event_type = %s ORDER BY "timestamp" DESC LIMIT 50',
-        lambda s, r: (RARE_EVENT_TYPE,),
+        'WHERE event_type = %s ORDER BY "timestamp" DESC LIMIT %s',
+        lambda s, r: (RARE_EVENT_TYPE, 50),
     ),
     WorkloadQuery(
         "logs_by_metadata_campaign",
@@ -76,8 +77,8 @@ QUERIES: tuple[WorkloadQuery, ...] = (
     WorkloadQuery(
         "users_by_email_prefix",
         "LIKE 'prefix%' needs a varchar_pattern_ops index unless the collation is C",
-        "SELECT id, email FROM demo_user WHERE email LIKE %s ORDER BY email LIMIT 20",
-        lambda s, r: (r.choice(s.emails)[:5] + "%",),
+        "SELECT id, email FROM demo_user WHERE email LIKE %s ORDER BY email LIMIT %s",
+        lambda s, r: (r.choice(s.emails)[:5] + "%", 20),
     ),
     WorkloadQuery(
         "event_counts_in_range",
@@ -98,8 +99,8 @@ QUERIES: tuple[WorkloadQuery, ...] = (
         'SELECT u.id, u.email, count(*) AS events, max(l."timestamp") AS last_seen '
         "FROM demo_user AS u JOIN demo_behavior_log AS l ON l.user_id = u.id "
         'WHERE l.event_type = %s AND l."timestamp" >= %s '
-        "GROUP BY u.id, u.email ORDER BY events DESC LIMIT 20",
-        lambda s, r: (r.choice(("payment", "loan_calculator")), s.now - timedelta(days=30)),
+        "GROUP BY u.id, u.email ORDER BY events DESC LIMIT %s",
+        lambda s, r: (r.choice(("payment", "loan_calculator")), s.now - timedelta(days=30), 20),
     ),
 )
 
