@@ -1271,3 +1271,44 @@ def _has_plain_index(info: TableInfo, column: str) -> bool:
         index.valid and index.keys and _existing_key(index.keys[0]) == column
         for index in info.indexes
     )
+
+
+# --- for verification -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepresentativeStatement:
+    queryid: int
+    text: str | None  # the query with representative literal values, ready to EXPLAIN
+    is_select: bool
+    error: str | None = None
+
+
+def representative_statements(
+    conn: psycopg.Connection, queries: Sequence[QueryLike]
+) -> dict[int, RepresentativeStatement]:
+    """Each query with its $n replaced by values from pg_stats (or a sampled row)."""
+    result: dict[int, RepresentativeStatement] = {}
+    analyses = {q.queryid: an.analyze_query(q.query) for q in queries}
+    for qid, analysis in analyses.items():
+        if not analysis.ok:
+            result[qid] = RepresentativeStatement(qid, None, False, analysis.error)
+    live = [a for q, a in analyses.items() if q not in result]
+    if not live:
+        return result
+    tables = _catalog_with_views(conn, live)
+    stats = catalog_column_stats(conn, _stat_columns(live, tables))
+    ctx = _Context(conn, tables, stats, 0, 0, 0.0)
+    for qid, analysis in analyses.items():
+        if qid in result:
+            continue
+        try:
+            values = gp.representative_values(conn, analysis, ctx.resolve, stats)
+            text = gp.literal_text(analysis, values)
+        except (psycopg.Error, ValueError) as exc:
+            result[qid] = RepresentativeStatement(
+                qid, None, False, f"no representative values: {exc}"
+            )
+            continue
+        result[qid] = RepresentativeStatement(qid, text, analysis.is_select)
+    return result

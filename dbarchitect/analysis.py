@@ -123,6 +123,7 @@ class QueryAnalysis:
     scopes: list[Scope] = field(default_factory=list)
     params: dict[int, ParamUse] = field(default_factory=dict)
     max_param: int = 0
+    modifies: bool = False  # writes rows somewhere (INSERT / UPDATE / DELETE, also in a CTE)
     error: str | None = None
 
     @property
@@ -139,7 +140,8 @@ class QueryAnalysis:
 
     @property
     def is_select(self) -> bool:
-        return self.statement == "SelectStmt"
+        """A plain read: safe to run under EXPLAIN ANALYZE."""
+        return self.statement == "SelectStmt" and not self.modifies
 
 
 def analyze_query(sql: str) -> QueryAnalysis:
@@ -231,6 +233,7 @@ class _Walker:
         if isinstance(node, ast.SelectStmt):
             self.select(node, None, "select")
         elif isinstance(node, ast.InsertStmt):
+            self.result.modifies = True
             if node.selectStmt is not None:
                 self.select(node.selectStmt, None, "select")
         elif isinstance(node, ast.UpdateStmt | ast.DeleteStmt):
@@ -243,6 +246,7 @@ class _Walker:
             self.result.error = f"{type(node).__name__} is not a query the planner can cost"
 
     def modify(self, node: Any) -> None:
+        self.result.modifies = True
         kind = "update" if isinstance(node, ast.UpdateStmt) else "delete"
         ctes = self.with_clause(node.withClause, None)
         level = _Level(None, ctes)
@@ -270,6 +274,7 @@ class _Walker:
             elif isinstance(query, ast.UpdateStmt | ast.DeleteStmt):
                 self.modify(query)
             elif isinstance(query, ast.InsertStmt) and query.selectStmt is not None:
+                self.result.modifies = True
                 self.select(query.selectStmt, parent, "cte", ctes=names)
         return names
 
@@ -451,8 +456,8 @@ class _Walker:
                 scope.predicates.append(
                     Predicate(column, IN, "IN", expression, literal, params, in_or)
                 )
-                for number in params:
-                    self.note_param(ParamUse(number, column, IN))
+                for value in values:
+                    self.tie_params(value, column, IN, None)
         elif kind == K.AEXPR_OP_ANY and op == "=":
             column, expression = self.indexable(node.lexpr, level)
             if column is not None and self.is_value(node.rexpr, level):
@@ -484,9 +489,8 @@ class _Walker:
                     Predicate(column, RANGE, "BETWEEN", expression, None, params, in_or)
                 )
                 for position, bound in enumerate(bounds):
-                    for number in _params_in(bound):
-                        operator = "between_low" if position == 0 else "between_high"
-                        self.note_param(ParamUse(number, column, RANGE, operator))
+                    operator = "between_low" if position == 0 else "between_high"
+                    self.tie_params(bound, column, RANGE, operator)
 
     def comparison(
         self, left: Any, op: str, right: Any, level: _Level, scope: Scope, in_or: bool
@@ -509,9 +513,7 @@ class _Walker:
             scope.predicates.append(
                 Predicate(column, kind, operator, expression, _literal(other), params, in_or)
             )
-            cast = _cast_type(other)
-            for number in params:
-                self.note_param(ParamUse(number, column, kind, operator, cast))
+            self.tie_params(other, column, kind, operator)
             return
         # Neither side is a plain value: a join on expressions, or column vs outer column
         # already handled above. Record typed-literal params for costing anyway.
@@ -623,10 +625,27 @@ class _Walker:
         # Aggregates and window functions are not values of one row.
         return not any(f.over is not None or f.agg_star for f in _find(node, ast.FuncCall))
 
+    def tie_params(self, value: Any, column: ColumnUse, kind: str, operator: str | None) -> None:
+        """A $n that is the compared value itself takes the column's type and values; one
+        buried in an expression (now() - $1) only its own cast, if any."""
+        if isinstance(value, ast.ParamRef) or (
+            isinstance(value, ast.TypeCast) and isinstance(value.arg, ast.ParamRef)
+        ):
+            number = value.number if isinstance(value, ast.ParamRef) else value.arg.number
+            self.note_param(ParamUse(number, column, kind, operator, _cast_type(value)))
+            return
+        for number, type_name in _cast_params(value):
+            self.note_param(ParamUse(number, type_name=type_name))
+        for number in _params_in(value):
+            if number not in self.result.params:
+                self.note_param(ParamUse(number))
+
     def note_param(self, use: ParamUse) -> None:
         self.result.max_param = max(self.result.max_param, use.number)
         known = self.result.params.get(use.number)
-        if known is None or (known.column is None and use.column is not None):
+        better = known is not None and known.column is None and use.column is not None
+        typed = known is not None and known.column is None and not known.type_name
+        if known is None or better or (typed and use.type_name):
             if known is not None and use.type_name is None and known.type_name is not None:
                 use = ParamUse(use.number, use.column, use.kind, use.operator, known.type_name)
             self.result.params[use.number] = use

@@ -1,0 +1,187 @@
+"""Verify: build each recommended index for real, measure its queries before and after.
+
+For each recommendation, in one transaction that is always rolled back: a lock timeout,
+CREATE INDEX (not CONCURRENTLY: that cannot run in a transaction, and the rollback is what
+makes the build harmless), then EXPLAIN (ANALYZE, BUFFERS) of the queries it serves with
+representative parameter values. The "before" timings are taken once per query, not once
+per recommendation, so verifying costs little more than building the indexes.
+
+A build takes a SHARE lock on its table (writes wait) while it runs: verify on a copy, or
+where the target allows it. Only read-only statements are executed; a recommendation that
+serves only writes is reported as not measured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+from pglast import ast
+from psycopg import errors, sql
+
+from . import analysis as an
+from .advisor import IndexRecommendation, QueryLike, RepresentativeStatement
+from .advisor import representative_statements as advisor_representative_statements
+from .collector import MARKER
+
+logger = logging.getLogger(__name__)
+
+# A query measured this fast (ms) on its first run gets this many more runs (median taken)...
+QUICK_MS = 50.0
+QUICK_RUNS = 3
+# ...a slower one a single warm run after the first (the first warms the cache).
+SLOW_RUNS = 1
+
+
+@dataclass
+class Verification:
+    fingerprint: str
+    ms_before: float | None
+    ms_after: float | None
+    build_ms: float | None
+    plan_before: dict | None
+    plan_after: dict | None
+    error: str | None
+    queryid: int | None = None  # the query the ms_* numbers are of (the heaviest served)
+    per_query: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def speedup(self) -> float | None:
+        if not self.ms_before or self.ms_after is None:
+            return None
+        return self.ms_before / max(self.ms_after, 0.001)
+
+
+@dataclass(frozen=True)
+class _Measurement:
+    ms: float
+    plan: dict
+
+
+def verify(
+    conn: psycopg.Connection,
+    recommendations: Sequence[IndexRecommendation],
+    queries: Mapping[int, QueryLike],
+    *,
+    lock_timeout_ms: int,
+) -> list[Verification]:
+    """One Verification per recommendation, in order; failures carry their reason."""
+    served = {qid for rec in recommendations for qid in rec.queryids if qid in queries}
+    statements = advisor_representative_statements(conn, [queries[q] for q in sorted(served)])
+    before: dict[int, _Measurement | str] = {}
+    results = []
+    for rec in recommendations:
+        measurable = [q for q in rec.queryids if _runnable(statements.get(q))]
+        if not measurable:
+            results.append(_unmeasured(rec, statements))
+            continue
+        for qid in measurable:
+            if qid not in before:
+                before[qid] = _measure_safely(conn, statements[qid].text)
+        results.append(_verify_one(conn, rec, measurable, statements, before, lock_timeout_ms))
+    return results
+
+
+def _runnable(statement: RepresentativeStatement | None) -> bool:
+    return statement is not None and statement.text is not None and statement.is_select
+
+
+def _unmeasured(rec: IndexRecommendation, statements) -> Verification:
+    reasons = []
+    for qid in rec.queryids:
+        statement = statements.get(qid)
+        if statement is None:
+            reasons.append(f"query {qid} was not collected in this audit")
+        elif statement.error:
+            reasons.append(f"query {qid}: {statement.error}")
+        elif not statement.is_select:
+            reasons.append(f"query {qid} writes rows; EXPLAIN ANALYZE would execute it")
+    return Verification(
+        rec.fingerprint, None, None, None, None, None, "not measured: " + "; ".join(reasons)
+    )
+
+
+def _verify_one(conn, rec, measurable, statements, before, lock_timeout_ms) -> Verification:
+    result = Verification(rec.fingerprint, None, None, None, None, None, None, measurable[0])
+    usable = [q for q in measurable if isinstance(before[q], _Measurement)]
+    if not usable:
+        result.error = f"before: {before[measurable[0]]}"
+        return result
+    main = usable[0]
+    result.queryid = main
+    result.ms_before = before[main].ms
+    result.plan_before = before[main].plan
+    try:
+        with conn.transaction(force_rollback=True), conn.cursor() as cur:
+            cur.execute(
+                f"{MARKER} SELECT set_config('lock_timeout', %s, true)",
+                (f"{int(lock_timeout_ms)}ms",),
+            )
+            started = time.perf_counter()
+            cur.execute(sql.SQL(_build_statement(rec.ddl)))
+            result.build_ms = round((time.perf_counter() - started) * 1000, 3)
+            for qid in usable:
+                after = _measure(conn, statements[qid].text)
+                result.per_query[qid] = (before[qid].ms, after.ms)
+                if qid == main:
+                    result.ms_after = after.ms
+                    result.plan_after = after.plan
+    except errors.LockNotAvailable:
+        result.error = (
+            f"lock timeout: {rec.schema}.{rec.table} was busy for more than "
+            f"{lock_timeout_ms} ms; not built"
+        )
+    except errors.QueryCanceled as exc:
+        result.error = f"timed out: {exc.diag.message_primary}"
+    except psycopg.Error as exc:
+        result.error = f"{type(exc).__name__}: {exc.diag.message_primary or exc}"
+    if result.error:
+        result.ms_after = None
+        result.plan_after = None
+    return result
+
+
+def _build_statement(ddl: str) -> str:
+    """The recommendation's DDL as a plain CREATE INDEX, which can run in a transaction."""
+    node = an.parse_statement(ddl)
+    if not isinstance(node, ast.IndexStmt):
+        raise ValueError(f"not a CREATE INDEX statement: {ddl}")
+    node.concurrent = False
+    node.if_not_exists = False
+    return f"{MARKER} {an.deparse(node)}"
+
+
+def _measure_safely(conn: psycopg.Connection, text: str) -> _Measurement | str:
+    try:
+        with conn.transaction(force_rollback=True):
+            return _measure(conn, text)
+    except psycopg.Error as exc:
+        return f"{type(exc).__name__}: {exc.diag.message_primary or exc}"
+
+
+def _measure(conn: psycopg.Connection, text: str) -> _Measurement:
+    """EXPLAIN ANALYZE: a first run warms the cache, then the median of a few more."""
+    runs = [_explain_analyze(conn, text)]
+    extra = QUICK_RUNS if runs[0].ms < QUICK_MS else SLOW_RUNS
+    warm = [_explain_analyze(conn, text) for _ in range(extra)]
+    middle = statistics.median_low([m.ms for m in warm])
+    return next(m for m in warm if m.ms == middle)
+
+
+def _explain_analyze(conn: psycopg.Connection, text: str) -> _Measurement:
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("{} EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}").format(
+                sql.SQL(MARKER), sql.SQL(text)
+            )
+        )
+        document = cur.fetchone()[0]
+    if isinstance(document, str):
+        document = json.loads(document)
+    top = document[0]
+    return _Measurement(ms=float(top["Execution Time"]), plan=top)
