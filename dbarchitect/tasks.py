@@ -58,7 +58,8 @@ def audit_run_task(
     self, target: str, verify: bool | None = None, audit_id: str | None = None
 ) -> str:
     """Run one audit of `target`; returns the audit id (the AuditRun says how it went)."""
-    close_old_connections()
+    if not self.request.is_eager:
+        close_old_connections()  # a worker's connection may have died since the last task
     audit_uuid = _audit_uuid(audit_id, self.request.id)
     # Running audits whose worker died (no lock held, old enough) are marked failed first.
     audit_mark_stale()
@@ -83,16 +84,15 @@ def audit_run_task(
             f"{settings.CELERY_TASK_SOFT_TIME_LIMIT}s",
         )
         return str(audit_uuid)
-    finally:
-        close_old_connections()
     logger.info("audit %s of %s: %s", audit.id, target, audit.status)
     return str(audit.id)
 
 
-@shared_task(name="dbarchitect.tasks.audit_weekly_task")
-def audit_weekly_task() -> list[str]:
+@shared_task(bind=True, name="dbarchitect.tasks.audit_weekly_task")
+def audit_weekly_task(self) -> list[str]:
     """Queue one audit per enabled target; workers anywhere on the broker pick them up."""
-    close_old_connections()
+    if not self.request.is_eager:
+        close_old_connections()
     target_sync()
     configured = configured_targets()
     audit_ids = []

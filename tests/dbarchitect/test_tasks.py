@@ -1,0 +1,177 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.conf import settings
+from django_celery_beat.models import PeriodicTask
+
+from config.celery_app import app as celery_app
+from dbarchitect.models import AuditRun, QuerySnapshot, Target
+from dbarchitect.services import audit_queue
+from dbarchitect.tasks import audit_run_task, audit_weekly_task
+from optimizations.models import OptimizationLog
+
+# A Redis database of its own: other checkouts' workers on db 0 must not take these tasks.
+BROKER = "redis://127.0.0.1:6379/11"
+
+
+def _wait_for(predicate, *, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def _use_broker(url: str, *, eager: bool) -> None:
+    """Point the Celery app at another broker: drop its cached connection pools."""
+    celery_app.conf.update(broker_url=url, result_backend=url, task_always_eager=eager)
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+def _targets_url() -> str:
+    params = settings.DATABASES["default"]
+    url = f"postgres://{params['USER']}@{params['HOST']}:{params['PORT']}/{params['NAME']}"
+    return f"second={url},third={url}"
+
+
+@pytest.mark.django_db
+def test_weekly_periodic_task_exists_after_migrate():
+    task = PeriodicTask.objects.get(task="dbarchitect.tasks.audit_weekly_task")
+    assert task.enabled
+    cron = task.crontab
+    assert (cron.minute, cron.hour, cron.day_of_week) == ("0", "2", "0")  # Sunday 02:00
+    assert (cron.day_of_month, cron.month_of_year) == ("*", "*")
+
+
+@pytest.mark.django_db
+def test_audit_queue_rejects_unknown_and_disabled_targets(settings):
+    settings.DBARCHITECT_TARGETS = _targets_url()
+    with pytest.raises(ValueError, match="Unknown target 'nope'; configured targets: default"):
+        audit_queue(target="nope")
+    Target.objects.update_or_create(name="third", defaults={"enabled": False})
+    with pytest.raises(ValueError, match="disabled"):
+        audit_queue(target="third")
+
+
+@pytest.mark.django_db
+def test_audit_run_task_eager_returns_the_audit_id(settings):
+    settings.DBARCHITECT_VERIFY = "off"
+    audit_id = "2f1a3c44-5d6e-4f70-8a9b-0c1d2e3f4a5b"
+    result = audit_run_task.apply(kwargs={"target": "default", "audit_id": audit_id}).get()
+    assert result == audit_id
+    audit = AuditRun.objects.get(id=audit_id)
+    assert audit.status == AuditRun.Status.SUCCEEDED, audit.error
+    # A redelivered message for the same audit does not run it twice.
+    again = audit_run_task.apply(kwargs={"target": "default", "audit_id": audit_id}).get()
+    assert again == audit_id
+    assert AuditRun.objects.filter(target__name="default").count() == 1
+
+
+@pytest.fixture
+def real_broker():
+    """The Celery app on a real Redis broker, not eager, for one test."""
+    _use_broker(BROKER, eager=False)
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.client.flushdb()
+    yield celery_app
+    _use_broker(settings.CELERY_BROKER_URL, eager=True)
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_weekly_task_fans_out_one_audit_per_enabled_target(real_broker, settings):
+    settings.DBARCHITECT_TARGETS = _targets_url()
+    settings.DBARCHITECT_VERIFY = "off"
+    Target.objects.update_or_create(name="third", defaults={"enabled": False})
+    with start_worker(real_broker, pool="threads", concurrency=2, perform_ping_check=False):
+        queued = audit_weekly_task.delay().get(timeout=120)
+        assert len(queued) == 2
+
+        def finished():
+            audits = list(AuditRun.objects.filter(id__in=queued))
+            done = [a for a in audits if a.status != AuditRun.Status.RUNNING]
+            return audits if len(done) == 2 else None
+
+        audits = _wait_for(finished, seconds=300, what="the two audits")
+    assert sorted(a.target.name for a in audits) == ["default", "second"]
+    assert all(a.status == AuditRun.Status.SUCCEEDED for a in audits), [a.error for a in audits]
+    assert not AuditRun.objects.filter(target__name="third").exists()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_worker_killed_mid_audit_leaves_a_failed_audit_and_nothing_else(settings):
+    """A real worker process is killed while its audit waits on a lock the test holds."""
+    params = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": f"postgres://{params['USER']}@{params['HOST']}:{params['PORT']}/"
+        f"{params['NAME']}",
+        "REDIS_URL": BROKER,
+        "DBARCHITECT_VERIFY": "off",
+    }
+    conninfo = f"host={params['HOST']} port={params['PORT']} user={params['USER']} " + (
+        f"dbname={params['NAME']}"
+    )
+    with psycopg.connect(conninfo) as blocker:
+        # Recording needs this table: the audit gets past collect and advise, then waits.
+        blocker.execute("LOCK TABLE optimizations_optimizationlog IN ACCESS EXCLUSIVE MODE")
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool=solo",
+                "--concurrency=1",
+                "-l",
+                "warning",
+                "--without-heartbeat",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            _use_broker(BROKER, eager=False)
+            audit_id = "7d4b2c1a-0e9f-4a8b-9c7d-6e5f4a3b2c1d"
+            audit_run_task.apply_async(
+                kwargs={"target": "default", "audit_id": audit_id}, task_id=audit_id
+            )
+            _wait_for(
+                lambda: AuditRun.objects.filter(id=audit_id).exists(),
+                seconds=180,
+                what="the worker to start the audit",
+            )
+            time.sleep(2)  # let it reach the lock
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=30)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+            _use_broker(settings.CELERY_BROKER_URL, eager=True)
+        blocker.rollback()
+    dead = AuditRun.objects.get(id=audit_id)
+    assert dead.status == AuditRun.Status.RUNNING  # nobody was left to say otherwise
+    # The next audit of the target takes the lock the dead worker held and marks it failed.
+    audit_run_task.apply(kwargs={"target": "default"}).get()
+    dead.refresh_from_db()
+    assert dead.status == AuditRun.Status.FAILED
+    assert "stale" in dead.error
+    assert not QuerySnapshot.objects.filter(audit_id=audit_id).exists()
+    assert not OptimizationLog.objects.filter(audit_id=audit_id).exists()
