@@ -216,3 +216,15 @@ NLSQL_CONTEXT_TOKEN_BUDGET = env.int("NLSQL_CONTEXT_TOKEN_BUDGET", default=3_000
 NLSQL_RETRIEVE_LIMIT = env.int("NLSQL_RETRIEVE_LIMIT", default=10)
 # Rows per page on the admin "Ask the database" page.
 NLSQL_PAGE_SIZE = env.int("NLSQL_PAGE_SIZE", default=50)
+# Memory (RAG): how many similar past optimizations to consider, and how close they must be
+# (cosine similarity of all-MiniLM-L6-v2 embeddings of query + recommendation).
+DBARCHITECT_MEMORY_LIMIT = env.int("DBARCHITECT_MEMORY_LIMIT", default=5)
+DBARCHITECT_MEMORY_MIN_SIMILARITY = env.float("DBARCHITECT_MEMORY_MIN_SIMILARITY", default=0.75)
+# Applying an index builds it for real: allow long builds, but never wait long for a lock.
+DBARCHITECT_APPLY_STATEMENT_TIMEOUT_MS = env.int(
+    "DBARCHITECT_APPLY_STATEMENT_TIMEOUT_MS", default=6 * 60 * 60 * 1000
+)
+# After an apply, the served queries must get at least this much faster to count as a gain...
+DBARCHITECT_OUTCOME_MIN_GAIN = env.float("DBARCHITECT_OUTCOME_MIN_GAIN", default=0.2)
+# ...and this much slower counts as a regression (between the two: no_gain).
+DBARCHITECT_OUTCOME_REGRESSION = env.float("DBARCHITECT_OUTCOME_REGRESSION", default=0.1)
