@@ -113,7 +113,10 @@ def rationale_write(
         return Rationale(text=facts, source="facts", note="LLM not asked")
     from nlsql.llm import LLMError, llm_client
 
-    client = llm_client()
+    try:
+        client = llm_client()
+    except LLMError as exc:  # configured but unusable (a missing key): say so, carry on
+        return Rationale(text=facts, source="facts", note=f"LLM not usable: {exc}")
     if client is None:
         return Rationale(text=facts, source="facts", note="no LLM configured")
     prompt = rationale_prompt(log=log, similar=similar, facts=facts)
