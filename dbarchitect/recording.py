@@ -35,6 +35,12 @@ SETTLED_STATUSES = (
     OptimizationLog.Status.APPLIED,
     OptimizationLog.Status.REJECTED,
 )
+# How each health finding's recommendation sentence starts.
+FINDING_VERBS = {
+    "drop_index": "Drop index",
+    "invalid_index": "Drop invalid index",
+    "fk_index": "Create index",
+}
 # The apps whose tables hold the architect's own bookkeeping (never audited as workload).
 OWN_APPS = ("dbarchitect", "optimizations")
 
@@ -318,7 +324,8 @@ def _rewrite_log(audit, hint) -> OptimizationLog:
 def _finding_log(audit, finding: HealthFinding) -> OptimizationLog:
     return OptimizationLog(
         query_text=finding.ddl,
-        recommendation=f"{finding.ddl}: {finding.reason}",
+        recommendation=f"{FINDING_VERBS.get(finding.kind, finding.kind)} {finding.index} on "
+        f"{finding.schema}.{finding.table}: {finding.reason}",
         performance_gain=0.0,
         kind=finding.kind,
         ddl=finding.ddl,

@@ -13,8 +13,8 @@ import pytest
 from dbarchitect.models import Target
 from dbarchitect.targets import DEFAULT_TARGET, target_connection, target_sync
 
-USERS = 150
-LOGS = 300_000  # 2,000 logs per user: the "recent logs of a user" query must sort many
+USERS = 300
+LOGS = 300_000  # 1,000 logs per user: the "recent logs of a user" query must sort many
 PAYMENTS = 20_000
 
 RECENT_LOGS_QUERY = (
