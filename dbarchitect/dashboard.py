@@ -74,6 +74,13 @@ class Dashboard:
     running: list[AuditRun] = field(default_factory=list)
 
     @property
+    def has_gain(self) -> bool:
+        """Whether any recommendation of the window was costed or measured (else: no chart)."""
+        return any(
+            p.estimated_percent is not None or p.measured_percent is not None for p in self.gain
+        )
+
+    @property
     def recommendations_total(self) -> int:
         return sum(self.by_status.values())
 

@@ -222,7 +222,7 @@ def audit_report_markdown(*, audit: AuditRun) -> str:
         out.append("No query passed the slow-query thresholds.")
     out += ["", "## What was recommended and why", ""]
     if not report.recommendations:
-        out.append("Nothing was recommended.")
+        out.append("Nothing new was recommended.")
     for number, rec in enumerate(report.recommendations, start=1):
         out += _recommendation(number, rec)
     if report.repeated:

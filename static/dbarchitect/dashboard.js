@@ -50,7 +50,10 @@
           { label: "measured (EXPLAIN ANALYZE)", data: data.gain.measured, borderColor: "#417690", backgroundColor: "#417690", spanGaps: true, tension: 0.2 },
         ],
       },
-      options: { scales: { y: { suggestedMin: 0, suggestedMax: 100, title: { display: true, text: "%" } } } },
+      options: {
+        elements: { point: { radius: 4, hoverRadius: 6 } },
+        scales: { y: { suggestedMin: 0, suggestedMax: 100, title: { display: true, text: "%" } } },
+      },
     });
 
     new Chart(document.getElementById("dba-chart-confidence"), {

@@ -164,3 +164,41 @@ def test_progress_endpoint_is_json_for_staff_and_closed_to_others(client, staff_
     response = client.get(url)
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
+
+
+def test_run_audit_now_queues_the_task_and_the_progress_shows_its_result(
+    staff_client, django_capture_on_commit_callbacks
+):
+    """Eager Celery here: the real task runs the real agent on the test database."""
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = staff_client.post(
+            reverse("admin:dbarchitect_audit_run"), {"target": "default", "verify": "off"}
+        )
+    assert len(callbacks) == 1
+    assert response.status_code == 302
+    audit = AuditRun.objects.get()
+    assert response["Location"] == f"{reverse('admin:dbarchitect_dashboard')}?audit={audit.pk}"
+    assert audit.verify is False
+
+    progress = staff_client.get(reverse("admin:dbarchitect_audit_progress", args=[audit.pk]))
+    body = progress.json()
+    assert body["finished"] is True
+    assert body["status"] == audit.status == "succeeded", audit.error
+    page = staff_client.get(response["Location"])
+    assert f'data-follow="{audit.pk}"' in page.content.decode()
+
+
+def test_run_audit_now_refuses_an_unknown_or_disabled_target(staff_client):
+    response = staff_client.post(
+        reverse("admin:dbarchitect_audit_run"), {"target": "nope"}, follow=True
+    )
+    (message,) = (str(m) for m in response.context["messages"])
+    assert "Unknown target 'nope'" in message
+    Target.objects.filter(name="default").update(enabled=False)
+    response = staff_client.post(
+        reverse("admin:dbarchitect_audit_run"), {"target": "default"}, follow=True
+    )
+    (message,) = (str(m) for m in response.context["messages"])
+    assert "is disabled" in message
+    assert not AuditRun.objects.exists()
+    assert staff_client.get(reverse("admin:dbarchitect_audit_run")).status_code == 405

@@ -51,7 +51,23 @@ def test_markdown_has_findings_recommendations_plans_and_skips(audit):
 def test_an_audit_without_findings_says_so():
     text = audit_report_markdown(audit=make_audit())
     assert "No query passed the slow-query thresholds." in text
-    assert "Nothing was recommended." in text
+    assert "Nothing new was recommended." in text
+
+
+def test_recommendations_found_again_are_listed_from_the_stored_report():
+    audit = make_audit()
+    audit.report = {
+        "verification": "skipped: verification is off for this audit",
+        "recommendations": [
+            {"recommendation": "Create index ix on t (a)", "already_recorded": True},
+            {"recommendation": "Create index iy on t (b)", "already_recorded": False},
+        ],
+    }
+    audit.save(update_fields=["report"])
+    text = audit_report_markdown(audit=audit)
+    assert "Verification: skipped: verification is off for this audit" in text
+    assert "- Create index ix on t (a)" in text
+    assert "Create index iy on t (b)" not in text
 
 
 def test_report_page_and_markdown_download(staff_client, audit):

@@ -1,0 +1,142 @@
+"""The admin in a real browser: log in, open the dashboard, run an audit, ask a question.
+
+Headless Debian chromium driven by Playwright (the system browser, never a download),
+against pytest-django's live server with the real PostgreSQL, the real agent and eager
+Celery. Saves docs/screenshots/dashboard.png, the picture the README shows.
+"""
+
+import datetime
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.utils import timezone
+
+from dbarchitect.agent import run_audit
+from dbarchitect.models import AuditRun
+from nlsql.training import training_add_pair
+from optimizations.decisions import recommendation_approve
+from optimizations.models import OptimizationLog
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "dashboard.png"
+PASSWORD = "browser-pass-123"
+QUESTION = "How many behaviour events of each type are there?"
+ANSWER_SQL = (
+    "SELECT event_type, count(*) AS events FROM demo_behavior_log "
+    "GROUP BY event_type ORDER BY events DESC"
+)
+# An audit (seconds here) runs inside the "Run audit now" request with eager Celery.
+AUDIT_TIMEOUT_MS = 180_000
+
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian's chromium at /usr/bin/chromium (`make services` installs it)",
+    ),
+    pytest.mark.django_db(transaction=True),
+]
+
+
+def _workload() -> None:
+    call_command("run_demo_workload", repeat=8, verbosity=0)
+
+
+@pytest.fixture
+def history(django_user_model):
+    """A small demo database with a real audit from "last week" and a staff superuser."""
+    call_command("seed_demo", users=400, logs=40_000, verbosity=0)
+    _workload()
+    first = run_audit(target="default", verify=False)
+    assert first.status == AuditRun.Status.SUCCEEDED, first.error
+    week_ago = timezone.now() - datetime.timedelta(days=8)
+    AuditRun.objects.filter(pk=first.pk).update(
+        started_at=week_ago, finished_at=week_ago + datetime.timedelta(seconds=30)
+    )
+    OptimizationLog.objects.filter(audit=first).update(created_at=week_ago)
+    user = django_user_model.objects.create_superuser(
+        username="architect", password=PASSWORD, email="architect@example.com"
+    )
+    proposed = OptimizationLog.objects.filter(audit=first).order_by("-confidence").first()
+    if proposed is not None:
+        recommendation_approve(recommendation=proposed, user=user)
+    training_add_pair(question=QUESTION, sql=ANSWER_SQL)
+    _workload()  # this week's traffic, for the audit the browser starts
+    return first
+
+
+def _browser(playwright):
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=[
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    )
+
+
+def test_log_in_see_the_dashboard_run_an_audit_and_ask(live_server, history, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    errors: list[str] = []
+    # No ORM below while Playwright's event loop runs in this thread: only the browser.
+    with sync_playwright() as playwright:
+        browser = _browser(playwright)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.set_default_timeout(30_000)
+
+        page.goto(f"{live_server.url}/admin/login/")
+        page.fill("#id_username", "architect")
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+        expect(page.locator("#dba-index-panel")).to_contain_text("DB Architect")
+
+        page.click("#dba-dashboard-link")
+        expect(page.locator("h1")).to_have_text("DB Architect dashboard")
+        expect(page.locator("#dba-latest-audit")).to_contain_text("succeeded")
+
+        page.select_option("#dba-verify", "on")
+        with page.expect_navigation(timeout=AUDIT_TIMEOUT_MS):
+            page.click("#dba-run-button")
+        progress = page.locator("#dba-progress")
+        expect(progress).to_contain_text("succeeded", timeout=AUDIT_TIMEOUT_MS)
+        expect(page.locator("#dba-progress-report")).to_be_visible()
+
+        page.click("text=Refresh the dashboard")
+        expect(page.locator("#dba-slow-last-week")).to_be_visible()
+        page.wait_for_function(
+            "() => typeof Chart !== 'undefined' && "
+            "['dba-chart-status', 'dba-chart-gain', 'dba-chart-confidence', 'dba-chart-slow']"
+            ".every(id => Chart.getChart(id) !== undefined)"
+        )
+        page.wait_for_timeout(800)  # the charts' entry animation
+        page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+
+        page.click("#dba-latest-audit >> text=Report")
+        expect(page.locator("#dba-found")).to_be_visible()
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+
+        page.goto(f"{live_server.url}/admin/nlsql/questionlog/ask/")
+        page.fill("textarea[name=question]", QUESTION)
+        page.click("#ask-form [type=submit]")
+        rows = page.locator("#answer-rows tbody tr")
+        expect(rows.first).to_be_visible()
+        row_count = rows.count()
+        first_row = rows.first.inner_text()
+        page.screenshot(path=str(tmp_path / "ask.png"), full_page=True)
+        browser.close()
+
+    assert errors == []
+    assert row_count >= 2, first_row  # the seed has several event types
+    latest = AuditRun.objects.order_by("-started_at").first()
+    assert latest.status == AuditRun.Status.SUCCEEDED and latest.pk != history.pk
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(tmp_path / "dashboard.png", SCREENSHOT)
