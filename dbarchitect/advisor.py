@@ -54,6 +54,9 @@ PARTIAL_MAX_DISTINCT = 1000
 REDUNDANCY_TOLERANCE = 0.05
 # Planner cost charged per 8 kB page of a new index, per audit window: its upkeep and cache.
 SIZE_COST_PER_PAGE = 0.1
+# How far a table's write share (writes / (writes + rows read)) raises the bar: a table
+# that is only written needs the queries' remaining cost halved once more.
+WRITE_LOAD_WEIGHT = 0.5
 # Candidates within this share of the best gain compete on gain per byte instead.
 NEAR_TIE = 0.1
 # The most indexes one audit recommends.
@@ -138,6 +141,9 @@ class Candidate:
     keys: tuple[IndexKey, ...]
     method: str = "btree"
     where: str | None = None
+    # For a partial index: the predicate's column and the share of rows it keeps.
+    where_column: str | None = field(default=None, compare=False)
+    where_share: float = field(default=1.0, compare=False)
 
 
 # --- the advisor ------------------------------------------------------------------------
@@ -244,6 +250,7 @@ class _Context:
         self.interesting: dict[int, dict[int, set[str]]] = {}
         self.candidate_queries: dict[Candidate, set[int]] = defaultdict(set)
         self.hypo: dict[Candidate, tuple[int, int]] = {}  # candidate -> (oid, size bytes)
+        self.hypo_oids: dict[int, Candidate] = {}  # every HypoPG oid -> its candidate
         self.failed: set[Candidate] = set()
         self.write_share: dict[int, float] = {}
         self.hypo_sizes: dict[Candidate, int] = {}
@@ -394,7 +401,8 @@ class _TableNeeds:
     likes: list[IndexKey] = field(default_factory=list)
     joins: list[IndexKey] = field(default_factory=list)
     ored: list[IndexKey] = field(default_factory=list)
-    partial: list[tuple[str, str]] = field(default_factory=list)  # (predicate, column)
+    # (predicate, its column, the share of rows it keeps)
+    partial: list[tuple[str, str, float]] = field(default_factory=list)
     contains: dict[str, set[str]] = field(default_factory=dict)  # column -> operators
     sort: list[IndexKey] = field(default_factory=list)
     group: list[IndexKey] = field(default_factory=list)
@@ -421,9 +429,9 @@ def _scope_needs(ctx: _Context, scope: an.Scope) -> dict[int, _TableNeeds]:
         if predicate.kind in (an.EQ, an.IN):
             need.equality.append(key)
             if predicate.value is not None and predicate.expression is None:
-                rare = _rare_value(ctx, info, column, predicate.value)
-                if rare:
-                    need.partial.append((_equality_text(column, predicate.value), column))
+                share = _value_share(ctx, info, column, predicate.value)
+                if share is not None and share <= PARTIAL_MAX_FRACTION:
+                    need.partial.append((_equality_text(column, predicate.value), column, share))
         elif predicate.kind == an.RANGE:
             need.ranges.append(key)
         elif predicate.kind == an.LIKE:
@@ -435,7 +443,7 @@ def _scope_needs(ctx: _Context, scope: an.Scope) -> dict[int, _TableNeeds]:
             if stats is not None:
                 share = stats.null_frac if predicate.kind == an.IS_NULL else 1 - stats.null_frac
                 if share <= PARTIAL_MAX_FRACTION:
-                    need.partial.append((_null_test_text(column, predicate.kind), column))
+                    need.partial.append((_null_test_text(column, predicate.kind), column, share))
         elif (
             predicate.kind == an.CONTAINS
             and predicate.expression is None
@@ -510,19 +518,19 @@ def _sort_keys(ctx: _Context, order_by: list[an.SortKey]) -> tuple[int, list[Ind
     return oid, keys
 
 
-def _rare_value(ctx: _Context, info: TableInfo, column: str, value: str) -> bool:
+def _value_share(ctx: _Context, info: TableInfo, column: str, value: str) -> float | None:
+    """The share of rows holding `value`, for a low-cardinality column ANALYZE has seen."""
     stats = ctx.column_stats(info, column)
     if stats is None or not stats.common_values:
-        return False
+        return None
     distinct = stats.n_distinct if stats.n_distinct > 0 else -stats.n_distinct * info.rows
     if distinct > PARTIAL_MAX_DISTINCT:
-        return False
+        return None
     for common, freq in zip(stats.common_values, stats.common_freqs, strict=False):
         if str(common).lower() == value.lower() or _same_number(common, value):
-            return freq <= PARTIAL_MAX_FRACTION
+            return float(freq)
     rest = max(0.0, 1.0 - sum(stats.common_freqs) - stats.null_frac)
-    others = max(distinct - len(stats.common_values), 1)
-    return rest / others <= PARTIAL_MAX_FRACTION
+    return rest / max(distinct - len(stats.common_values), 1)
 
 
 def _same_number(common, value: str) -> bool:
@@ -600,10 +608,11 @@ def _table_candidates(ctx: _Context, info: TableInfo, need: _TableNeeds) -> set[
             add([*equality, key])
             add([key, *equality])
     # Partial indexes: a rare value or IS [NOT] NULL as the predicate, the rest as keys.
-    for predicate, column in need.partial:
+    for predicate, column, share in need.partial:
         rest_eq = [k for k in equality if k.text != column]
-        keys = rest_eq + (need.sort or ranges[:1]) or need.joins[:1]
-        add(keys or [IndexKey(column)], where=predicate)
+        keys = _dedupe_keys(rest_eq + (need.sort or ranges[:1]) or need.joins[:1])
+        keys = keys[:MAX_KEY_COLUMNS] or [IndexKey(column)]
+        out.add(Candidate(oid, tuple(keys), "btree", predicate, column, share))
     # GIN for containment: jsonb_path_ops when only @> (and friends) are asked.
     for column, operators in need.contains.items():
         col = info.columns[column]
@@ -655,7 +664,7 @@ def _interesting_keys(ctx: _Context, analysis: an.QueryAnalysis) -> dict[int, se
                 *need.group,
             ]
             result[oid].update(k.text for k in keys)
-            result[oid].update(column for _pred, column in need.partial)
+            result[oid].update(column for _pred, column, _share in need.partial)
             result[oid].update(need.contains)
     return result
 
@@ -747,32 +756,66 @@ def _hypopg_reset(conn: psycopg.Connection) -> None:
 
 
 def _hypo_create(ctx: _Context, candidate: Candidate) -> bool:
+    """Create the candidate in HypoPG (a partial one with its stand-in); False if refused."""
     if candidate in ctx.hypo:
         return True
     if candidate in ctx.failed:
         return False
-    statement = _index_statement(ctx, candidate).as_string(ctx.conn)
+    created = []
     try:
-        with ctx.conn.transaction(savepoint_name="dbarchitect_hypo"), ctx.conn.cursor() as cur:
-            cur.execute(
-                f"{MARKER} SELECT h.indexrelid, hypopg_relation_size(h.indexrelid) "
-                "FROM hypopg_create_index(%s) AS h",
-                (statement,),
-            )
-            oid, size = cur.fetchone()
+        for shape in dict.fromkeys([candidate, _costing_stand_in(candidate)]):
+            created.append(_hypopg_create(ctx, shape))
     except psycopg.Error as exc:
-        logger.info("hypothetical index %s refused: %s", statement, exc.diag.message_primary)
+        logger.info("hypothetical index %s refused: %s", candidate, exc.diag.message_primary)
+        for oid, _size in created:
+            _hypopg_drop(ctx, oid)
         ctx.failed.add(candidate)
         return False
-    ctx.hypo[candidate] = (int(oid), int(size))
+    ctx.hypo[candidate] = created[0]
+    ctx.hypo_oids.update({oid: candidate for oid, _size in created})
     return True
 
 
+def _hypopg_create(ctx: _Context, candidate: Candidate) -> tuple[int, int]:
+    statement = _index_statement(ctx, candidate).as_string(ctx.conn)
+    with ctx.conn.transaction(savepoint_name="dbarchitect_hypo"), ctx.conn.cursor() as cur:
+        cur.execute(
+            f"{MARKER} SELECT h.indexrelid, hypopg_relation_size(h.indexrelid) "
+            "FROM hypopg_create_index(%s) AS h",
+            (statement,),
+        )
+        oid, size = cur.fetchone()
+    return int(oid), int(size)
+
+
+def _hypopg_drop(ctx: _Context, oid: int) -> None:
+    with ctx.conn.cursor() as cur:
+        cur.execute(f"{MARKER} SELECT hypopg_drop_index(%s)", (oid,))
+
+
+def _costing_stand_in(candidate: Candidate) -> Candidate:
+    """A non-partial twin that HypoPG costs a partial candidate with where it cannot.
+
+    HypoPG checks a hypothetical partial index's predicate against the wrong range-table
+    entry once the table is not the query's first (a view, a join), so the planner never
+    picks it there. The twin leads with the predicate's column (an equality the planner
+    matches wherever the table sits), so it reads the same rows. Both exist while the
+    candidate is costed; the planner takes whichever it can use. The size reported is the
+    partial index's own.
+    """
+    if candidate.where is None or candidate.where_column is None:
+        return candidate
+    lead = IndexKey(candidate.where_column)
+    keys = (lead, *(k for k in candidate.keys if k.text != candidate.where_column))
+    return Candidate(candidate.table_oid, keys[:MAX_KEY_COLUMNS], candidate.method)
+
+
 def _hypo_drop(ctx: _Context, candidate: Candidate) -> None:
-    entry = ctx.hypo.pop(candidate, None)
-    if entry is not None:
-        with ctx.conn.cursor() as cur:
-            cur.execute(f"{MARKER} SELECT hypopg_drop_index(%s)", (entry[0],))
+    if ctx.hypo.pop(candidate, None) is None:
+        return
+    for oid in [o for o, c in ctx.hypo_oids.items() if c == candidate]:
+        del ctx.hypo_oids[oid]
+        _hypopg_drop(ctx, oid)
 
 
 def _cost(ctx: _Context, queryid: int) -> gp.PlanCost | None:
@@ -825,7 +868,7 @@ def _options_from_all_at_once(ctx: _Context, candidates: list[Candidate]) -> lis
     """
     for candidate in candidates:
         _hypo_create(ctx, candidate)
-    by_oid = {oid: c for c, (oid, _size) in ctx.hypo.items()}
+    by_oid = dict(ctx.hypo_oids)
     per_query_used: dict[int, frozenset[Candidate]] = {}
     for qid in ctx.forms:
         if not any(qid in ctx.candidate_queries[c] for c in ctx.hypo):
@@ -1017,14 +1060,16 @@ def _evaluate(ctx: _Context, option: _Option, current: dict[int, float]) -> _Eva
             for c in created:
                 _hypo_drop(ctx, c)
     gain = 0.0
+    # Write load raises the bar: on a table that is mostly written, an index must cut its
+    # queries' cost by more than the minimum before it counts (every write updates it).
     share = max(_write_share(ctx, c.table_oid) for c in option.members)
     for qid, cost in costs.items():
-        bar = ctx.base[qid].total * (1.0 - ctx.min_reduction) * (1.0 - share / 2)
+        bar = _target(ctx, qid) * (1.0 - WRITE_LOAD_WEIGHT * share)
         if cost <= bar and cost < current[qid]:
             gain += ctx.calls[qid] * (current[qid] - cost)
     new_size = sum(ctx.hypo_sizes.get(c, 0) for c in option.members if c not in ctx.chosen_members)
     size = new_size or option.size_bytes
-    net = gain * (1.0 - share) - SIZE_COST_PER_PAGE * size / 8192
+    net = gain - SIZE_COST_PER_PAGE * size / 8192
     return _Evaluation(net, gain, costs, plans)
 
 
@@ -1116,7 +1161,7 @@ def _prune(ctx: _Context, chosen: list[_Chosen]) -> list[_Chosen]:
 
 def _recommendations(ctx: _Context, chosen: list[_Chosen]) -> list[IndexRecommendation]:
     """With the chosen set in place, each index serves the queries whose plans use it."""
-    by_hypo_oid = {ctx.hypo[c.candidate][0]: c.candidate for c in chosen if c.candidate in ctx.hypo}
+    by_hypo_oid = dict(ctx.hypo_oids)
     final_plans: dict[int, dict] = {}
     final_costs: dict[int, float] = {}
     served: dict[Candidate, set[int]] = defaultdict(set)

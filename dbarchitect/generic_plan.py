@@ -232,13 +232,16 @@ def _value_for(conn, use, resolve, stats, in_list_position) -> Any:
     if use.kind == an.CONTAINS or col.category == "A" or col.base_type in ("jsonb", "json"):
         return sampled_operand(conn, info, col, use.operator)
     value = None
-    if column_stats is not None:
+    like = use.kind in (an.LIKE, an.ILIKE)
+    if column_stats is not None and not (like and not column_stats.common_values):
+        # (A LIKE prefix taken from the histogram would match a histogram entry, and the
+        # planner would estimate it from that one match: a row of the table is fairer.)
         value = _from_stats(column_stats, use, in_list_position)
     if value is None:
         value = _sampled_value(conn, info, col)
     if value is None:
         return _value_for_type(use.type_name or col.base_type)
-    if use.kind in (an.LIKE, an.ILIKE):
+    if like:
         # A real value less its last character: a prefix that finds a handful of rows,
         # as a search box or a "starts with" filter does.
         text = str(value)

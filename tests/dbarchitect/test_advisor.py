@@ -1,0 +1,251 @@
+"""The advisor on a real PostgreSQL with HypoPG: each index kind for the query that needs it,
+nothing for what is already served or too small, every query costed or skipped with why."""
+
+import psycopg
+import pytest
+
+from dbarchitect.advisor import advise
+
+from .advisor_fixtures import (  # noqa: F401 - fixtures
+    EXISTING_INDEXES,
+    advisor_db,
+    collected,
+    conn,
+    leftovers,
+    stat,
+)
+
+MIN_TABLE_ROWS = 10_000
+MIN_COST_REDUCTION = 0.5
+
+
+def advise_queries(conn, *queries, calls=100):
+    stats = [stat(number, query, calls) for number, query in enumerate(queries, start=1)]
+    return advise(conn, stats, min_table_rows=MIN_TABLE_ROWS, min_cost_reduction=MIN_COST_REDUCTION)
+
+
+def only(advice, table="adv_orders"):
+    found = [rec for rec in advice.recommendations if rec.table == table]
+    assert len(found) == 1, [rec.ddl for rec in advice.recommendations]
+    return found[0]
+
+
+def test_recent_rows_of_one_account_get_a_composite_in_the_sort_direction(conn):
+    # An index on account_id exists; it does not provide the order, so it does not count.
+    advice = advise_queries(
+        conn,
+        "SELECT id, status, created_at FROM adv_orders WHERE account_id = $1 "
+        "ORDER BY created_at DESC LIMIT $2",
+    )
+    rec = only(advice)
+    assert rec.columns == ['"account_id"', '"created_at" DESC']
+    assert rec.method == "btree" and rec.where is None
+    assert rec.queryids == [1]
+    assert rec.ddl == (
+        f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{rec.name}" ON "public"."adv_orders" '
+        'USING btree ("account_id", "created_at" DESC)'
+    )
+    assert rec.cost_reduction >= MIN_COST_REDUCTION
+    assert rec.per_query[1][1] < rec.per_query[1][0]
+    assert rec.plan_before["Node Type"] and rec.plan_after is not None
+    assert advice.skipped == []
+
+
+def test_mixed_sort_directions_are_kept_in_the_key(conn):
+    advice = advise_queries(
+        conn,
+        "SELECT id FROM adv_orders WHERE tenant_id = $1 ORDER BY kind ASC, created_at DESC "
+        "LIMIT $2",
+    )
+    rec = only(advice)
+    assert rec.columns == ['"tenant_id"', '"kind"', '"created_at" DESC']
+
+
+def test_equality_then_range_makes_a_composite(conn):
+    advice = advise_queries(
+        conn, "SELECT count(*) FROM adv_orders WHERE region = $1 AND score BETWEEN $2 AND $3"
+    )
+    rec = only(advice)
+    assert rec.columns == ['"region"', '"score"']
+
+
+def test_function_wrapped_filter_gets_an_expression_index(conn):
+    advice = advise_queries(conn, "SELECT id FROM adv_orders WHERE lower(email) = $1")
+    rec = only(advice)
+    assert rec.columns == ["(lower(email))"]
+    assert "((lower(email)))" in rec.ddl
+
+
+def test_like_prefix_gets_the_pattern_operator_class_under_a_non_c_collation(conn):
+    collation = conn.execute(
+        "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+    ).fetchone()[0]
+    advice = advise_queries(conn, "SELECT id FROM adv_orders WHERE email LIKE $1")
+    rec = only(advice)
+    if collation in ("C", "POSIX"):
+        assert rec.columns == ['"email"']
+    else:
+        assert rec.columns == ['"email" text_pattern_ops']
+
+
+def test_rare_null_gets_a_partial_index(conn):
+    advice = advise_queries(
+        conn, "SELECT id FROM adv_orders WHERE shipped_at IS NULL ORDER BY created_at LIMIT $1"
+    )
+    rec = only(advice)
+    assert rec.where == "shipped_at IS NULL"
+    assert rec.columns == ['"created_at"']
+    assert rec.ddl.endswith("WHERE shipped_at IS NULL")
+
+
+def test_rare_value_in_a_view_gets_a_partial_index(conn):
+    # The view's WHERE status = 'pending' keeps its constant (1% of rows); the query's own
+    # filter and sort on the view's columns are carried into the view's SELECT.
+    advice = advise_queries(
+        conn,
+        "SELECT id FROM adv_pending_orders WHERE account_id = $1 ORDER BY created_at DESC",
+    )
+    rec = only(advice)
+    assert rec.where == "status = 'pending'"
+    assert rec.columns[0] == '"account_id"'
+
+
+def test_jsonb_containment_gets_a_gin_index_to_prove_by_a_real_build(conn):
+    advice = advise_queries(conn, "SELECT id FROM adv_orders WHERE meta @> $1")
+    rec = only(advice)
+    assert rec.method == "gin"
+    assert rec.columns == ['"meta" jsonb_path_ops']
+    assert rec.needs_real_build is True
+    assert rec.cost_after < rec.cost_before
+
+
+def test_array_overlap_gets_a_gin_index(conn):
+    advice = advise_queries(conn, "SELECT id FROM adv_orders WHERE tags && $1")
+    rec = only(advice)
+    assert rec.method == "gin" and rec.columns == ['"tags"']
+
+
+def test_decision_support_query_gets_the_join_key_on_the_inner_side(conn):
+    # Joins, a correlated scalar sub-select and a correlated EXISTS on an unindexed key.
+    advice = advise_queries(
+        conn,
+        "SELECT o.id, o.created_at, c.segment, "
+        "(SELECT sum(l.quantity) FROM adv_lineitems l WHERE l.order_id = o.id) AS quantity "
+        "FROM adv_orders o JOIN adv_customers c ON c.id = o.customer_id "
+        "WHERE c.id = $1 AND EXISTS (SELECT 1 FROM adv_lineitems l2 "
+        "WHERE l2.order_id = o.id AND l2.price > $2) ORDER BY o.created_at DESC",
+    )
+    rec = only(advice, "adv_lineitems")
+    assert rec.columns[0] == '"order_id"'
+    assert rec.cost_reduction >= MIN_COST_REDUCTION
+
+
+def test_one_composite_serving_two_queries_beats_one_index_each(conn):
+    advice = advise_queries(
+        conn,
+        "SELECT * FROM adv_orders WHERE tenant_id = $1 AND kind = $2 "
+        "ORDER BY created_at DESC LIMIT $3",
+        "SELECT count(*) FROM adv_orders WHERE kind = $1 AND tenant_id = $2",
+    )
+    rec = only(advice)
+    assert rec.columns == ['"tenant_id"', '"kind"', '"created_at" DESC']
+    assert sorted(rec.queryids) == [1, 2]
+
+
+def test_query_already_served_by_an_index_gets_nothing(conn):
+    advice = advise_queries(
+        conn,
+        "SELECT * FROM adv_orders WHERE id = $1",
+        "SELECT id FROM adv_orders WHERE customer_id = $1",
+    )
+    assert advice.recommendations == []
+    assert set(advice.query_costs) == {1, 2}
+
+
+def test_tiny_table_gets_nothing(conn):
+    advice = advise_queries(conn, "SELECT id FROM adv_tiny WHERE code = $1")
+    assert advice.recommendations == []
+    assert 1 in advice.query_costs
+
+
+def test_system_catalogs_get_nothing(conn):
+    advice = advise_queries(
+        conn, "SELECT relname FROM pg_class WHERE relname = $1 AND relnamespace = $2"
+    )
+    assert advice.recommendations == []
+
+
+def test_normalized_texts_that_prepare_rejects_are_still_costed(conn, advisor_db):
+    stats = collected(
+        conn,
+        [
+            "SELECT count(*) FROM adv_orders WHERE created_at >= date '2024-03-01' "
+            "AND created_at < date '2024-03-01' + interval '2 days' AND region = 3",
+            "SELECT id FROM adv_orders WHERE account_id = 5 ORDER BY created_at DESC LIMIT 7",
+            "SELECT id, 1 + 2 AS three FROM adv_orders WHERE score = 42",
+            "SELECT id FROM adv_orders WHERE tenant_id IN (1, 2, 3) AND kind = 4",
+        ],
+    )
+    texts = {s.query for s in stats}
+    typed = next(s for s in stats if "date $" in s.query)
+    assert "interval $" in typed.query
+    with pytest.raises(psycopg.errors.SyntaxError):  # a plain PREPARE cannot take it
+        with conn.transaction(force_rollback=True):
+            conn.execute(f"PREPARE plain AS {typed.query}")
+    assert any("LIMIT $" in text for text in texts)
+    advice = advise(
+        conn, stats, min_table_rows=MIN_TABLE_ROWS, min_cost_reduction=MIN_COST_REDUCTION
+    )
+    assert advice.skipped == []
+    assert set(advice.query_costs) == {s.queryid for s in stats}
+    assert all(cost > 0 for cost in advice.query_costs.values())
+
+
+def test_ambiguous_parameters_are_typed_from_their_columns_or_given_values(conn):
+    advice = advise_queries(
+        conn,
+        "SELECT $1 + $2 AS total FROM adv_orders WHERE score > $3",
+        "SELECT id FROM adv_orders WHERE $1 IS NULL OR score = $2",
+        "SELECT id FROM adv_orders WHERE created_at > now() - $1::interval LIMIT $2",
+    )
+    assert advice.skipped == []
+    assert set(advice.query_costs) == {1, 2, 3}
+
+
+def test_unparseable_and_uncostable_queries_are_skipped_with_the_reason(conn):
+    advice = advise_queries(
+        conn,
+        "SELEC id FROM adv_orders",
+        "SELECT id FROM adv_no_such_table WHERE id = $1",
+        "SELECT id FROM adv_orders WHERE account_id = $1 ORDER BY created_at DESC LIMIT $2",
+    )
+    reasons = {s.queryid: s.reason for s in advice.skipped}
+    assert set(reasons) == {1, 2}
+    assert reasons[1].startswith("syntax error")
+    assert "adv_no_such_table" in reasons[2] and "does not exist" in reasons[2]
+    assert 3 in advice.query_costs and advice.recommendations
+
+
+def test_rewrites_point_out_offset_pagination_and_functions_on_indexed_columns(conn):
+    advice = advise_queries(
+        conn,
+        "SELECT id FROM adv_orders ORDER BY id LIMIT $1 OFFSET $2",
+        "SELECT id FROM adv_orders WHERE date_trunc($1, created_at) = $2",
+    )
+    kinds = {(hint.queryid, hint.kind) for hint in advice.rewrites}
+    assert (1, "offset_pagination") in kinds
+
+
+def test_advise_leaves_no_hypothetical_or_real_index_and_no_open_transaction(conn):
+    advise_queries(
+        conn,
+        "SELECT id FROM adv_orders WHERE account_id = $1 ORDER BY created_at DESC LIMIT $2",
+        "SELECT id FROM adv_orders WHERE meta @> $1",
+        "SELEC broken",
+    )
+    hypothetical, real = leftovers(conn)
+    assert hypothetical == []
+    assert real == EXISTING_INDEXES
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    prepared = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0]
+    assert prepared == 0
