@@ -8,6 +8,7 @@ and nothing for the agent to call after an audit.
 """
 
 import logging
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -77,15 +78,23 @@ class AgentMetrics:
 def agent_metrics_read() -> AgentMetrics:
     """Compute every agent metric from the database (a handful of aggregate queries)."""
     metrics = AgentMetrics()
-    latest_ids = _read_targets(metrics)
-    _read_slow_queries(metrics, latest_audit_ids=latest_ids["audit"])
-    _read_recommendations(metrics, latest_audit_ids=latest_ids["recommending"])
+    latest = _read_targets(metrics)
+    _read_slow_queries(metrics, latest_audit_ids=latest.audits)
+    _read_recommendations(metrics, latest_audit_ids=latest.recommending)
     _read_audits(metrics)
     return metrics
 
 
-def _read_targets(metrics: AgentMetrics) -> dict[str, dict[str, object]]:
-    """Fill the per-target gauges; return each target's latest audit ids."""
+@dataclass
+class _LatestAudits:
+    """Per target, its latest succeeded audit, and the latest that recommended anything."""
+
+    audits: list[uuid.UUID] = field(default_factory=list)
+    recommending: list[uuid.UUID] = field(default_factory=list)
+
+
+def _read_targets(metrics: AgentMetrics) -> _LatestAudits:
+    """Fill the per-target gauges (every target, audited or not) in one query."""
     succeeded = AuditRun.objects.filter(target=OuterRef("pk"), status=SUCCEEDED)
     latest = succeeded.order_by("-started_at").values("pk")[:1]
     recommending = (
@@ -94,7 +103,9 @@ def _read_targets(metrics: AgentMetrics) -> dict[str, dict[str, object]]:
         .values("pk")[:1]
     )
     last_finished = (
-        AuditRun.objects.filter(target=OuterRef("pk"), status__in=FINISHED)
+        AuditRun.objects.filter(
+            target=OuterRef("pk"), status__in=FINISHED, finished_at__isnull=False
+        )
         .order_by("-finished_at")
         .values("status")[:1]
     )
@@ -103,7 +114,7 @@ def _read_targets(metrics: AgentMetrics) -> dict[str, dict[str, object]]:
         latest_recommending=Subquery(recommending),
         last_status=Subquery(last_finished),
     ).values("name", "enabled", "latest_audit", "latest_recommending", "last_status")
-    ids: dict[str, dict[str, object]] = {"audit": {}, "recommending": {}}
+    latest_audits = _LatestAudits()
     for row in rows:
         name = row["name"]
         metrics.target_enabled[name] = int(row["enabled"])
@@ -115,23 +126,23 @@ def _read_targets(metrics: AgentMetrics) -> dict[str, dict[str, object]]:
         if row["last_status"] is not None:
             metrics.last_audit_failed[name] = int(row["last_status"] == FAILED)
         if row["latest_audit"] is not None:
-            ids["audit"][name] = row["latest_audit"]
+            latest_audits.audits.append(row["latest_audit"])
             metrics.slow_queries_last_audit[name] = 0
         if row["latest_recommending"] is not None:
-            ids["recommending"][name] = row["latest_recommending"]
-    return ids
+            latest_audits.recommending.append(row["latest_recommending"])
+    return latest_audits
 
 
-def _read_slow_queries(metrics: AgentMetrics, *, latest_audit_ids: dict[str, object]) -> None:
+def _read_slow_queries(metrics: AgentMetrics, *, latest_audit_ids: list[uuid.UUID]) -> None:
     slow = QuerySnapshot.objects.filter(is_slow=True, audit__status=SUCCEEDED)
     for row in slow.values("audit__target__name").annotate(n=Count("pk")).order_by():
         metrics.slow_queries[row["audit__target__name"]] = row["n"]
-    latest = slow.filter(audit_id__in=list(latest_audit_ids.values()))
+    latest = slow.filter(audit_id__in=latest_audit_ids)
     for row in latest.values("audit__target__name").annotate(n=Count("pk")).order_by():
         metrics.slow_queries_last_audit[row["audit__target__name"]] = row["n"]
 
 
-def _read_recommendations(metrics: AgentMetrics, *, latest_audit_ids: dict[str, object]) -> None:
+def _read_recommendations(metrics: AgentMetrics, *, latest_audit_ids: list[uuid.UUID]) -> None:
     logs = OptimizationLog.objects.annotate(
         target_name=Coalesce("target__name", "audit__target__name", Value(NO_TARGET))
     )
@@ -140,7 +151,7 @@ def _read_recommendations(metrics: AgentMetrics, *, latest_audit_ids: dict[str, 
     for row in logs.values("target_name", "status").annotate(n=Count("pk")).order_by():
         metrics.recommendations_by_status[(row["target_name"], row["status"])] = row["n"]
 
-    latest = logs.filter(audit_id__in=list(latest_audit_ids.values()))
+    latest = logs.filter(audit_id__in=latest_audit_ids)
     means = latest.values("target_name", "kind").annotate(
         confidence=Avg("confidence"), gain=Avg("performance_gain")
     )
