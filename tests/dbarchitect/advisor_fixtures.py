@@ -92,8 +92,8 @@ class AdvisorDatabase:
         return psycopg.connect(self.conninfo, autocommit=True)
 
 
-@pytest.fixture(scope="session")
-def advisor_db(django_db_setup, django_db_blocker) -> Iterator[AdvisorDatabase]:
+@pytest.fixture(scope="session", name="advisor_db")
+def advisor_db_fixture(django_db_setup, django_db_blocker) -> Iterator[AdvisorDatabase]:
     with django_db_blocker.unblock():
         conninfo = target_connection("default").conninfo
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -105,8 +105,8 @@ def advisor_db(django_db_setup, django_db_blocker) -> Iterator[AdvisorDatabase]:
             conn.execute(statement)
 
 
-@pytest.fixture
-def conn(advisor_db) -> Iterator[psycopg.Connection]:
+@pytest.fixture(name="conn")
+def conn_fixture(advisor_db) -> Iterator[psycopg.Connection]:
     """The audit's connection to the target: autocommit, as the pipeline opens it."""
     with advisor_db.connect() as connection:
         yield connection

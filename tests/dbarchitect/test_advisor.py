@@ -6,11 +6,11 @@ import pytest
 
 from dbarchitect.advisor import advise
 
-from .advisor_fixtures import (  # noqa: F401 - fixtures
+from .advisor_fixtures import (  # noqa: F401 - the fixtures are used by name
     EXISTING_INDEXES,
-    advisor_db,
+    advisor_db_fixture,
     collected,
-    conn,
+    conn_fixture,
     leftovers,
     stat,
 )
@@ -175,7 +175,7 @@ def test_system_catalogs_get_nothing(conn):
     assert advice.recommendations == []
 
 
-def test_normalized_texts_that_prepare_rejects_are_still_costed(conn, advisor_db):
+def test_normalized_texts_that_prepare_rejects_are_still_costed(conn):
     stats = collected(
         conn,
         [
@@ -189,9 +189,9 @@ def test_normalized_texts_that_prepare_rejects_are_still_costed(conn, advisor_db
     texts = {s.query for s in stats}
     typed = next(s for s in stats if "date $" in s.query)
     assert "interval $" in typed.query
-    with pytest.raises(psycopg.errors.SyntaxError):  # a plain PREPARE cannot take it
-        with conn.transaction(force_rollback=True):
-            conn.execute(f"PREPARE plain AS {typed.query}")
+    # A plain PREPARE cannot take it.
+    with pytest.raises(psycopg.errors.SyntaxError), conn.transaction(force_rollback=True):
+        conn.execute(f"PREPARE plain AS {typed.query}")
     assert any("LIMIT $" in text for text in texts)
     advice = advise(
         conn, stats, min_table_rows=MIN_TABLE_ROWS, min_cost_reduction=MIN_COST_REDUCTION
