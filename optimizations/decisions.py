@@ -171,7 +171,11 @@ def recommendation_apply(*, recommendation: OptimizationLog, applied_by) -> Appl
         state = _index_state(conn, spec)
         note = ""
         if state is False:
-            note = _drop_invalid(conn, spec).removeprefix("; ").capitalize() + " first. "
+            dropped = _drop_invalid(conn, spec)
+            if "failed" in dropped:
+                message = f"Index {spec.name} exists but is INVALID{dropped}"
+                return ApplyResult(ok=False, message=message, index_name=spec.name)
+            note = f"Dropped the INVALID index {spec.name} a failed build had left. "
         if state is True:
             message = f"Index {spec.name} already exists and is valid: marked applied."
             elapsed_ms = 0.0
