@@ -90,7 +90,11 @@ def _metadata_not_a_dict(row):
 
 
 def _metadata_not_json(row):
-    row["metadata"] = {"when": datetime(2026, 1, 1)}
+    row["metadata"] = {"tags": {"a", "b"}}  # a set has no JSON form
+
+
+def _metadata_nan(row):
+    row["metadata"] = {"ratio": float("nan")}  # JSON has no NaN; jsonb would refuse it
 
 
 def _event_type_too_long(row):
@@ -111,6 +115,7 @@ def _unknown_field(row):
         (_unknown_user, "user_id", "is not a known user"),
         (_metadata_not_a_dict, "metadata", "JSON object"),
         (_metadata_not_json, "metadata", "not JSON-serializable"),
+        (_metadata_nan, "metadata", "not JSON-serializable"),
         (_event_type_too_long, "event_type", "at most 64 characters"),
         (_unknown_field, "colour", "is not a field"),
     ],
