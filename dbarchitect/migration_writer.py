@@ -9,6 +9,7 @@ IF NOT EXISTS` and its reverse. Both run outside a transaction (`atomic = False`
 """
 
 import ast
+import dataclasses
 import hashlib
 import sys
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ class MigrationWriteError(ValueError):
 class IndexSpec:
     """One CREATE INDEX statement, parsed: what the migration needs to know."""
 
-    statement: IndexStmt
+    statement: IndexStmt = field(compare=False)
     schema: str | None
     table: str
     name: str
@@ -130,6 +131,20 @@ def django_index_for(spec: IndexSpec, model) -> models.Index | None:
     return models.Index(fields=fields, name=name)
 
 
+def index_resolve(ddl: str) -> tuple[IndexSpec, type | None, models.Index | None]:
+    """The spec, its Django model and models.Index (when one says it), under one final name.
+
+    The migration and an apply from the admin use this same name, so the two never build
+    the same index twice under different names.
+    """
+    spec = index_spec_parse(ddl)
+    model = model_for_table(spec.table, spec.schema)
+    index = django_index_for(spec, model) if model is not None else None
+    if index is not None and index.name != spec.name:
+        spec = dataclasses.replace(spec, name=index.name)
+    return spec, model, index
+
+
 @dataclass
 class AppMigration:
     """The file(s) one app gains: a migration, and maybe an edited models.py."""
@@ -148,9 +163,7 @@ def plan_migrations(ddls: list[str], *, fallback_app: str) -> dict[str, AppMigra
         )
     plans: dict[str, AppMigration] = {}
     for ddl in ddls:
-        spec = index_spec_parse(ddl)
-        model = model_for_table(spec.table, spec.schema)
-        index = django_index_for(spec, model) if model is not None else None
+        spec, model, index = index_resolve(ddl)
         if index is not None:
             plan = plans.setdefault(model._meta.app_label, AppMigration(model._meta.app_label))
             plan.operations.append(

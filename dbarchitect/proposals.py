@@ -18,7 +18,7 @@ from django.conf import settings
 
 from optimizations.models import OptimizationLog
 
-from .migration_writer import migration_files_write
+from .migration_writer import MigrationWriteError, migration_files_write
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ def proposal_text(*, audit_id: str, logs: list[OptimizationLog]) -> tuple[str, s
     sections = [
         "Recommended by DB Architect; each index was costed with HypoPG and, where "
         "verification is on, measured with EXPLAIN ANALYZE. The migrations build the indexes "
-        "concurrently (atomic = False).",
+        "concurrently (atomic = False). An index already applied from the admin has the same "
+        "name: fake its migration (`manage.py migrate <app> <migration> --fake`).",
     ]
     for log in logs:
         sections.append(
@@ -174,3 +175,37 @@ def proposal_record(*, proposal: Proposal, logs: list[OptimizationLog]) -> None:
             "proposal": {"branch": proposal.branch, "commit": proposal.commit},
         }
     OptimizationLog.objects.bulk_update(logs, ["pr_url", "details"])
+
+
+def audit_propose(*, audit) -> dict | None:
+    """After an audit committed: open one proposal for its confident recommendations.
+
+    Never fails the audit: what happened (opened, skipped, failed) goes to its report.
+    """
+    candidates = proposal_candidates(list(audit.optimizations.select_related("target")))
+    if not candidates:
+        return None
+    summary: dict = {"candidates": [str(log.pk) for log in candidates]}
+    if not settings.DBARCHITECT_GIT_REPO:
+        summary.update(status="skipped", reason="DBARCHITECT_GIT_REPO is not set")
+    else:
+        try:
+            proposal = proposal_open(audit_id=audit.id.hex, logs=candidates)
+        except (ProposalError, MigrationWriteError, git.GitError) as exc:
+            logger.warning("proposal for audit %s failed: %s", audit.id, exc)
+            summary.update(status="failed", error=str(exc))
+        else:
+            proposal_record(proposal=proposal, logs=candidates)
+            summary.update(
+                status="opened",
+                branch=proposal.branch,
+                base=proposal.base,
+                commit=proposal.commit,
+                files=proposal.files,
+                pushed=proposal.pushed,
+                pr_url=proposal.pr_url,
+                notes=proposal.notes,
+            )
+    audit.report = {**(audit.report or {}), "proposal": summary}
+    audit.save(update_fields=["report"])
+    return summary

@@ -19,7 +19,7 @@ from psycopg import sql
 
 from dbarchitect.collector import CollectError, pgss_schema
 from dbarchitect.connection import TargetUnavailable, secrets_scrub, target_connect
-from dbarchitect.migration_writer import IndexSpec, MigrationWriteError, index_spec_parse
+from dbarchitect.migration_writer import IndexSpec, MigrationWriteError, index_resolve
 from dbarchitect.models import AuditRun, QuerySnapshot
 
 from .models import OptimizationLog
@@ -156,7 +156,7 @@ def recommendation_apply(*, recommendation: OptimizationLog, applied_by) -> Appl
     if log.target is None or not log.ddl:
         raise DecisionError("This recommendation has no target database or no DDL to apply")
     try:
-        spec = index_spec_parse(log.ddl)
+        spec, _, _ = index_resolve(log.ddl)
     except MigrationWriteError as exc:
         raise DecisionError(str(exc)) from None
     try:

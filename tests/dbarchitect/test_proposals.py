@@ -243,3 +243,18 @@ def test_without_github_settings_the_branch_is_committed_and_not_pushed(project_
     settings.DBARCHITECT_GIT_REPO = str(project_repo.parent)
     with pytest.raises(ProposalError, match="not a git repository"):
         proposal_open(audit_id=uuid.uuid4().hex, logs=logs)
+
+
+def test_a_long_index_name_is_shortened_the_same_way_for_migration_and_apply():
+    from dbarchitect.migration_writer import index_resolve, plan_migrations
+
+    ddl = 'CREATE INDEX "demo_behavior_log_user_id_event_type_idx" ON demo_behavior_log (user_id)'
+    spec, model, index = index_resolve(ddl)
+    assert model.__name__ == "BehaviorLog"
+    assert len(spec.name) <= 30 and spec.name == index.name and spec.name.startswith("dba_")
+    [plan] = plan_migrations([ddl], fallback_app="demo").values()
+    assert plan.index_names == [spec.name]
+    # A table no model maps keeps the advisor's name (PostgreSQL allows 63 characters).
+    other, model, index = index_resolve(ddl.replace("demo_behavior_log (", "audit_events ("))
+    assert model is None and index is None
+    assert other.name == "demo_behavior_log_user_id_event_type_idx"
