@@ -1,11 +1,13 @@
 """POST /api/ask and POST /api/explain: thin views over the ask services (staff only)."""
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from config.api import error_responses
 
 from .ask import InvalidInput, question_ask, target_validate
 from .generate import explain_query
@@ -22,21 +24,6 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("not_text")
         return super().to_internal_value(data)
-
-
-ErrorSerializer = inline_serializer(
-    name="NlsqlError",
-    fields={"detail": serializers.CharField(), "errors": serializers.DictField(required=False)},
-)
-
-
-def _bad_request(serializer) -> Response:
-    fields = "; ".join(
-        f"{name}: {' '.join(map(str, errs))}" for name, errs in serializer.errors.items()
-    )
-    return Response(
-        {"detail": fields, "errors": serializer.errors}, status=status.HTTP_400_BAD_REQUEST
-    )
 
 
 class AskApi(APIView):
@@ -67,16 +54,22 @@ class AskApi(APIView):
     @extend_schema(
         summary="Ask the database a question in plain language",
         request=InputSerializer,
-        responses={200: OutputSerializer, 400: ErrorSerializer},
+        responses={200: OutputSerializer, **error_responses(400, 401, 403)},
     )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
-        if not serializer.is_valid():
-            return _bad_request(serializer)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         try:
-            result = question_ask(**serializer.validated_data, user=request.user)
+            target = target_validate(data["target"])
         except InvalidInput as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            raise exceptions.ValidationError({"target": [str(exc)]}) from None
+        try:
+            result = question_ask(
+                question=data["question"], target=target, run=data["run"], user=request.user
+            )
+        except InvalidInput as exc:
+            raise exceptions.ValidationError({"question": [str(exc)]}) from None
         return Response(self.OutputSerializer(result.as_dict()).data)
 
 
@@ -99,17 +92,20 @@ class ExplainApi(APIView):
     @extend_schema(
         summary="Explain a SELECT in plain language (LLM, or a summary of its plan)",
         request=InputSerializer,
-        responses={200: OutputSerializer, 400: ErrorSerializer},
+        responses={200: OutputSerializer, **error_responses(400, 401, 403)},
     )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
-        if not serializer.is_valid():
-            return _bad_request(serializer)
+        serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            explanation = explain_query(data["sql"], target_validate(data["target"]))
-        except (SqlRefused, QueryFailed, InvalidInput) as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            target = target_validate(data["target"])
+        except InvalidInput as exc:
+            raise exceptions.ValidationError({"target": [str(exc)]}) from None
+        try:
+            explanation = explain_query(data["sql"], target)
+        except (SqlRefused, QueryFailed) as exc:
+            raise exceptions.ValidationError({"sql": [str(exc)]}) from None
         summary = explanation.summary
         return Response(
             self.OutputSerializer(

@@ -151,17 +151,22 @@ def _logged(result: AskResult, *, user, started: float) -> AskResult:
     log = QuestionLog.objects.create(
         user=user if user is not None and user.is_authenticated else None,
         target=result.target,
-        question=result.question,
-        sql=result.sql[: settings.NLSQL_MAX_SQL_LENGTH * 2],
+        question=_storable(result.question),
+        sql=_storable(result.sql[: settings.NLSQL_MAX_SQL_LENGTH * 2]),
         status=result.status,
         source=result.source,
-        reason=result.reason,
+        reason=_storable(result.reason),
         row_count=result.row_count,
         duration_ms=result.duration_ms,
-        error=result.error,
+        error=_storable(result.error),
     )
     result.log_id = log.pk
     return result
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL; keep the evidence visible instead."""
+    return text.replace("\x00", "\\x00")
 
 
 def question_log_feedback(*, log: QuestionLog, feedback: str, user=None) -> TrainingItem | None:

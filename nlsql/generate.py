@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from dbarchitect.targets import DEFAULT_TARGET
-from optimizations.embeddings import generate_embedding
 
 from .guard import CheckedSql, SqlRefused, sql_check
 from .llm import LLMClient, LLMError, llm_client
@@ -18,7 +17,7 @@ from .prompts import (
     retry_prompt,
     sql_prompt,
 )
-from .retrieval import context_retrieve, training_list_nearest
+from .retrieval import context_retrieve, question_embedding, training_list_nearest
 from .runner import plan_nodes, query_plan
 
 
@@ -43,7 +42,7 @@ def generate_sql(question: str, target: str = DEFAULT_TARGET) -> Generated:
         client = llm_client()
     except LLMError as exc:
         raise NoAnswer(str(exc)) from None
-    vector = generate_embedding(question)
+    vector = question_embedding(question)
     if client is None:
         return _from_trained_pair(question=question, target=target, vector=vector)
     context = context_retrieve(question=question, target=target, vector=vector)

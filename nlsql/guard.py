@@ -146,9 +146,7 @@ def _statement_name(node: ast.Node) -> str:
     name = type(node).__name__
     if name in STATEMENT_NAMES:
         return STATEMENT_NAMES[name]
-    if name.startswith(("Create", "Alter", "Drop", "Rename", "Comment", "Sec", "Reindex")):
-        return f"DDL ({name.removesuffix('Stmt')})"
-    return name.removesuffix("Stmt")
+    return f"DDL or a utility command ({name.removesuffix('Stmt')})"
 
 
 def _names(items: Iterable) -> list[str]:

@@ -5,6 +5,7 @@ The public API other apps use: `llm_client()` (None when no LLM is configured),
 what went wrong, never the API key.
 """
 
+import functools
 import logging
 from abc import ABC, abstractmethod
 
@@ -122,17 +123,16 @@ def _openai_error_message(response: httpx.Response) -> str:
 def llm_client() -> LLMClient | None:
     """The configured LLM, or None when LLM_PROVIDER is empty (every feature works without)."""
     provider = settings.LLM_PROVIDER
-    timeout = settings.LLM_TIMEOUT_SECONDS
     if not provider:
         return None
     if provider == "gemini":
         if not settings.GEMINI_API_KEY:
             raise LLMError("LLM_PROVIDER is gemini but GEMINI_API_KEY is empty.")
-        return GeminiClient(
-            api_key=settings.GEMINI_API_KEY,
-            model=settings.GEMINI_MODEL,
-            base_url=settings.GEMINI_BASE_URL,
-            timeout_s=timeout,
+        return _gemini_client(
+            settings.GEMINI_API_KEY,
+            settings.GEMINI_MODEL,
+            settings.GEMINI_BASE_URL,
+            settings.LLM_TIMEOUT_SECONDS,
         )
     if provider == "openai":
         if not settings.OPENAI_BASE_URL:
@@ -141,6 +141,12 @@ def llm_client() -> LLMClient | None:
             base_url=settings.OPENAI_BASE_URL,
             api_key=settings.OPENAI_API_KEY,
             model=settings.OPENAI_MODEL,
-            timeout_s=timeout,
+            timeout_s=settings.LLM_TIMEOUT_SECONDS,
         )
     raise LLMError(f"LLM_PROVIDER={provider!r} is not gemini or openai.")
+
+
+@functools.lru_cache(maxsize=4)
+def _gemini_client(api_key: str, model: str, base_url: str, timeout_s: float) -> GeminiClient:
+    # Building a google-genai client loads TLS certificates (~0.1 s): one per configuration.
+    return GeminiClient(api_key=api_key, model=model, base_url=base_url, timeout_s=timeout_s)

@@ -4,6 +4,7 @@ Nearest items by cosine distance of the question's embedding (HNSW), per kind, t
 to a token budget so a schema of hundreds of tables sends only the relevant ones.
 """
 
+import functools
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -18,6 +19,8 @@ from .models import TrainingItem
 CHARS_PER_TOKEN = 4
 # HNSW search breadth; at least the number of rows asked for.
 HNSW_EF_SEARCH = 100
+# Embeddings of recent questions kept in memory (a vector is 384 floats, ~3 KB).
+QUESTION_CACHE_SIZE = 512
 # Shares of the budget: the schema matters most, then examples, then notes.
 BUDGET_SHARES = {"ddl": 0.6, "question_sql": 0.25, "documentation": 0.15}
 
@@ -37,6 +40,16 @@ class RetrievedContext:
     @property
     def is_empty(self) -> bool:
         return not (self.ddl or self.pairs or self.documentation)
+
+
+@functools.lru_cache(maxsize=QUESTION_CACHE_SIZE)
+def _cached_embedding(text: str) -> tuple[float, ...]:
+    return tuple(generate_embedding(text))
+
+
+def question_embedding(question: str) -> list[float]:
+    """The question's embedding; asked questions repeat (retries, paging, feedback), so cached."""
+    return list(_cached_embedding(question))
 
 
 def approx_tokens(text: str) -> int:
@@ -65,7 +78,7 @@ def context_retrieve(
     """The nearest DDL, question-SQL pairs and notes that fit the token budget."""
     budget = settings.NLSQL_CONTEXT_TOKEN_BUDGET if budget_tokens is None else budget_tokens
     limit = settings.NLSQL_RETRIEVE_LIMIT
-    vector = generate_embedding(question) if vector is None else vector
+    vector = question_embedding(question) if vector is None else vector
     context = RetrievedContext()
     for kind, attribute in (
         (TrainingItem.Kind.DDL, "ddl"),

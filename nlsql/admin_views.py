@@ -1,0 +1,104 @@
+"""The "Ask the database" admin page: form, SQL, paginated rows, explanation, feedback."""
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from dbarchitect.targets import configured_targets
+
+from .ask import InvalidInput, question_ask, question_log_feedback
+from .generate import explain_query
+from .guard import SqlRefused, sql_check
+from .models import QuestionLog
+from .runner import QueryFailed, query_run
+
+
+class AskForm(forms.Form):
+    question = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        max_length=settings.NLSQL_MAX_QUESTION_LENGTH,
+    )
+    target = forms.ChoiceField(choices=())
+    run = forms.BooleanField(required=False, initial=True, label="Run the SQL")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["target"].choices = [(name, name) for name in sorted(configured_targets())]
+
+
+def ask_view(request):
+    """POST asks (and logs); GET ?log=ID&page=N shows a logged answer's rows again."""
+    context = {**admin.site.each_context(request), "title": "Ask the database"}
+    if request.method == "POST":
+        form = AskForm(request.POST)
+        if form.is_valid():
+            try:
+                result = question_ask(**form.cleaned_data, user=request.user)
+            except InvalidInput as exc:
+                form.add_error("question", str(exc))
+            else:
+                context.update(_answer_context(request, result.as_dict(), page_number=1))
+    else:
+        form = AskForm(initial={"target": "default", "run": True})
+        if request.GET.get("log"):
+            context.update(_logged_answer_context(request))
+    context["form"] = form
+    return TemplateResponse(request, "nlsql/ask.html", context)
+
+
+def _logged_answer_context(request) -> dict:
+    log = get_object_or_404(QuestionLog, pk=_positive_int(request.GET.get("log")))
+    answer = {
+        "question": log.question, "target": log.target, "status": log.status,
+        "source": log.source, "sql": log.sql, "reason": log.reason, "error": log.error,
+        "columns": [], "rows": [], "truncated": False, "row_count": log.row_count,
+        "duration_ms": log.duration_ms, "log_id": log.pk,
+    }  # fmt: skip
+    if log.status == QuestionLog.Status.OK and log.sql:
+        try:  # the logged SQL passed the guard; check it again, settings may have changed
+            query = query_run(checked=sql_check(log.sql), target=log.target)
+            answer.update(columns=query.columns, rows=query.rows, truncated=query.truncated)
+        except (SqlRefused, QueryFailed) as exc:
+            answer.update(error=str(exc))
+    page_number = _positive_int(request.GET.get("page")) or 1
+    return _answer_context(request, answer, page_number=page_number)
+
+
+def _answer_context(request, answer: dict, *, page_number: int) -> dict:
+    paginator = Paginator(answer["rows"], settings.NLSQL_PAGE_SIZE)
+    page = paginator.get_page(page_number)
+    explanation = None
+    if answer["status"] == "ok" and answer["sql"]:
+        try:
+            explanation = explain_query(answer["sql"], answer["target"])
+        except (SqlRefused, QueryFailed) as exc:
+            explanation = None
+            messages.warning(request, f"No explanation: {exc}")
+    return {"answer": answer, "page": page, "explanation": explanation}
+
+
+def _positive_int(raw) -> int | None:
+    return int(raw) if isinstance(raw, str) and raw.isdigit() and int(raw) > 0 else None
+
+
+@require_POST
+def feedback_view(request, log_id: int):
+    log = get_object_or_404(QuestionLog, pk=log_id)
+    try:
+        trained = question_log_feedback(
+            log=log, feedback=request.POST.get("feedback", ""), user=request.user
+        )
+    except InvalidInput as exc:
+        messages.error(request, str(exc))
+    else:
+        if trained is not None:
+            messages.success(request, "Thanks: the question and its SQL are now a trained pair.")
+        else:
+            messages.info(request, f"Recorded: {log.feedback}.")
+    return HttpResponseRedirect(f"{reverse('admin:nlsql_ask')}?log={log.pk}")
