@@ -27,6 +27,9 @@ INLINE_SNAPSHOTS = 50
 class StaffReadMixin:
     """Any active staff user may read; adding and editing follow Django's permissions."""
 
+    class Media:
+        css = {"all": ["dbarchitect/dbarchitect.css"]}  # status badges, code blocks
+
     def has_view_permission(self, request, obj=None):
         return request.user.is_active and request.user.is_staff
 
@@ -68,11 +71,10 @@ class TargetAdmin(StaffReadMixin, admin.ModelAdmin):
 class SlowSnapshotInline(admin.TabularInline):
     model = QuerySnapshot
     verbose_name_plural = f"slow queries (the heaviest {INLINE_SNAPSHOTS})"
-    fields = ["queryid", "short_query", "calls", "mean_time_ms", "total_time_ms", "rows"]
+    fields = ["snapshot_link", "short_query", "calls", "mean_time_ms", "total_time_ms", "rows"]
     readonly_fields = fields
     extra = 0
     can_delete = False
-    show_change_link = True
 
     def get_queryset(self, request):
         slow = super().get_queryset(request).filter(is_slow=True).order_by("-total_time_ms")
@@ -87,6 +89,11 @@ class SlowSnapshotInline(admin.TabularInline):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="queryid")
+    def snapshot_link(self, obj):
+        url = reverse("admin:dbarchitect_querysnapshot_change", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, obj.queryid)
 
     @admin.display(description="query")
     def short_query(self, obj):

@@ -115,6 +115,8 @@ def audit_report_build(*, audit: AuditRun) -> AuditReport:
 def confidence_components(breakdown: dict | None) -> list[ConfidenceComponent]:
     """The rows of a confidence breakdown ({"components": {name: {value, weight, score}}})."""
     components = (breakdown or {}).get("components") or {}
+    if not isinstance(components, dict):
+        return []
     rows = []
     for name, parts in components.items():
         parts = parts if isinstance(parts, dict) else {"value": parts}
@@ -126,7 +128,8 @@ def confidence_components(breakdown: dict | None) -> list[ConfidenceComponent]:
                 score=_number(parts.get("score")),
             )
         )
-    return rows
+    # jsonb keeps no key order: heaviest weight first, then by name, the same on every page.
+    return sorted(rows, key=lambda row: (-(row.weight or 0.0), row.name))
 
 
 def skipped_query(item: object) -> SkippedQuery:

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from dbarchitect.reports import confidence_components, percent_drop, plan_text
 
 from .decisions import (
+    APPLICABLE_KINDS,
     DecisionError,
     recommendation_apply,
     recommendation_approve,
@@ -30,6 +31,7 @@ from .decisions import (
 from .models import OptimizationLog
 from .services import optimization_list_near_vector
 
+Status = OptimizationLog.Status
 # The change page lists this many similar past optimizations.
 SIMILAR_LIMIT = 5
 
@@ -53,6 +55,10 @@ class OptimizationLogAdmin(admin.ModelAdmin):
     list_select_related = ["target"]
     actions = ["approve_selected", "reject_selected", "apply_selected"]
     change_form_template = "admin/optimizations/optimizationlog/change_form.html"
+
+    class Media:
+        css = {"all": ["dbarchitect/dbarchitect.css"]}  # status badges, code blocks
+
     fieldsets = [
         (
             None,
@@ -180,6 +186,12 @@ class OptimizationLogAdmin(admin.ModelAdmin):
                 queryset=OptimizationLog.objects.exclude(pk=log.pk).select_related("target"),
             )
         breakdown = log.confidence_breakdown or {}
+        can_decide = self.has_decide_permission(request)
+        applicable = (
+            log.status in (Status.PROPOSED, Status.APPROVED)
+            and log.kind in APPLICABLE_KINDS
+            and bool(log.ddl)
+        )
         return {
             "log": log,
             "similar": similar,
@@ -194,8 +206,11 @@ class OptimizationLogAdmin(admin.ModelAdmin):
                 log.estimated_cost_before, log.estimated_cost_after
             ),
             "measured_gain_percent": percent_drop(log.measured_ms_before, log.measured_ms_after),
-            "can_decide": self.has_decide_permission(request),
-            "can_apply": self.has_apply_permission(request),
+            # Only the transitions optimizations.decisions allows from this status get a button.
+            "can_approve": can_decide and log.status == Status.PROPOSED,
+            "can_reject": can_decide and log.status in (Status.PROPOSED, Status.APPROVED),
+            "can_apply": self.has_apply_permission(request) and applicable,
+            "applicable": applicable,
         }
 
     def get_urls(self):

@@ -151,3 +151,23 @@ def test_apply_action_confirms_then_builds(super_client):
     log.refresh_from_db()
     assert log.status == "applied"
     assert _index_exists(f"{INDEX_NAME}_2")
+
+
+def test_buttons_offer_only_the_transitions_allowed_from_the_status(super_client):
+    def buttons(log: OptimizationLog) -> set[str]:
+        html = super_client.get(_url("change", log)).content.decode()
+        return {name for name in ("approve", "reject", "apply") if f'id="dba-{name}"' in html}
+
+    assert buttons(make_recommendation()) == {"approve", "reject", "apply"}
+    approved = make_recommendation(
+        ddl="CREATE INDEX d_idx ON demo_user (email)", status=OptimizationLog.Status.APPROVED
+    )
+    assert buttons(approved) == {"reject", "apply"}
+    drop = make_recommendation(
+        ddl="DROP INDEX CONCURRENTLY IF EXISTS public.e_idx", kind=OptimizationLog.Kind.DROP_INDEX
+    )
+    assert buttons(drop) == {"approve", "reject"}  # decisions applies indexes only
+    rejected = make_recommendation(
+        ddl="CREATE INDEX f_idx ON demo_user (email)", status=OptimizationLog.Status.REJECTED
+    )
+    assert buttons(rejected) == set()
