@@ -264,3 +264,19 @@ def test_the_next_audit_marks_an_orphaned_running_audit_failed(default_target):
     orphan.refresh_from_db()
     assert audit.status == AuditRun.Status.SUCCEEDED
     assert orphan.status == AuditRun.Status.FAILED and "stale" in orphan.error
+
+
+def test_verification_runs_on_the_named_verification_database(default_target, workload_conn):
+    # A "copy" target that is the same database here; the target itself refuses builds.
+    params = workload_conn.info.get_parameters()
+    copy = f"copy=postgres://{params['user']}@{params['host']}:{params['port']}/{params['dbname']}"
+    default_target.allow_verify = False
+    default_target.save()
+    pgss_reset_own_database(workload_conn)
+    recent_logs(workload_conn, 20)
+    with override_settings(DBARCHITECT_TARGETS=copy, DBARCHITECT_VERIFY="database:copy"):
+        audit = run_audit(target="default")
+    assert audit.status == AuditRun.Status.SUCCEEDED, audit.error
+    assert audit.report["verification"] == "on the verification database 'copy'"
+    index = audit.optimizations.get(kind="index")
+    assert index.measured_ms_before > index.measured_ms_after > 0
