@@ -36,6 +36,9 @@ class AskApi(APIView):
         target = StrictCharField(required=False, default="default", max_length=63)
         run = serializers.BooleanField(required=False, default=True)
 
+        class Meta:
+            ref_name = "AskRequest"  # a component name of its own in the OpenAPI schema
+
     class OutputSerializer(serializers.Serializer):
         question = serializers.CharField()
         target = serializers.CharField()
@@ -50,6 +53,9 @@ class AskApi(APIView):
         row_count = serializers.IntegerField(allow_null=True)
         duration_ms = serializers.FloatField(allow_null=True)
         log_id = serializers.IntegerField(allow_null=True)
+
+        class Meta:
+            ref_name = "AskResponse"
 
     @extend_schema(
         summary="Ask the database a question in plain language",
@@ -80,6 +86,9 @@ class ExplainApi(APIView):
         sql = StrictCharField(max_length=settings.NLSQL_MAX_SQL_LENGTH)
         target = StrictCharField(required=False, default="default", max_length=63)
 
+        class Meta:
+            ref_name = "ExplainRequest"
+
     class OutputSerializer(serializers.Serializer):
         sql = serializers.CharField()
         explanation = serializers.CharField()
@@ -88,6 +97,9 @@ class ExplainApi(APIView):
         indexes = serializers.ListField(child=serializers.CharField())
         estimated_rows = serializers.FloatField()
         total_cost = serializers.FloatField()
+
+        class Meta:
+            ref_name = "ExplainResponse"
 
     @extend_schema(
         summary="Explain a SELECT in plain language (LLM, or a summary of its plan)",
