@@ -1,6 +1,7 @@
 import uuid
 
 import pytest
+from celery import current_app
 from django.urls import reverse
 
 from dbarchitect.dashboard import audit_progress, dashboard_data
@@ -125,6 +126,23 @@ def test_audit_progress_reads_the_audit_row_or_says_queued():
     )
     unknown = audit_progress(audit_id=uuid.uuid4())
     assert (unknown.status, unknown.finished, unknown.exists) == ("queued", False, False)
+
+
+def test_audit_progress_reports_a_task_that_failed_before_recording(monkeypatch):
+    """Through the real Redis result backend: a task that died before the agent created the
+    AuditRun (a bad target, a crash) reads as failed with its error, not as queued forever."""
+    monkeypatch.setitem(current_app.conf, "task_always_eager", False)
+    failed, sent = uuid.uuid4(), uuid.uuid4()
+    current_app.backend.mark_as_failure(str(failed), ValueError("Unknown target 'gone'"))
+    current_app.backend.store_result(str(sent), None, "SENT")
+    try:
+        progress = audit_progress(audit_id=failed)
+        assert (progress.status, progress.finished) == ("failed", True)
+        assert "Unknown target 'gone'" in progress.error
+        assert audit_progress(audit_id=sent).status == "queued"
+    finally:
+        current_app.backend.forget(str(failed))
+        current_app.backend.forget(str(sent))
 
 
 def test_dashboard_page_shows_the_numbers_and_the_chart_data(staff_client, history):
