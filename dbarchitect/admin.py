@@ -22,6 +22,8 @@ from .services import audit_queue
 
 # The AuditRun change page lists this many of the audit's slow queries inline.
 INLINE_SNAPSHOTS = 50
+# "Run audit now": verify on, off, or as the target's allow_verify switch says ("").
+VERIFY_CHOICES = {"": None, "on": True, "off": False}
 
 
 class StaffReadMixin:
@@ -201,10 +203,15 @@ class AuditRunAdmin(StaffReadMixin, admin.ModelAdmin):
     def run_audit_view(self, request: HttpRequest) -> HttpResponse:
         """Queue one audit (dbarchitect.services.audit_queue) and follow it on the dashboard."""
         target = request.POST.get("target", "").strip()
-        verify = {"on": True, "off": False}.get(request.POST.get("verify", ""))
-        if not target:
-            self.message_user(request, "Choose a target to audit.", messages.ERROR)
+        choice = request.POST.get("verify", "")
+        if not target or choice not in VERIFY_CHOICES:
+            self.message_user(
+                request,
+                "Choose a target to audit, and verify: on, off or empty (the target's setting).",
+                messages.ERROR,
+            )
             return HttpResponseRedirect(_dashboard_url())
+        verify = VERIFY_CHOICES[choice]
         try:
             audit_id = audit_queue(target=target, verify=verify)
         except ValueError as exc:

@@ -218,5 +218,12 @@ def test_run_audit_now_refuses_an_unknown_or_disabled_target(staff_client):
     )
     (message,) = (str(m) for m in response.context["messages"])
     assert "is disabled" in message
+    response = staff_client.post(
+        reverse("admin:dbarchitect_audit_run"),
+        {"target": "default", "verify": "maybe"},
+        follow=True,
+    )
+    (message,) = (str(m) for m in response.context["messages"])
+    assert "verify: on, off or empty" in message
     assert not AuditRun.objects.exists()
     assert staff_client.get(reverse("admin:dbarchitect_audit_run")).status_code == 405
