@@ -127,7 +127,7 @@ _ERROR_DESCRIPTIONS = {
     403: "Authenticated but not allowed (staff only; apply needs a superuser).",
     404: "No such resource.",
     409: "The resource's state does not allow this transition.",
-    503: "The task queue (Redis) is unreachable; nothing was queued.",
+    503: "The task queue (Redis) is unreachable: nothing was queued or looked up.",
 }
 
 

@@ -17,7 +17,13 @@ from optimizations.api import OptimizationSerializer
 
 from . import services
 from .models import AuditRun, Target
-from .selectors import audit_get, audit_list, audit_pending_get
+from .selectors import (
+    TaskStateUnavailable,
+    audit_get,
+    audit_list,
+    audit_pending_get,
+    audit_recommendations,
+)
 
 AUDIT_ID = OpenApiParameter(
     "audit_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="AuditRun id."
@@ -158,16 +164,19 @@ class AuditDetailApi(APIView):
         description='An audit still waiting for a worker reads as {"status": "queued"} with '
         "the other fields null.",
         parameters=[AUDIT_ID],
-        responses={200: AuditDetailSerializer, **error_responses(401, 403, 404)},
+        responses={200: AuditDetailSerializer, **error_responses(401, 403, 404, 503)},
     )
     def get(self, request, audit_id: str):
         audit = audit_get(audit_id=audit_id)
         if audit is not None:
-            audit.recommendation_list = audit.optimizations.select_related(
-                "target", "decided_by"
-            ).order_by("-confidence", "id")
+            audit.recommendation_list = audit_recommendations(audit=audit)
             return Response(AuditDetailSerializer(audit).data)
-        pending = audit_pending_get(audit_id=audit_id)
+        try:
+            pending = audit_pending_get(audit_id=audit_id)
+        except TaskStateUnavailable as exc:
+            raise QueueUnavailable(
+                "The task queue is unavailable; cannot tell whether this audit is queued."
+            ) from exc
         if pending is None:
             raise exceptions.NotFound(f"No audit with id {audit_id!r}.")
         payload = {**_QUEUED_FIELDS, "id": pending.id, "status": pending.status}

@@ -7,6 +7,7 @@ from celery.result import AsyncResult
 from django.db.models import QuerySet
 
 from config.celery_app import app as celery_app
+from optimizations.models import OptimizationLog
 
 from .models import AuditRun
 
@@ -42,6 +43,20 @@ def audit_get(*, audit_id: uuid.UUID | str) -> AuditRun | None:
     return AuditRun.objects.select_related("target").filter(pk=key).first()
 
 
+def audit_recommendations(*, audit: AuditRun) -> QuerySet[OptimizationLog]:
+    """What one audit recommended, most confident first."""
+    return (
+        OptimizationLog.objects.filter(audit=audit)
+        .select_related("target", "decided_by")
+        .defer("embedding")
+        .order_by("-confidence", "id")
+    )
+
+
+class TaskStateUnavailable(Exception):
+    """The Celery result backend cannot be reached to tell whether an audit is queued."""
+
+
 @dataclass(frozen=True)
 class PendingAudit:
     """An audit known only to Celery: queued, running its first steps, or failed before
@@ -58,7 +73,10 @@ def audit_pending_get(*, audit_id: uuid.UUID | str) -> PendingAudit | None:
     if key is None:
         return None
     result = AsyncResult(str(key), app=celery_app)
-    state = result.state
+    try:
+        state = result.state
+    except getattr(celery_app.backend, "connection_errors", ()) as exc:
+        raise TaskStateUnavailable(f"the task result backend is unreachable: {exc}") from exc
     if state in QUEUED_STATES:
         return PendingAudit(id=key, status="queued")
     if state == "FAILURE":

@@ -9,7 +9,12 @@ from django.utils import timezone
 from config.celery_app import app as celery_app
 from dbarchitect.models import AuditRun
 
-pytestmark = pytest.mark.django_db
+pytestmark = [
+    pytest.mark.django_db,
+    # Tests run Celery eagerly; the API still asks the result backend about unknown ids.
+    pytest.mark.filterwarnings("ignore:Results are not stored in backend:RuntimeWarning"),
+    pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored"),
+]
 
 LIST = "/api/audits/"
 
