@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from config.celery_app import app as celery_app
 from optimizations.models import OptimizationLog
 
+from .connection import secrets_scrub
 from .models import AuditRun
 
 # Celery states of a task that was published but has not created its AuditRun yet
@@ -80,5 +81,6 @@ def audit_pending_get(*, audit_id: uuid.UUID | str) -> PendingAudit | None:
     if state in QUEUED_STATES:
         return PendingAudit(id=key, status="queued")
     if state == "FAILURE":
-        return PendingAudit(id=key, status="failed", error=str(result.result))
+        # The worker's exception text, without any configured password in it.
+        return PendingAudit(id=key, status="failed", error=secrets_scrub(str(result.result)))
     return None  # PENDING is Celery's word for "no such task"; SUCCESS without a row: gone
