@@ -227,6 +227,8 @@ def audit_report_markdown(*, audit: AuditRun) -> str:
     if not report.recommendations:
         out.append("Nothing new was recommended.")
     for number, rec in enumerate(report.recommendations, start=1):
+        if number > 1:
+            out.append("")
         out += _recommendation(number, rec)
     if report.repeated:
         out += ["", "Found again, already recorded by an earlier audit (not repeated):", ""]
@@ -247,6 +249,7 @@ def audit_report_markdown(*, audit: AuditRun) -> str:
 def _summary(audit: AuditRun) -> list[str]:
     duration = audit.duration_seconds
     rows = [
+        ["Audit", str(audit.pk)],
         ["Status", audit.status],
         ["Duration", f"{duration:.1f} s" if duration is not None else "not finished"],
         ["Verification", "on" if audit.verify else "off"],
@@ -259,7 +262,7 @@ def _summary(audit: AuditRun) -> list[str]:
         for name, seconds in (audit.phase_seconds or {}).items()
         if isinstance(seconds, int | float)
     ]
-    return _table(["", ""], rows)
+    return _table(["", "value"], rows)
 
 
 def _recommendation(number: int, rec: ReportRecommendation) -> list[str]:
@@ -297,7 +300,7 @@ def _recommendation(number: int, rec: ReportRecommendation) -> list[str]:
     for title, text in (("Plan before", rec.plan_before), ("Plan after", rec.plan_after)):
         if text:
             out += ["", f"{title}:", "", "```", text, "```"]
-    return [*out, ""]
+    return out
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
