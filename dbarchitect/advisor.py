@@ -64,7 +64,12 @@ MAX_RECOMMENDATIONS = 30
 # How views are expanded: their definition is analyzed like a sub-select, this deep.
 MAX_VIEW_DEPTH = 3
 BTREE_METHODS = ("btree",)
+COSTING = "dbarchitect_costing"  # the savepoint a failed EXPLAIN rolls back to
 GIN_PATH_OPERATORS = {"@>", "@?", "@@"}
+
+
+class AdvisorError(Exception):
+    """The target cannot be advised on at all; the message says what to do."""
 
 
 class QueryLike(Protocol):
@@ -169,16 +174,26 @@ def advise(
     if not live:
         return advice
     with conn.cursor() as cur:
-        cur.execute(f"{MARKER} SELECT current_setting('server_version_num')::int")
-        server_version = cur.fetchone()[0]
+        cur.execute(
+            f"{MARKER} SELECT current_setting('server_version_num')::int, "
+            "EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg')"
+        )
+        server_version, has_hypopg = cur.fetchone()
+    if not has_hypopg:
+        raise AdvisorError(
+            "extension hypopg is not installed on the target database: "
+            "CREATE EXTENSION hypopg there (it needs the hypopg package on the server)"
+        )
     # Catalog: tables (views expanded into their definition), columns, indexes, statistics.
-    tables = _catalog_with_views(conn, [advice.analyses[q.queryid] for q in live])
+    tables, views = _catalog_with_views(conn, [advice.analyses[q.queryid] for q in live])
     stats = catalog_column_stats(conn, _stat_columns(advice.analyses.values(), tables))
     context = _Context(conn, tables, stats, server_version, min_table_rows, min_cost_reduction)
+    context.views = views
     _hypopg_reset(conn)
     try:
         with conn.transaction(force_rollback=True):
             conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            conn.execute(sql.SQL("SAVEPOINT {}").format(sql.Identifier(COSTING)))
             _advise_costed(context, live, advice)
     finally:
         _hypopg_reset(conn)
@@ -250,7 +265,11 @@ class _Context:
         self.interesting: dict[int, dict[int, set[str]]] = {}
         self.candidate_queries: dict[Candidate, set[int]] = defaultdict(set)
         self.hypo: dict[Candidate, tuple[int, int]] = {}  # candidate -> (oid, size bytes)
-        self.hypo_oids: dict[int, Candidate] = {}  # every HypoPG oid -> its candidate
+        self.views: dict[int, an.QueryAnalysis] = {}  # a view's oid -> its definition
+        self.hypo_oids: dict[int, Candidate] = {}
+        self.stand_in_oids: set[int] = (
+            set()
+        )  # HypoPG oids of partial indexes' stand-ins  # every HypoPG oid -> its candidate
         self.failed: set[Candidate] = set()
         self.write_share: dict[int, float] = {}
         self.hypo_sizes: dict[Candidate, int] = {}
@@ -272,8 +291,11 @@ class _Context:
 
 def _catalog_with_views(
     conn: psycopg.Connection, analyses: list[an.QueryAnalysis]
-) -> dict[an.Relation, TableInfo]:
-    """Look every relation up; a view's definition joins the query as extra scopes."""
+) -> tuple[dict[an.Relation, TableInfo], dict[int, an.QueryAnalysis]]:
+    """Look every relation up; a view's definition joins the query as extra scopes.
+
+    Returns the tables by name as written, and each expanded view's analysis by oid.
+    """
     tables: dict[an.Relation, TableInfo] = {}
     pending = {rel for a in analyses for rel in a.relations}
     expanded: dict[int, an.QueryAnalysis] = {}
@@ -289,22 +311,15 @@ def _catalog_with_views(
                     pending.update(view.relations)
         if not pending:
             break
+    done: set[int] = set()  # views whose own nested views are expanded already
     for analysis in analyses:
-        _expand_views(analysis, tables, expanded, depth=0)
-    _VIEW_ANALYSES.clear()
-    _VIEW_ANALYSES.update(expanded)
-    return tables
+        _expand_views(analysis, tables, expanded, 0, done)
+    return tables, expanded
 
 
-# A view's analysis by oid, for resolving columns of a view to its base table (per advise
-# call; advise is not re-entrant within one process thread by design).
-_VIEW_ANALYSES: dict[int, an.QueryAnalysis] = {}
-
-
-def _expand_views(analysis, tables, expanded, depth, done=None) -> None:
+def _expand_views(analysis, tables, expanded, depth, done: set[int]) -> None:
     """Append each view's scopes to the query, with the query's filters on the view's
     columns carried into the view's own SELECT (so they combine into composite keys)."""
-    done = set() if done is None else done
     if depth > MAX_VIEW_DEPTH:
         return
     for scope in list(analysis.scopes):
@@ -361,7 +376,7 @@ def _copy_scope(scope: an.Scope, kind: str) -> an.Scope:
 
 def _through_view(ctx: _Context, view: TableInfo, column: str) -> tuple[TableInfo, str] | None:
     """A view's output column that is a plain column of one of its tables: that column."""
-    analysis = _VIEW_ANALYSES.get(view.oid)
+    analysis = ctx.views.get(view.oid)
     use = None
     for scope in analysis.scopes if analysis is not None else ():
         if scope.kind == "select" and column in scope.outputs:
@@ -755,15 +770,16 @@ def _hypopg_reset(conn: psycopg.Connection) -> None:
         cur.execute(f"{MARKER} SELECT hypopg_reset()")
 
 
-def _hypo_create(ctx: _Context, candidate: Candidate) -> bool:
+def _hypo_create(ctx: _Context, candidate: Candidate, *, stand_in: bool = True) -> bool:
     """Create the candidate in HypoPG (a partial one with its stand-in); False if refused."""
     if candidate in ctx.hypo:
         return True
     if candidate in ctx.failed:
         return False
     created = []
+    shapes = [candidate, _costing_stand_in(candidate)] if stand_in else [candidate]
     try:
-        for shape in dict.fromkeys([candidate, _costing_stand_in(candidate)]):
+        for shape in dict.fromkeys(shapes):
             created.append(_hypopg_create(ctx, shape))
     except psycopg.Error as exc:
         logger.info("hypothetical index %s refused: %s", candidate, exc.diag.message_primary)
@@ -773,6 +789,7 @@ def _hypo_create(ctx: _Context, candidate: Candidate) -> bool:
         return False
     ctx.hypo[candidate] = created[0]
     ctx.hypo_oids.update({oid: candidate for oid, _size in created})
+    ctx.stand_in_oids.update(oid for oid, _size in created[1:])
     return True
 
 
@@ -815,16 +832,40 @@ def _hypo_drop(ctx: _Context, candidate: Candidate) -> None:
         return
     for oid in [o for o, c in ctx.hypo_oids.items() if c == candidate]:
         del ctx.hypo_oids[oid]
+        ctx.stand_in_oids.discard(oid)
         _hypopg_drop(ctx, oid)
 
 
 def _cost(ctx: _Context, queryid: int) -> gp.PlanCost | None:
+    """The query's plan now. A failure rolls back to the costing savepoint (set once, kept:
+    a savepoint per EXPLAIN would double the round trips of the whole advisor)."""
     try:
-        with ctx.conn.transaction(savepoint_name="dbarchitect_cost"):
-            return gp.plan_cost(ctx.conn, ctx.forms[queryid], server_version=ctx.server_version)
+        cost = gp.plan_cost(ctx.conn, ctx.forms[queryid], server_version=ctx.server_version)
     except psycopg.Error as exc:
         logger.info("re-costing query %s failed: %s", queryid, exc.diag.message_primary)
+        with ctx.conn.cursor() as cur:
+            cur.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(sql.Identifier(COSTING)))
         return None
+    # A stand-in serves only the queries that carry its partial predicate; for any other
+    # query, plan again without it.
+    foreign = [
+        oid
+        for oid in _used_indexes(cost.plan) & ctx.stand_in_oids
+        if queryid not in ctx.candidate_queries.get(ctx.hypo_oids[oid], ())
+    ]
+    if not foreign:
+        return cost
+    owners = [ctx.hypo_oids.pop(oid) for oid in foreign]
+    for oid in foreign:
+        ctx.stand_in_oids.discard(oid)
+        _hypopg_drop(ctx, oid)
+    try:
+        return _cost(ctx, queryid)
+    finally:
+        for owner in owners:
+            oid, _size = _hypopg_create(ctx, _costing_stand_in(owner))
+            ctx.hypo_oids[oid] = owner
+            ctx.stand_in_oids.add(oid)
 
 
 def _used_indexes(plan: dict) -> set[int]:
@@ -867,7 +908,7 @@ def _options_from_all_at_once(ctx: _Context, candidates: list[Candidate]) -> lis
     may need two indexes before either pays on its own.
     """
     for candidate in candidates:
-        _hypo_create(ctx, candidate)
+        _hypo_create(ctx, candidate, stand_in=False)
     by_oid = dict(ctx.hypo_oids)
     per_query_used: dict[int, frozenset[Candidate]] = {}
     for qid in ctx.forms:
@@ -1095,11 +1136,20 @@ def _choose(ctx: _Context, options: list[_Option]) -> list[_Chosen]:
             )
     chosen: list[_Chosen] = []
     remaining = list(options)
+    stale: set[int] = set()  # options whose evaluation predates the last pick
     while remaining and len(chosen) < MAX_RECOMMENDATIONS:
-        best_gain = max(evaluations[id(o)].net for o in remaining)
-        if best_gain <= 0:
+        # Lazy greedy: a pick only lowers the others' gains, so an option is re-costed
+        # only when its stale value would still put it near the top.
+        best_net = max(evaluations[id(o)].net for o in remaining)
+        if best_net <= 0:
             break
-        near = [o for o in remaining if evaluations[id(o)].net >= best_gain * (1 - NEAR_TIE)]
+        near = [o for o in remaining if evaluations[id(o)].net >= best_net * (1 - NEAR_TIE)]
+        outdated = [o for o in near if id(o) in stale]
+        if outdated:
+            for option in outdated:
+                evaluations[id(option)] = _evaluate(ctx, option, current)
+                stale.discard(id(option))
+            continue
         best = max(near, key=lambda o: evaluations[id(o)].net / max(o.size_bytes, 8192))
         evaluation = evaluations[id(best)]
         changed = set()
@@ -1109,15 +1159,13 @@ def _choose(ctx: _Context, options: list[_Option]) -> list[_Chosen]:
             if best.estimated is None:
                 _hypo_create(ctx, member)
             ctx.chosen_members.add(member)
-            chosen.append(_Chosen(member, best.estimated))
+            chosen.append(_Chosen(member, best.estimated, evaluation.gain))
         for qid, cost in evaluation.costs.items():
             if cost < current[qid] and cost <= _target(ctx, qid):
                 current[qid] = cost
                 changed.add(qid)
         remaining = [o for o in remaining if not o.members <= ctx.chosen_members]
-        for option in remaining:
-            if option.queries & changed:
-                evaluations[id(option)] = _evaluate(ctx, option, current)
+        stale.update(id(o) for o in remaining if o.queries & changed)
     ctx.current = current
     return chosen
 
@@ -1126,6 +1174,7 @@ def _choose(ctx: _Context, options: list[_Option]) -> list[_Chosen]:
 class _Chosen:
     candidate: Candidate
     estimated: dict[int, float] | None = None
+    gain: float = 0.0  # what it saved the workload when it was picked
 
 
 def _prune(ctx: _Context, chosen: list[_Chosen]) -> list[_Chosen]:
@@ -1141,12 +1190,19 @@ def _prune(ctx: _Context, chosen: list[_Chosen]) -> list[_Chosen]:
         for qid in relevant:
             cost = _cost(ctx, qid)
             after[qid] = cost.total if cost is not None else math.inf
+        # Redundant when the others now do (nearly) all it did when it was picked.
         loss = sum(ctx.calls[q] * max(0.0, after[q] - before[q]) for q in relevant)
-        saved = sum(ctx.calls[q] * max(0.0, ctx.base[q].total - before[q]) for q in relevant)
         still_served = all(
             after[q] <= _target(ctx, q) for q in relevant if before[q] <= _target(ctx, q)
         )
-        if still_served and loss <= REDUNDANCY_TOLERANCE * max(saved, 1.0):
+        logger.debug(
+            "prune %s: loss %.0f of gain %.0f, still served %s",
+            item.candidate,
+            loss,
+            item.gain,
+            still_served,
+        )
+        if still_served and loss <= REDUNDANCY_TOLERANCE * max(item.gain, 1.0):
             kept.remove(item)
             ctx.chosen_members.discard(item.candidate)
             for qid in relevant:
@@ -1341,9 +1397,10 @@ def representative_statements(
     live = [a for q, a in analyses.items() if q not in result]
     if not live:
         return result
-    tables = _catalog_with_views(conn, live)
+    tables, views = _catalog_with_views(conn, live)
     stats = catalog_column_stats(conn, _stat_columns(live, tables))
     ctx = _Context(conn, tables, stats, 0, 0, 0.0)
+    ctx.views = views
     for qid, analysis in analyses.items():
         if qid in result:
             continue

@@ -31,6 +31,7 @@ from psycopg import sql
 
 from . import analysis as an
 from .catalog import ColumnInfo, ColumnStats, TableInfo
+from .collector import MARKER
 
 STATEMENT_PREFIX = "dbarchitect_costing_"
 _counter = itertools.count(1)
@@ -105,7 +106,6 @@ def costing_form(
             form = make()
         except (NotCostable, ValueError, psycopg.Error) as exc:
             failures.append(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
-            _recover(conn)
             continue
         try:
             with conn.transaction(savepoint_name=SAVEPOINT):
@@ -118,12 +118,6 @@ def costing_form(
     raise NotCostable("; ".join(dict.fromkeys(failures)) or "no way to plan it")
 
 
-def _recover(conn: psycopg.Connection) -> None:
-    """Representative-value lookups run outside a savepoint; never leave the caller aborted."""
-    if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
-        raise NotCostable("the costing transaction failed and cannot continue")
-
-
 def plan_cost(conn: psycopg.Connection, form: CostForm, *, server_version: int) -> PlanCost:
     """EXPLAIN the form now, with whatever (hypothetical) indexes exist at this moment.
 
@@ -132,10 +126,12 @@ def plan_cost(conn: psycopg.Connection, form: CostForm, *, server_version: int) 
     """
     with conn.cursor() as cur:
         if form.mode == "literal":
-            cur.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(sql.SQL(form.text)))
+            cur.execute(sql.SQL(MARKER + " EXPLAIN (FORMAT JSON) {}").format(sql.SQL(form.text)))
         elif server_version >= 160000 and not form.param_types:
             cur.execute(
-                sql.SQL("EXPLAIN (GENERIC_PLAN, FORMAT JSON) {}").format(sql.SQL(form.text))
+                sql.SQL(MARKER + " EXPLAIN (GENERIC_PLAN, FORMAT JSON) {}").format(
+                    sql.SQL(form.text)
+                )
             )
         else:
             # One round trip: PREPARE; EXPLAIN EXECUTE; DEALLOCATE. A fresh name each time,
@@ -153,7 +149,7 @@ def plan_cost(conn: psycopg.Connection, form: CostForm, *, server_version: int) 
             )
             cur.execute(
                 sql.SQL(
-                    "PREPARE {name} {types} AS {text}; "
+                    MARKER + " PREPARE {name} {types} AS {text}; "
                     "EXPLAIN (FORMAT JSON) EXECUTE {name} {args}; DEALLOCATE {name}"
                 ).format(name=name, types=types, text=sql.SQL(form.text), args=args)
             )
@@ -207,18 +203,68 @@ def representative_values(
     resolve: Resolver,
     stats: dict[tuple[str, str, str], ColumnStats],
 ) -> dict[int, Any]:
-    """A plausible value for every $n: from pg_stats, a sampled row, or the context."""
+    """A plausible value for every $n: from pg_stats, a sampled row, or the context.
+
+    A $n not compared with a column (`lower($1)`, `$1 + $2`) gets a value of the type the
+    server infers for it, as a typed literal.
+    """
     values: dict[int, Any] = {}
     in_list_position: dict[tuple, int] = {}
+    inferred: dict[int, str] | None = None
     for number in range(1, analysis.max_param + 1):
         use = analysis.params.get(number)
+        if use is None or (use.column is None and use.kind not in ("limit", "offset")):
+            if inferred is None:
+                inferred = inferred_param_types(conn, analysis, resolve)
+            type_name = (use.type_name if use else None) or inferred.get(number)
+            value = _value_for_type(type_name)
+            values[number] = Typed(value, type_name) if type_name else value
+            continue
         values[number] = _value_for(conn, use, resolve, stats, in_list_position)
     return values
 
 
+@dataclass(frozen=True)
+class Typed:
+    """A representative value that goes into the SQL with an explicit cast."""
+
+    value: Any
+    type_name: str
+
+
+def inferred_param_types(
+    conn: psycopg.Connection, analysis: an.QueryAnalysis, resolve: Resolver
+) -> dict[int, str]:
+    """The types the server itself gives the $n: untyped PREPARE, then with column types."""
+    text = statement_text(analysis)
+    for types in ((), _param_types(analysis, resolve)):
+        raw_name = f"{STATEMENT_PREFIX}{next(_counter)}"
+        name = sql.Identifier(raw_name)
+        declared = (
+            sql.SQL("({})").format(sql.SQL(", ").join(sql.SQL(t) for t in types))
+            if types
+            else sql.SQL("")
+        )
+        try:
+            with conn.transaction(savepoint_name=SAVEPOINT), conn.cursor() as cur:
+                cur.execute(
+                    sql.SQL(MARKER + " PREPARE {} {} AS {}").format(name, declared, sql.SQL(text))
+                )
+                cur.execute(
+                    f"{MARKER} SELECT parameter_types::text[] FROM pg_prepared_statements "
+                    "WHERE name = %s",
+                    (raw_name,),
+                )
+                row = cur.fetchone()
+                cur.execute(sql.SQL("DEALLOCATE {}").format(name))
+        except psycopg.Error:
+            continue
+        if row is not None:
+            return {i: t for i, t in enumerate(row[0] or (), start=1) if t != "unknown"}
+    return {}
+
+
 def _value_for(conn, use, resolve, stats, in_list_position) -> Any:
-    if use is None:
-        return 1
     if use.kind == "limit":
         return REPRESENTATIVE_LIMIT
     if use.kind == "offset":
@@ -274,8 +320,12 @@ def _from_stats(column_stats: ColumnStats, use: an.ParamUse, positions: dict) ->
 
 
 def _sampled_value(conn, info: TableInfo, col: ColumnInfo) -> Any:
-    query = sql.SQL("SELECT {col}::text FROM {table} WHERE {col} IS NOT NULL LIMIT 1").format(
-        col=sql.Identifier(col.name), table=sql.Identifier(info.schema, info.name)
+    query = sql.SQL(
+        "{marker} SELECT {col}::text FROM {table} WHERE {col} IS NOT NULL LIMIT 1"
+    ).format(
+        marker=sql.SQL(MARKER),
+        col=sql.Identifier(col.name),
+        table=sql.Identifier(info.schema, info.name),
     )
     with conn.transaction(savepoint_name="dbarchitect_sample"), conn.cursor() as cur:
         cur.execute(query)
@@ -283,31 +333,45 @@ def _sampled_value(conn, info: TableInfo, col: ColumnInfo) -> Any:
     return row[0] if row else None
 
 
+# Rows read to pick a containment operand.
+OPERAND_SAMPLE_ROWS = 200
+
+
 def sampled_operand(conn, info: TableInfo, col: ColumnInfo, operator: str | None) -> Any:
-    """A containment operand taken from a real row: {"key": value} for jsonb, {elem} for arrays."""
+    """A containment operand made from real rows.
+
+    jsonb: {"key": value} for the key whose values vary most in a sample (the kind of key
+    a containment filter is written for: an id, a batch, not a flag); arrays: the element
+    rarest in the sample. `?`-style operators get a key.
+    """
     column = sql.Identifier(col.name)
     table = sql.Identifier(info.schema, info.name)
     if col.base_type == "jsonb":
-        if operator in ("?", "?|", "?&"):
-            select = sql.SQL(
-                "SELECT k FROM (SELECT {c} AS doc FROM {t} WHERE jsonb_typeof({c}) = 'object' "
-                "LIMIT 1) s, jsonb_object_keys(s.doc) AS k LIMIT 1"
-            )
-        else:
-            select = sql.SQL(
-                "SELECT jsonb_build_object(e.key, e.value)::text FROM (SELECT {c} AS doc "
-                "FROM {t} WHERE jsonb_typeof({c}) = 'object' LIMIT 1) s, "
-                "jsonb_each(s.doc) AS e LIMIT 1"
-            )
+        wanted = "e.key" if operator in ("?", "?|", "?&") else "jsonb_build_object(e.key, e.value)"
+        select = sql.SQL(
+            "{marker} WITH pairs AS (SELECT e.key, e.value FROM (SELECT {c} AS doc FROM {t} "
+            "WHERE jsonb_typeof({c}) = 'object' LIMIT {n}) AS s, jsonb_each(s.doc) AS e "
+            "WHERE jsonb_typeof(e.value) NOT IN ('object', 'array')), "
+            "best AS (SELECT key FROM pairs GROUP BY key "
+            "ORDER BY count(DISTINCT value) DESC, key LIMIT 1) "
+            "SELECT {wanted}::text FROM pairs AS e JOIN best USING (key) LIMIT 1"
+        ).format(
+            wanted=sql.SQL(wanted),
+            marker=sql.SQL(MARKER),
+            n=OPERAND_SAMPLE_ROWS,
+            c=column,
+            t=table,
+        )
     elif col.category == "A":
         select = sql.SQL(
-            "SELECT array[e]::text FROM (SELECT {c} AS arr FROM {t} "
-            "WHERE cardinality({c}) > 0 LIMIT 1) s, unnest(s.arr) AS e LIMIT 1"
-        )
+            "{marker} SELECT array[e]::text FROM (SELECT {c} AS arr FROM {t} "
+            "WHERE cardinality({c}) > 0 LIMIT {n}) AS s, unnest(s.arr) AS e "
+            "GROUP BY e ORDER BY count(*), e::text LIMIT 1"
+        ).format(marker=sql.SQL(MARKER), n=OPERAND_SAMPLE_ROWS, c=column, t=table)
     else:
         return _sampled_value(conn, info, col)
     with conn.transaction(savepoint_name="dbarchitect_sample"), conn.cursor() as cur:
-        cur.execute(select.format(c=column, t=table))
+        cur.execute(select)
         row = cur.fetchone()
     if row is None:
         return "{}"
@@ -346,7 +410,10 @@ def literal_text(analysis: an.QueryAnalysis, values: dict[int, Any]) -> str:
     return an.deparse(_replace_params(node, values))
 
 
-def _constant(value: Any) -> ast.A_Const:
+def _constant(value: Any) -> ast.Node:
+    if isinstance(value, Typed):
+        type_node = an.parse_statement(f"SELECT NULL::{value.type_name}").targetList[0].val
+        return ast.TypeCast(arg=_constant(value.value), typeName=type_node.typeName)
     if isinstance(value, bool):
         return ast.A_Const(isnull=False, val=ast.String(sval="true" if value else "false"))
     if isinstance(value, int):

@@ -4,7 +4,7 @@ nothing for what is already served or too small, every query costed or skipped w
 import psycopg
 import pytest
 
-from dbarchitect.advisor import advise
+from dbarchitect.advisor import AdvisorError, advise
 
 from .advisor_fixtures import (  # noqa: F401 - the fixtures are used by name
     EXISTING_INDEXES,
@@ -249,3 +249,10 @@ def test_advise_leaves_no_hypothetical_or_real_index_and_no_open_transaction(con
     assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     prepared = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0]
     assert prepared == 0
+
+
+def test_a_target_without_hypopg_gets_a_clear_error(conn):
+    with conn.transaction(force_rollback=True):
+        conn.execute("DROP EXTENSION hypopg")
+        with pytest.raises(AdvisorError, match="CREATE EXTENSION hypopg"):
+            advise_queries(conn, "SELECT id FROM adv_orders WHERE score = $1")
