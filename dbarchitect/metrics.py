@@ -13,7 +13,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.db import DatabaseError
-from django.db.models import Avg, Count, Exists, F, Max, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import (
+    Avg,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    Max,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce, Extract
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -168,7 +180,7 @@ def _read_recommendations(metrics: AgentMetrics, *, latest_audit_ids: list[uuid.
 
 def _read_audits(metrics: AgentMetrics) -> None:
     finished = AuditRun.objects.filter(status__in=FINISHED, finished_at__isnull=False).annotate(
-        seconds=Extract(F("finished_at") - F("started_at"), "epoch")
+        seconds=Extract(F("finished_at") - F("started_at"), "epoch", output_field=FloatField())
     )
     buckets = _bucket_counts("seconds", AUDIT_DURATION_BUCKETS)
     rows = finished.values("target__name", "status").annotate(

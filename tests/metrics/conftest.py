@@ -66,16 +66,16 @@ def history(db):
     Numbers the tests expect (shop):
       slow queries: old audit 3 + new audit 2 (+ 4 in the failed audit, not counted) = 5
       recommendations: old audit index 0.4/10%, new audit index 0.9/80% + 0.5/40%, rewrite 0/0
-      audit durations: 20 s and 200 s succeeded, 45 s failed
+      audit durations: 20.25 s and 200.5 s succeeded, 45 s failed
     """
     shop = Target.objects.create(name="shop", allow_verify=False)
     Target.objects.create(name="idle", enabled=False)
-    old = make_audit(shop, status="succeeded", started=T0, seconds=20)
+    old = make_audit(shop, status="succeeded", started=T0, seconds=20.25)
     make_snapshots(old, slow=3, fast=2)
     make_log(old, kind="index", confidence=0.4, gain=10.0, status="rejected")
     failed = make_audit(shop, status="failed", started=T0 + timedelta(days=1), seconds=45)
     make_snapshots(failed, slow=4, fast=0)
-    new = make_audit(shop, status="succeeded", started=T0 + timedelta(days=7), seconds=200)
+    new = make_audit(shop, status="succeeded", started=T0 + timedelta(days=7), seconds=200.5)
     make_snapshots(new, slow=2, fast=7)
     make_log(new, kind="index", confidence=0.9, gain=80.0, status="applied")
     make_log(new, kind="index", confidence=0.5, gain=40.0)

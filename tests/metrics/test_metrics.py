@@ -76,7 +76,7 @@ def test_audit_duration_histogram_and_counts(client, history):
     assert buckets[labels(**ok, le="120")] == 1
     assert buckets[labels(**ok, le="300")] == 2
     assert buckets[labels(**ok, le="+Inf")] == 2
-    assert samples["db_architect_audit_duration_seconds_sum"][labels(**ok)] == pytest.approx(220)
+    assert samples["db_architect_audit_duration_seconds_sum"][labels(**ok)] == pytest.approx(220.75)
     assert samples["db_architect_audit_duration_seconds_count"][labels(**ok)] == 2
     failed = labels(target="shop", status="failed")
     assert samples["db_architect_audit_duration_seconds_count"][failed] == 1
