@@ -81,6 +81,11 @@ def json_server_error(request: HttpRequest):
     return defaults.server_error(request)
 
 
+def _is_number(raw: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts "²", which int() refuses."""
+    return raw.isascii() and raw.isdigit()
+
+
 class ApiPagination(PageNumberPagination):
     """Page numbers, with ?page_size= up to MAX_PAGE_SIZE; a malformed page is a 400."""
 
@@ -91,7 +96,7 @@ class ApiPagination(PageNumberPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+        if not _is_number(raw) or not 1 <= int(raw) <= self.max_page_size:
             raise exceptions.ValidationError(
                 {"page_size": [f"Must be an integer from 1 to {self.max_page_size}."]}
             )
@@ -99,7 +104,7 @@ class ApiPagination(PageNumberPagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         raw = request.query_params.get(self.page_query_param, "1")
-        if raw not in self.last_page_strings and not (raw.isdigit() and int(raw) >= 1):
+        if raw not in self.last_page_strings and not (_is_number(raw) and int(raw) >= 1):
             raise exceptions.ValidationError({"page": ["Must be a positive integer or 'last'."]})
         # A page past the last one stays DRF's 404 "Invalid page."
         return super().paginate_queryset(queryset, request, view)

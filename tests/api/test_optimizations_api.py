@@ -111,6 +111,8 @@ def test_a_page_past_the_end_is_a_json_404(staff_api, optimizations):
         ({"page": "two"}, "page"),
         ({"page_size": "1000"}, "page_size"),
         ({"page_size": "-1"}, "page_size"),
+        ({"page_size": "\u00b2"}, "page_size"),
+        ({"page": "\u00b2"}, "page"),
     ],
 )
 def test_bad_filters_are_a_400_naming_the_field(staff_api, optimizations, params, field):
