@@ -417,6 +417,11 @@ def main() -> None:
                 "goal_verify_ratio": 1.5,
             }
         )
+        for snapshot in audit.snapshots.filter(is_slow=False):
+            log(
+                f"under the thresholds: {snapshot.mean_time_ms:.2f} ms x {snapshot.calls}: "
+                f"{snapshot.query[:90]}"
+            )
         if report["skipped"]:
             for skipped in report["skipped"]:
                 log(f"not costed: {skipped['queryid']}: {skipped['reason']}")

@@ -13,11 +13,10 @@ from contextlib import contextmanager
 
 import psycopg
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
 from . import advisor, verifier
-from .collector import MARKER, CollectError, Thresholds, collect_queries
-from .connection import TargetUnavailable, secrets_scrub, target_connect
+from .collector import CollectError, Thresholds, collect_queries
+from .connection import TargetUnavailable, secrets_scrub, target_session
 from .health import health_check
 from .locking import AuditAlreadyRunning, audit_lock
 from .models import AuditRun, Target
@@ -31,15 +30,11 @@ from .recording import (
     audit_start,
     own_tables,
 )
-from .targets import configured_targets, target_sync
+from .targets import UnknownTarget, target_get
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["AuditAlreadyRunning", "UnknownTarget", "run_audit"]
-
-
-class UnknownTarget(ValueError):
-    """The target is not configured (the message lists the configured ones)."""
 
 
 def run_audit(
@@ -50,7 +45,7 @@ def run_audit(
     Raises UnknownTarget for a target that is not configured and AuditAlreadyRunning when
     another audit of it holds the lock (no AuditRun is created then).
     """
-    target_row = _target(target)
+    target_row = target_get(name=target)
     verify_on, verify_db, verify_note = verify_plan(target=target_row, verify=verify)
     audit_mark_stale()
     with audit_lock(target):
@@ -58,7 +53,7 @@ def run_audit(
         audit_mark_orphans(target=target_row, keep=audit.id)
         phases: dict[str, float] = {}
         try:
-            found = _audit_phases(audit, target_row, verify_db, verify_note, phases)
+            found = _audit_phases(target_row, verify_db, verify_note, phases)
             return audit_record(audit=audit, found=found, phase_seconds=phases)
         except Exception as exc:
             logger.exception("audit %s of target %s failed", audit.id, target)
@@ -66,13 +61,9 @@ def run_audit(
 
 
 def _audit_phases(
-    audit: AuditRun,
-    target: Target,
-    verify_db: str | None,
-    verify_note: str,
-    phases: dict[str, float],
+    target: Target, verify_db: str | None, verify_note: str, phases: dict[str, float]
 ) -> AuditFindings:
-    with _target_session(target.name, purpose="audit") as conn:
+    with target_session(target.name, purpose="audit") as conn:
         # Collect: what ran since the previous audit, over the thresholds.
         with _phase(phases, "collect"):
             previous = audit_previous(target=target)
@@ -107,7 +98,7 @@ def _audit_phases(
     # Verify: build each index for real in a rolled-back transaction, measure before/after.
     verifications = {}
     if verify_db and advice.recommendations:
-        with _phase(phases, "verify"), _target_session(verify_db, purpose="verify") as vconn:
+        with _phase(phases, "verify"), target_session(verify_db, purpose="verify") as vconn:
             results = verifier.verify(
                 vconn,
                 advice.recommendations,
@@ -161,39 +152,6 @@ def audit_error(exc: BaseException) -> str:
     else:
         text = f"{type(exc).__name__}: {exc}"
     return secrets_scrub(text.strip())
-
-
-def _target(name: str) -> Target:
-    if name not in configured_targets():
-        known = ", ".join(sorted(configured_targets()))
-        raise UnknownTarget(f"unknown target {name!r}; configured targets: {known}")
-    row = Target.objects.filter(name=name).first()
-    if row is None:
-        target_sync()
-        row = Target.objects.get(name=name)
-    return row
-
-
-@contextmanager
-def _target_session(name: str, *, purpose: str) -> Iterator[psycopg.Connection]:
-    """A target connection that leaves no hypothetical index behind when it closes."""
-    try:
-        conn = target_connect(name, purpose=purpose)
-    except ImproperlyConfigured as exc:
-        raise UnknownTarget(str(exc)) from None
-    try:
-        yield conn
-    finally:
-        if not conn.closed and not conn.broken:
-            try:
-                installed = conn.execute(
-                    f"{MARKER} SELECT 1 FROM pg_extension WHERE extname = 'hypopg'"
-                ).fetchone()
-                if installed:
-                    conn.execute(f"{MARKER} SELECT hypopg_reset()")
-            except psycopg.Error:
-                logger.warning("hypopg_reset failed on target %s", name, exc_info=True)
-        conn.close()
 
 
 @contextmanager

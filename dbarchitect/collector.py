@@ -14,7 +14,7 @@ from datetime import datetime
 import psycopg
 from pglast import ast, parse_sql
 from pglast.parser import ParseError
-from pglast.visitors import Visitor
+from pglast.visitors import Skip, Visitor
 from psycopg import sql
 
 logger = logging.getLogger(__name__)
@@ -234,6 +234,9 @@ class _RelationNames(Visitor):
 
     def visit_CommonTableExpr(self, ancestors, node) -> None:
         self.ctes.add(node.ctename)
+
+    def visit_LockingClause(self, ancestors, node):
+        return Skip  # FOR UPDATE OF x names an alias, not a relation
 
     def visit_RangeVar(self, ancestors, node) -> None:
         self.relations.append((node.schemaname, node.relname))

@@ -1,12 +1,16 @@
 """Connections to audit targets: autocommit, bounded waits, and errors without secrets."""
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from psycopg.conninfo import conninfo_to_dict
 
-from .targets import configured_targets, target_connection
+from .collector import MARKER
+from .targets import UnknownTarget, configured_targets, target_connection
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +48,28 @@ def target_connect(
         ) from None
     logger.debug("connected to target %s for %s", name, purpose)
     return conn
+
+
+@contextmanager
+def target_session(name: str, *, purpose: str) -> Iterator[psycopg.Connection]:
+    """`target_connect` for a block; leaves no hypothetical index behind when it closes."""
+    try:
+        conn = target_connect(name, purpose=purpose)
+    except ImproperlyConfigured as exc:
+        raise UnknownTarget(str(exc)) from None
+    try:
+        yield conn
+    finally:
+        if not conn.closed and not conn.broken:
+            try:
+                installed = conn.execute(
+                    f"{MARKER} SELECT 1 FROM pg_extension WHERE extname = 'hypopg'"
+                ).fetchone()
+                if installed:
+                    conn.execute(f"{MARKER} SELECT hypopg_reset()")
+            except psycopg.Error:
+                logger.warning("hypopg_reset failed on target %s", name, exc_info=True)
+        conn.close()
 
 
 def conninfo_describe(conninfo: str) -> str:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.apps import apps
 from django.conf import settings
@@ -25,6 +26,10 @@ from .health import HealthFinding
 from .locking import audit_lock_free
 from .models import AuditRun, QuerySnapshot, Target
 from .report import report_build
+
+if TYPE_CHECKING:
+    from .advisor import Advice
+    from .verifier import Verification
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +65,9 @@ class AuditFindings:
     """Everything one audit found, in memory until `audit_record` writes it."""
 
     collection: Collection
-    advice: object | None = None  # dbarchitect.advisor.Advice
+    advice: "Advice | None" = None
     findings: list[HealthFinding] = field(default_factory=list)
-    verifications: dict = field(default_factory=dict)  # fingerprint -> verifier.Verification
+    verifications: "dict[str, Verification]" = field(default_factory=dict)  # by fingerprint
     verify_note: str = ""
 
 

@@ -77,6 +77,23 @@ def target_sync() -> list[Target]:
     return result
 
 
+class UnknownTarget(ValueError):
+    """The target is not configured (the message lists the configured ones)."""
+
+
+def target_get(*, name: str) -> Target:
+    """The Target row of a configured target, created on first use."""
+    targets = configured_targets()
+    if name not in targets:
+        known = ", ".join(sorted(targets))
+        raise UnknownTarget(f"unknown target {name!r}; configured targets: {known}")
+    target = Target.objects.filter(name=name).first()
+    if target is None:
+        target_sync()
+        target = Target.objects.get(name=name)
+    return target
+
+
 def target_connection(name: str) -> TargetConnection:
     targets = configured_targets()
     if name not in targets:

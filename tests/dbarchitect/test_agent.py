@@ -68,7 +68,7 @@ def test_a_second_audit_does_not_record_the_same_recommendations_again(
 ):
     pgss_reset_own_database(workload_conn)
     recent_logs(workload_conn, 20)
-    first = run_audit(target="default", verify=False)
+    first = run_audit(target="default")  # verified: builds and EXPLAIN ANALYZE on the target
     recent_logs(workload_conn, 20)
     second = run_audit(target="default", verify=False)
 
@@ -77,6 +77,9 @@ def test_a_second_audit_does_not_record_the_same_recommendations_again(
     assert second.optimizations.count() == 0
     repeated = [r for r in second.report["recommendations"] if r["kind"] == "index"]
     assert repeated and all(r["already_recorded"] for r in repeated)
+    # None of the first audit's own statements (collect, HypoPG, verification, recording)
+    # shows up as workload in the second.
+    assert [s.query for s in second.snapshots.all()] == [recent_logs_snapshot(second).query]
 
 
 def test_the_delta_survives_a_pg_stat_statements_reset_between_audits(

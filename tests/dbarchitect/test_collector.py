@@ -89,6 +89,12 @@ def test_select_slow_keeps_at_most_max_queries_heaviest_first():
         ("CREATE INDEX ON orders (id)", "utility"),
         ("SELECT now()", "no_table"),
         ('SELECT * FROM "dbarchitect_auditrun" WHERE id = $1', "architect"),
+        # A deferred foreign-key check of the architect's own insert, run at COMMIT.
+        (
+            'SELECT $2 FROM ONLY "public"."dbarchitect_auditrun" x '
+            'WHERE "id" OPERATOR(pg_catalog.=) $1 FOR KEY SHARE OF x',
+            "architect",
+        ),
         ("SELECT * FROM orders WHERE customer_id = $1", None),
     ],
 )
