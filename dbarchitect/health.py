@@ -194,7 +194,7 @@ def missing_fk_indexes(conn: psycopg.Connection, *, min_table_rows: int = 0) -> 
     """
     query = f"""{MARKER}
         SELECT n.nspname AS schema_name, t.relname AS table_name, c.conname AS constraint_name,
-               r.relname AS referenced_table, t.reltuples::bigint AS table_rows,
+               r.relname AS referenced_table, rows.estimate AS table_rows,
                ARRAY(
                    SELECT a.attname
                    FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, position)
@@ -205,9 +205,15 @@ def missing_fk_indexes(conn: psycopg.Connection, *, min_table_rows: int = 0) -> 
         JOIN pg_class AS t ON t.oid = c.conrelid
         JOIN pg_class AS r ON r.oid = c.confrelid
         JOIN pg_namespace AS n ON n.oid = t.relnamespace
+        LEFT JOIN pg_stat_user_tables AS s ON s.relid = t.oid
+        -- reltuples is -1 until the first ANALYZE: fall back to the live-row counter.
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN t.reltuples < 0 THEN COALESCE(s.n_live_tup, 0)
+                        ELSE t.reltuples::bigint END AS estimate
+        ) AS rows
         WHERE c.contype = 'f'
           AND n.nspname <> ALL (%(system_schemas)s)
-          AND t.reltuples >= %(min_table_rows)s
+          AND rows.estimate >= %(min_table_rows)s
           AND NOT EXISTS (
               SELECT 1 FROM pg_index AS x
               WHERE x.indrelid = c.conrelid

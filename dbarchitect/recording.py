@@ -177,8 +177,31 @@ def optimization_logs_build(*, audit: AuditRun, found: AuditFindings) -> list[Op
             verification = found.verifications.get(rec.fingerprint)
             logs.append(_index_log(audit, rec, verification, queries))
         logs.extend(_rewrite_log(audit, hint) for hint in advice.rewrites)
-    logs.extend(_finding_log(audit, finding) for finding in found.findings)
+    recommendations = advice.recommendations if advice is not None else []
+    logs.extend(
+        _finding_log(audit, finding)
+        for finding in found.findings
+        if not _fk_served(finding, recommendations)
+    )
     return logs
+
+
+def _fk_served(finding: HealthFinding, recommendations) -> bool:
+    """A missing foreign-key index that a recommended index already starts with."""
+    if finding.kind != OptimizationLog.Kind.FK_INDEX:
+        return False
+    wanted = set(finding.columns)
+    for rec in recommendations:
+        leading = [_bare_column(text) for text in rec.columns[: len(wanted)]]
+        if (rec.schema, rec.table) == (finding.schema, finding.table) and set(leading) == wanted:
+            return True
+    return False
+
+
+def _bare_column(key: str) -> str:
+    # '"timestamp" DESC' -> 'timestamp'; expressions stay as they are and never match.
+    first = key.split(" ", 1)[0]
+    return first[1:-1].replace('""', '"') if first.startswith('"') else first
 
 
 def fingerprints_settled(*, target: Target, fingerprints: Iterable[str]) -> set[str]:

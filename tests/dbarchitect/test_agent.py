@@ -10,7 +10,9 @@ from django.test import override_settings
 from django.utils import timezone
 
 from dbarchitect import agent, recording
+from dbarchitect.advisor import IndexRecommendation
 from dbarchitect.agent import AuditAlreadyRunning, UnknownTarget, run_audit
+from dbarchitect.health import HealthFinding
 from dbarchitect.locking import audit_lock
 from dbarchitect.models import AuditRun, QuerySnapshot
 from dbarchitect.recording import audit_mark_stale
@@ -283,3 +285,30 @@ def test_verification_runs_on_the_named_verification_database(default_target, wo
     assert audit.report["verification"] == "on the verification database 'copy'"
     index = audit.optimizations.get(kind="index")
     assert index.measured_ms_before > index.measured_ms_after > 0
+
+
+def recommendation(table: str, columns: list[str]) -> IndexRecommendation:
+    return IndexRecommendation(
+        schema="public", table=table, name=f"{table}_idx", columns=columns, method="btree",
+        where=None, ddl="CREATE INDEX ...", fingerprint=f"index:btree:public.{table}({columns})",
+        queryids=[1], cost_before=100.0, cost_after=1.0, per_query={1: (100.0, 1.0)},
+        size_bytes=8192, needs_real_build=False, plan_before=None, plan_after=None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("columns", "served"),
+    [
+        (["user_id", '"timestamp" DESC'], True),  # starts with the key: no second index
+        (['"timestamp"', "user_id"], False),  # the key is not its leading column
+        (["amount"], False),
+    ],
+)
+def test_a_missing_fk_index_is_not_reported_when_a_recommended_index_serves_it(columns, served):
+    finding = HealthFinding(
+        kind="fk_index", schema="public", table="pl_payment", index="pl_payment_user_id_fk_idx",
+        columns=["user_id"], ddl="CREATE INDEX ...", reason="...", size_bytes=0,
+        fingerprint="fk_index:btree:public.pl_payment(user_id)",
+    )  # fmt: skip
+    assert recording._fk_served(finding, [recommendation("pl_payment", columns)]) is served
+    assert recording._fk_served(finding, [recommendation("other", columns)]) is False
