@@ -27,9 +27,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 def allowed_networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
     """Parse METRICS_ALLOWED_IPS; a bad entry is a configuration error that names itself."""
     networks = []
-    for entry in entries:
+    for entry in filter(None, (entry.strip() for entry in entries)):
         try:
-            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+            networks.append(ipaddress.ip_network(entry, strict=False))
         except ValueError as exc:
             raise ImproperlyConfigured(
                 f"METRICS_ALLOWED_IPS entry {entry!r} is not an IP address or network: {exc}"

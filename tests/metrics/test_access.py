@@ -63,7 +63,11 @@ def test_empty_token_setting_never_matches(client, metrics_settings):
 
 
 def test_networks_and_ipv4_mapped_addresses(client, metrics_settings):
-    metrics_settings.METRICS_ALLOWED_IPS = ["10.0.0.0/8", "fd00::/8"]
+    metrics_settings.METRICS_ALLOWED_IPS = [
+        "10.0.0.0/8",
+        " fd00::/8",
+        "",
+    ]  # as env.list reads "a, b,"
     assert get(client, "10.20.30.40").status_code == 200
     assert get(client, "::ffff:10.1.1.1").status_code == 200
     assert get(client, "fd00::5").status_code == 200
