@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
 from dbarchitect.agent import run_audit
@@ -85,6 +86,11 @@ def _browser(playwright):
 def test_log_in_see_the_dashboard_run_an_audit_and_ask(live_server, history, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
+    pending = OptimizationLog.objects.filter(status="proposed").order_by("created_at").first()
+    assert pending is not None, "the first audit recorded nothing to decide on"
+    with connection.cursor() as cursor:
+        cursor.execute(ANSWER_SQL)
+        expected_rows = [[str(value) for value in row] for row in cursor.fetchall()]
     errors: list[str] = []
     # No ORM below while Playwright's event loop runs in this thread: only the browser.
     with sync_playwright() as playwright:
@@ -129,13 +135,25 @@ def test_log_in_see_the_dashboard_run_an_audit_and_ask(live_server, history, tmp
         page.click("#ask-form [type=submit]")
         rows = page.locator("#answer-rows tbody tr")
         expect(rows.first).to_be_visible()
-        row_count = rows.count()
-        first_row = rows.first.inner_text()
+        shown_rows = [
+            [cell.strip() for cell in row.locator("td").all_inner_texts()] for row in rows.all()
+        ]
         page.screenshot(path=str(tmp_path / "ask.png"), full_page=True)
+
+        # A decision in the browser: the Approve button posts the page's form elsewhere.
+        page.goto(f"{live_server.url}/admin/optimizations/optimizationlog/{pending.pk}/change/")
+        expect(page.locator("#dba-status")).to_have_text("proposed")
+        page.click("#dba-approve")
+        expect(page.locator("#dba-status")).to_have_text("approved")
+        expect(page.locator(".messagelist")).to_contain_text("1 recommendation approved.")
+        page.screenshot(path=str(tmp_path / "optimization.png"), full_page=True)
         browser.close()
 
     assert errors == []
-    assert row_count >= 2, first_row  # the seed has several event types
+    assert len(expected_rows) >= 2  # the seed has several event types
+    assert shown_rows == expected_rows
+    pending.refresh_from_db()
+    assert pending.status == "approved"
     latest = AuditRun.objects.order_by("-started_at").first()
     assert latest.status == AuditRun.Status.SUCCEEDED and latest.pk != history.pk
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
