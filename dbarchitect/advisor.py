@@ -2,9 +2,11 @@
 
 Reads top to bottom like the audit it serves: analyze every query, look its tables up in
 the catalog, cost it (generic plan, see generic_plan.py), generate candidate indexes per
-query, let the planner say which it would use with all of them present (HypoPG), then
-choose greedily the indexes that cut calls x cost the most, re-costing as indexes
-interact, and drop any that a wider chosen index makes redundant.
+query (candidates.py), let the planner say which it would use with all of them present
+(HypoPG), then choose greedily the indexes that cut calls x cost the most, re-costing as
+indexes interact, and drop any that a wider chosen index makes redundant. GIN, which
+HypoPG cannot build, is estimated from the plan and a sampled selectivity, and left for
+verification to prove with a real build.
 
 Nothing is left behind: the costing runs in one transaction rolled back at the end, and
 HypoPG's hypothetical indexes (which live in the session, not the transaction) are reset
@@ -13,7 +15,6 @@ before and after.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections import defaultdict
@@ -22,33 +23,23 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import psycopg
-from pglast import ast, enums
 from psycopg import sql
 
 from . import analysis as an
+from . import candidates as cd
 from . import generic_plan as gp
+from .candidates import Candidate
 from .catalog import (
-    ColumnInfo,
     ColumnStats,
-    IndexInfo,
     TableInfo,
     catalog_column_stats,
     catalog_tables,
     column_resolve,
-    is_c_collation,
 )
 from .collector import MARKER
 
 logger = logging.getLogger(__name__)
 
-# At most this many equality columns lead a composite key: more rarely pays for its width.
-MAX_EQUALITY_KEYS = 3
-# Widest key generated (equality + range / sort columns).
-MAX_KEY_COLUMNS = 5
-# A filter value is "rare" (worth a partial index) when it matches at most this share.
-PARTIAL_MAX_FRACTION = 0.2
-# ...and the column has at most this many distinct values (a status, a flag, a type).
-PARTIAL_MAX_DISTINCT = 1000
 # A chosen index is dropped again when removing it costs the workload less than this share
 # of what it saved (a wider index chosen later does its job).
 REDUNDANCY_TOLERANCE = 0.05
@@ -65,7 +56,6 @@ MAX_RECOMMENDATIONS = 30
 MAX_VIEW_DEPTH = 3
 BTREE_METHODS = ("btree",)
 COSTING = "dbarchitect_costing"  # the savepoint a failed EXPLAIN rolls back to
-GIN_PATH_OPERATORS = {"@>", "@?", "@@"}
 
 
 class AdvisorError(Exception):
@@ -128,27 +118,6 @@ class Advice:
     skipped: list[SkippedQuery] = field(default_factory=list)
     query_costs: dict[int, float] = field(default_factory=dict)
     analyses: dict[int, an.QueryAnalysis] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class IndexKey:
-    text: str  # a column name, or an expression as pglast prints it
-    expression: bool = False
-    descending: bool = False
-    nulls_first: bool | None = None
-    opclass: str | None = None
-    sort: bool = field(default=False, compare=False)  # serves an ORDER BY: direction matters
-
-
-@dataclass(frozen=True)
-class Candidate:
-    table_oid: int
-    keys: tuple[IndexKey, ...]
-    method: str = "btree"
-    where: str | None = None
-    # For a partial index: the predicate's column and the share of rows it keeps.
-    where_column: str | None = field(default=None, compare=False)
-    where_share: float = field(default=1.0, compare=False)
 
 
 # --- the advisor ------------------------------------------------------------------------
@@ -228,10 +197,10 @@ def _advise_costed(ctx: _Context, queries: list[QueryLike], advice: Advice) -> N
     # Candidates per query: only tables big enough, never system catalogs, never a key an
     # existing valid index already leads with.
     for query in costed:
-        ctx.interesting[query.queryid] = _interesting_keys(ctx, advice.analyses[query.queryid])
-        for candidate in _candidates(ctx, advice.analyses[query.queryid]):
+        ctx.interesting[query.queryid] = cd.interesting_keys(ctx, advice.analyses[query.queryid])
+        for candidate in cd.candidates_for(ctx, advice.analyses[query.queryid]):
             table = ctx.by_oid[candidate.table_oid]
-            if _covered(candidate, table):
+            if cd.is_covered(candidate, table):
                 continue
             ctx.candidate_queries[candidate].add(query.queryid)
     advice.rewrites.extend(_rewrites(ctx, costed, advice))
@@ -266,10 +235,8 @@ class _Context:
         self.candidate_queries: dict[Candidate, set[int]] = defaultdict(set)
         self.hypo: dict[Candidate, tuple[int, int]] = {}  # candidate -> (oid, size bytes)
         self.views: dict[int, an.QueryAnalysis] = {}  # a view's oid -> its definition
-        self.hypo_oids: dict[int, Candidate] = {}
-        self.stand_in_oids: set[int] = (
-            set()
-        )  # HypoPG oids of partial indexes' stand-ins  # every HypoPG oid -> its candidate
+        self.hypo_oids: dict[int, Candidate] = {}  # every HypoPG oid -> its candidate
+        self.stand_in_oids: set[int] = set()  # HypoPG oids of partial indexes' stand-ins
         self.failed: set[Candidate] = set()
         self.write_share: dict[int, float] = {}
         self.hypo_sizes: dict[Candidate, int] = {}
@@ -406,363 +373,7 @@ def _stat_columns(analyses: Iterable[an.QueryAnalysis], tables) -> list[tuple[st
     return wanted
 
 
-# --- candidates -------------------------------------------------------------------------
-
-
-@dataclass
-class _TableNeeds:
-    equality: list[IndexKey] = field(default_factory=list)
-    ranges: list[IndexKey] = field(default_factory=list)
-    likes: list[IndexKey] = field(default_factory=list)
-    joins: list[IndexKey] = field(default_factory=list)
-    ored: list[IndexKey] = field(default_factory=list)
-    # (predicate, its column, the share of rows it keeps)
-    partial: list[tuple[str, str, float]] = field(default_factory=list)
-    contains: dict[str, set[str]] = field(default_factory=dict)  # column -> operators
-    sort: list[IndexKey] = field(default_factory=list)
-    group: list[IndexKey] = field(default_factory=list)
-
-
-def _usable_table(ctx: _Context, info: TableInfo) -> bool:
-    return info.kind in ("r", "p", "m") and not info.is_system and info.rows >= ctx.min_table_rows
-
-
-def _scope_needs(ctx: _Context, scope: an.Scope) -> dict[int, _TableNeeds]:
-    needs: dict[int, _TableNeeds] = defaultdict(_TableNeeds)
-    for predicate in scope.predicates:
-        found = ctx.resolve(predicate.column)
-        if found is None or not _usable_table(ctx, found[0]):
-            continue
-        info, column = found
-        col = info.columns[column]
-        need = needs[info.oid]
-        key = _key_for(column, predicate.expression)
-        if predicate.in_or:
-            if predicate.kind in (an.EQ, an.IN, an.RANGE):
-                need.ored.append(key)
-            continue
-        if predicate.kind in (an.EQ, an.IN):
-            need.equality.append(key)
-            if predicate.value is not None and predicate.expression is None:
-                share = _value_share(ctx, info, column, predicate.value)
-                if share is not None and share <= PARTIAL_MAX_FRACTION:
-                    need.partial.append((_equality_text(column, predicate.value), column, share))
-        elif predicate.kind == an.RANGE:
-            need.ranges.append(key)
-        elif predicate.kind == an.LIKE:
-            pattern_key = _pattern_key(key, col)
-            if pattern_key is not None:
-                need.likes.append(pattern_key)
-        elif predicate.kind in (an.IS_NULL, an.IS_NOT_NULL) and predicate.expression is None:
-            stats = ctx.column_stats(info, column)
-            if stats is not None:
-                share = stats.null_frac if predicate.kind == an.IS_NULL else 1 - stats.null_frac
-                if share <= PARTIAL_MAX_FRACTION:
-                    need.partial.append((_null_test_text(column, predicate.kind), column, share))
-        elif (
-            predicate.kind == an.CONTAINS
-            and predicate.expression is None
-            and (col.base_type == "jsonb" or col.category == "A")
-        ):
-            need.contains.setdefault(column, set()).add(predicate.operator)
-    for join in scope.joins:
-        for side, other in ((join.left, join.right), (join.right, join.left)):
-            found = ctx.resolve(side)
-            if found is None or not _usable_table(ctx, found[0]):
-                continue
-            other_found = ctx.resolve(other)
-            if other_found is not None and other_found[0].oid == found[0].oid:
-                continue
-            needs[found[0].oid].joins.append(IndexKey(found[1]))
-    sort = _sort_keys(ctx, scope.order_by)
-    if sort is not None:
-        oid, keys = sort
-        if _usable_table(ctx, ctx.by_oid[oid]):
-            needs[oid].sort = keys
-    groups = [ctx.resolve(use) for use in scope.group_by]
-    if groups and all(g is not None for g in groups) and len({g[0].oid for g in groups}) == 1:
-        oid = groups[0][0].oid
-        if _usable_table(ctx, ctx.by_oid[oid]):
-            needs[oid].group = list(dict.fromkeys(IndexKey(g[1]) for g in groups))
-    return needs
-
-
-def _key_for(column: str, expression: str | None) -> IndexKey:
-    if expression is None:
-        return IndexKey(column)
-    try:
-        return IndexKey(an.normalize_expression(expression), expression=True)
-    except Exception:
-        return IndexKey(expression, expression=True)
-
-
-def _pattern_key(key: IndexKey, col: ColumnInfo) -> IndexKey | None:
-    """The key that serves LIKE 'prefix%' under the column's collation."""
-    if col.category != "S":
-        return None
-    if is_c_collation(col.collation):
-        return key
-    if key.expression:
-        opclass = "text_pattern_ops"
-    else:
-        opclass = {
-            "varchar": "varchar_pattern_ops",
-            "bpchar": "bpchar_pattern_ops",
-        }.get(col.base_type, "text_pattern_ops")
-    return IndexKey(key.text, key.expression, opclass=opclass)
-
-
-def _sort_keys(ctx: _Context, order_by: list[an.SortKey]) -> tuple[int, list[IndexKey]] | None:
-    """ORDER BY keys when they all belong to one table (else no index can provide the order)."""
-    if not order_by:
-        return None
-    oid = None
-    keys = []
-    for item in order_by:
-        if item.column is None:
-            return None
-        found = ctx.resolve(item.column)
-        if found is None or (oid is not None and found[0].oid != oid):
-            return None
-        oid = found[0].oid
-        key = _key_for(found[1], item.expression)
-        nulls = item.nulls_first
-        if nulls is not None and nulls == item.descending:
-            nulls = None  # the default for the direction: say nothing
-        keys.append(IndexKey(key.text, key.expression, item.descending, nulls, sort=True))
-    return oid, keys
-
-
-def _value_share(ctx: _Context, info: TableInfo, column: str, value: str) -> float | None:
-    """The share of rows holding `value`, for a low-cardinality column ANALYZE has seen."""
-    stats = ctx.column_stats(info, column)
-    if stats is None or not stats.common_values:
-        return None
-    distinct = stats.n_distinct if stats.n_distinct > 0 else -stats.n_distinct * info.rows
-    if distinct > PARTIAL_MAX_DISTINCT:
-        return None
-    for common, freq in zip(stats.common_values, stats.common_freqs, strict=False):
-        if str(common).lower() == value.lower() or _same_number(common, value):
-            return float(freq)
-    rest = max(0.0, 1.0 - sum(stats.common_freqs) - stats.null_frac)
-    return rest / max(distinct - len(stats.common_values), 1)
-
-
-def _same_number(common, value: str) -> bool:
-    try:
-        return float(common) == float(value)
-    except (TypeError, ValueError):
-        return False
-
-
-def _column_ref(column: str) -> ast.ColumnRef:
-    return ast.ColumnRef(fields=(ast.String(sval=column),))
-
-
-def _equality_text(column: str, value: str) -> str:
-    node = ast.A_Expr(
-        kind=enums.A_Expr_Kind.AEXPR_OP,
-        name=(ast.String(sval="="),),
-        lexpr=_column_ref(column),
-        rexpr=ast.A_Const(isnull=False, val=ast.String(sval=value)),
-    )
-    return an.deparse(node)
-
-
-def _null_test_text(column: str, kind: str) -> str:
-    node = ast.NullTest(
-        arg=_column_ref(column),
-        nulltesttype=enums.NullTestType.IS_NULL
-        if kind == an.IS_NULL
-        else enums.NullTestType.IS_NOT_NULL,
-    )
-    return an.deparse(node)
-
-
-def _candidates(ctx: _Context, analysis: an.QueryAnalysis) -> set[Candidate]:
-    """Every index shape that could serve one scope of the query, per table."""
-    found: set[Candidate] = set()
-    for scope in analysis.scopes:
-        for oid, need in _scope_needs(ctx, scope).items():
-            found |= _table_candidates(ctx, ctx.by_oid[oid], need)
-    return found
-
-
-def _table_candidates(ctx: _Context, info: TableInfo, need: _TableNeeds) -> set[Candidate]:
-    oid = info.oid
-    equality = _by_selectivity(ctx, info, list(dict.fromkeys(need.equality)))[:MAX_EQUALITY_KEYS]
-    ranges = _by_selectivity(ctx, info, list(dict.fromkeys(need.ranges)))
-    out: set[Candidate] = set()
-
-    def add(keys: Iterable[IndexKey], where: str | None = None) -> None:
-        keys = _dedupe_keys(keys)[:MAX_KEY_COLUMNS]
-        if keys:
-            out.add(Candidate(oid, tuple(keys), "btree", where))
-
-    # Single columns: each filter, join key and OR arm on its own.
-    for key in [*equality, *ranges, *need.likes, *need.joins, *need.ored]:
-        add([key])
-    # Equality columns first, then one range, a LIKE prefix, or the sort order.
-    if equality:
-        add(equality)
-        for tail in ranges[:1] + need.likes[:1]:
-            add([*equality, tail])
-        if need.sort:
-            add([*equality, *need.sort])
-        if need.group:
-            add([*equality, *need.group])
-    if need.sort:
-        add(need.sort)
-        if ranges and ranges[0].text == need.sort[0].text:
-            add(need.sort)
-    if need.group:
-        add(need.group)
-    # Join keys on the inner side, alone and after the equality filters.
-    for key in need.joins:
-        if equality:
-            add([*equality, key])
-            add([key, *equality])
-    # Partial indexes: a rare value or IS [NOT] NULL as the predicate, the rest as keys.
-    for predicate, column, share in need.partial:
-        rest_eq = [k for k in equality if k.text != column]
-        keys = _dedupe_keys(rest_eq + (need.sort or ranges[:1]) or need.joins[:1])
-        keys = keys[:MAX_KEY_COLUMNS] or [IndexKey(column)]
-        out.add(Candidate(oid, tuple(keys), "btree", predicate, column, share))
-    # GIN for containment: jsonb_path_ops when only @> (and friends) are asked.
-    for column, operators in need.contains.items():
-        col = info.columns[column]
-        if col.base_type == "jsonb":
-            opclass = "jsonb_path_ops" if operators <= GIN_PATH_OPERATORS else None
-        else:
-            opclass = None
-        out.add(Candidate(oid, (IndexKey(column, opclass=opclass),), "gin"))
-    return out
-
-
-def _dedupe_keys(keys: Iterable[IndexKey]) -> list[IndexKey]:
-    seen: set[str] = set()
-    result = []
-    for key in keys:
-        if key.text in seen:
-            continue
-        seen.add(key.text)
-        result.append(key)
-    return result
-
-
-def _by_selectivity(ctx: _Context, info: TableInfo, keys: list[IndexKey]) -> list[IndexKey]:
-    """Most distinct values first: the composite then also serves lookups on its prefix."""
-
-    def distinct(key: IndexKey) -> float:
-        if key.expression:
-            return 0.0
-        stats = ctx.column_stats(info, key.text)
-        if stats is None:
-            return 0.0
-        return stats.n_distinct if stats.n_distinct > 0 else -stats.n_distinct * info.rows
-
-    return sorted(keys, key=distinct, reverse=True)
-
-
-def _interesting_keys(ctx: _Context, analysis: an.QueryAnalysis) -> dict[int, set[str]]:
-    """Per table, the columns and expressions this query filters, joins, sorts or groups on."""
-    result: dict[int, set[str]] = defaultdict(set)
-    for scope in analysis.scopes:
-        for oid, need in _scope_needs(ctx, scope).items():
-            keys = [
-                *need.equality,
-                *need.ranges,
-                *need.likes,
-                *need.joins,
-                *need.ored,
-                *need.sort,
-                *need.group,
-            ]
-            result[oid].update(k.text for k in keys)
-            result[oid].update(column for _pred, column, _share in need.partial)
-            result[oid].update(need.contains)
-    return result
-
-
-def _covered(candidate: Candidate, table: TableInfo) -> bool:
-    """An existing valid index already leads with the candidate's keys, in a usable way."""
-    for index in table.indexes:
-        if not index.valid or index.method != candidate.method:
-            continue
-        if (index.predicate or None) != candidate.where and index.predicate is not None:
-            continue
-        if candidate.where is not None and index.predicate is None:
-            continue
-        if len(index.keys) < len(candidate.keys):
-            continue
-        if _keys_match(candidate.keys, index):
-            return True
-    return False
-
-
-def _keys_match(keys: tuple[IndexKey, ...], index: IndexInfo) -> bool:
-    flips = set()
-    for position, key in enumerate(keys):
-        if _existing_key(index.keys[position]) != key.text:
-            return False
-        if not _opclass_compatible(key.opclass, index.opclasses[position]):
-            return False
-        if key.sort:
-            flips.add(key.descending != index.descending[position])
-    return len(flips) <= 1  # every sort key the same way, or every one reversed
-
-
-def _existing_key(text: str) -> str:
-    """pg_get_indexdef's key (quoted name or expression) in the candidates' notation."""
-    try:
-        node = an.parse_statement(f"SELECT {text}").targetList[0].val
-    except Exception:
-        return text
-    if isinstance(node, ast.ColumnRef) and len(node.fields) == 1:
-        return node.fields[0].sval
-    return an.deparse(node)
-
-
-def _opclass_compatible(wanted: str | None, existing: str) -> bool:
-    if wanted is None:
-        return "pattern_ops" not in existing
-    if wanted == "jsonb_path_ops":
-        return existing in ("jsonb_path_ops", "jsonb_ops")
-    return wanted == existing
-
-
 # --- costing ----------------------------------------------------------------------------
-
-
-def _index_statement(
-    ctx: _Context, candidate: Candidate, *, name: str | None = None
-) -> sql.Composed:
-    info = ctx.by_oid[candidate.table_oid]
-    keys = sql.SQL(", ").join(_key_sql(key) for key in candidate.keys)
-    statement = sql.SQL("CREATE INDEX {name}ON {table} USING {method} ({keys})").format(
-        name=sql.SQL("{} ").format(sql.Identifier(name)) if name else sql.SQL(""),
-        table=sql.Identifier(info.schema, info.name),
-        method=sql.SQL(candidate.method),
-        keys=keys,
-    )
-    if candidate.where:
-        statement = sql.SQL("{} WHERE {}").format(statement, sql.SQL(candidate.where))
-    return statement
-
-
-def _key_sql(key: IndexKey) -> sql.Composable:
-    parts: list[sql.Composable] = [
-        sql.SQL("({})").format(sql.SQL(key.text)) if key.expression else sql.Identifier(key.text)
-    ]
-    if key.opclass:
-        parts.append(sql.SQL(key.opclass))
-    if key.descending:
-        parts.append(sql.SQL("DESC"))
-    if key.nulls_first is True:
-        parts.append(sql.SQL("NULLS FIRST"))
-    elif key.nulls_first is False:
-        parts.append(sql.SQL("NULLS LAST"))
-    return sql.SQL(" ").join(parts)
 
 
 def _hypopg_reset(conn: psycopg.Connection) -> None:
@@ -777,7 +388,7 @@ def _hypo_create(ctx: _Context, candidate: Candidate, *, stand_in: bool = True) 
     if candidate in ctx.failed:
         return False
     created = []
-    shapes = [candidate, _costing_stand_in(candidate)] if stand_in else [candidate]
+    shapes = [candidate, cd.costing_stand_in(candidate)] if stand_in else [candidate]
     try:
         for shape in dict.fromkeys(shapes):
             created.append(_hypopg_create(ctx, shape))
@@ -794,7 +405,8 @@ def _hypo_create(ctx: _Context, candidate: Candidate, *, stand_in: bool = True) 
 
 
 def _hypopg_create(ctx: _Context, candidate: Candidate) -> tuple[int, int]:
-    statement = _index_statement(ctx, candidate).as_string(ctx.conn)
+    statement = cd.index_statement(ctx.by_oid[candidate.table_oid], candidate)
+    statement = statement.as_string(ctx.conn)
     with ctx.conn.transaction(savepoint_name="dbarchitect_hypo"), ctx.conn.cursor() as cur:
         cur.execute(
             f"{MARKER} SELECT h.indexrelid, hypopg_relation_size(h.indexrelid) "
@@ -808,23 +420,6 @@ def _hypopg_create(ctx: _Context, candidate: Candidate) -> tuple[int, int]:
 def _hypopg_drop(ctx: _Context, oid: int) -> None:
     with ctx.conn.cursor() as cur:
         cur.execute(f"{MARKER} SELECT hypopg_drop_index(%s)", (oid,))
-
-
-def _costing_stand_in(candidate: Candidate) -> Candidate:
-    """A non-partial twin that HypoPG costs a partial candidate with where it cannot.
-
-    HypoPG checks a hypothetical partial index's predicate against the wrong range-table
-    entry once the table is not the query's first (a view, a join), so the planner never
-    picks it there. The twin leads with the predicate's column (an equality the planner
-    matches wherever the table sits), so it reads the same rows. Both exist while the
-    candidate is costed; the planner takes whichever it can use. The size reported is the
-    partial index's own.
-    """
-    if candidate.where is None or candidate.where_column is None:
-        return candidate
-    lead = IndexKey(candidate.where_column)
-    keys = (lead, *(k for k in candidate.keys if k.text != candidate.where_column))
-    return Candidate(candidate.table_oid, keys[:MAX_KEY_COLUMNS], candidate.method)
 
 
 def _hypo_drop(ctx: _Context, candidate: Candidate) -> None:
@@ -863,7 +458,7 @@ def _cost(ctx: _Context, queryid: int) -> gp.PlanCost | None:
         return _cost(ctx, queryid)
     finally:
         for owner in owners:
-            oid, _size = _hypopg_create(ctx, _costing_stand_in(owner))
+            oid, _size = _hypopg_create(ctx, cd.costing_stand_in(owner))
             ctx.hypo_oids[oid] = owner
             ctx.stand_in_oids.add(oid)
 
@@ -1129,7 +724,7 @@ def _choose(ctx: _Context, options: list[_Option]) -> list[_Chosen]:
             e = evaluations[id(option)]
             logger.debug(
                 "option %s: net %.0f gain %.0f costs %s",
-                [_fingerprint(ctx.by_oid[c.table_oid], c) for c in option.members],
+                [cd.fingerprint(ctx.by_oid[c.table_oid], c) for c in option.members],
                 e.net,
                 e.gain,
                 {q: round(c) for q, c in e.costs.items()},
@@ -1260,21 +855,21 @@ def _recommendations(ctx: _Context, chosen: list[_Chosen]) -> list[IndexRecommen
 
 def _recommendation(ctx, candidate, per_query, size, main, plan_after, names_taken):
     info = ctx.by_oid[candidate.table_oid]
-    fingerprint = _fingerprint(info, candidate)
-    name = _index_name(info, candidate, fingerprint, names_taken)
+    identity = cd.fingerprint(info, candidate)
+    name = cd.index_name(info, candidate, identity, names_taken)
     names_taken.add(name)
-    create = _index_statement(ctx, candidate, name=name).as_string(ctx.conn)
+    create = cd.index_statement(info, candidate, name=name).as_string(ctx.conn)
     ddl = create.replace("CREATE INDEX ", "CREATE INDEX CONCURRENTLY IF NOT EXISTS ", 1)
     queryids = sorted(per_query, key=lambda q: -ctx.calls[q])
     return IndexRecommendation(
         schema=info.schema,
         table=info.name,
         name=name,
-        columns=[_key_sql(k).as_string(ctx.conn) for k in candidate.keys],
+        columns=[cd.key_sql(k).as_string(ctx.conn) for k in candidate.keys],
         method=candidate.method,
         where=candidate.where,
         ddl=ddl,
-        fingerprint=fingerprint,
+        fingerprint=identity,
         queryids=queryids,
         cost_before=sum(ctx.calls[q] * before for q, (before, _a) in per_query.items()),
         cost_after=sum(ctx.calls[q] * after for q, (_b, after) in per_query.items()),
@@ -1284,39 +879,6 @@ def _recommendation(ctx, candidate, per_query, size, main, plan_after, names_tak
         plan_before=ctx.base[main].plan,
         plan_after=plan_after,
     )
-
-
-def _fingerprint(info: TableInfo, candidate: Candidate) -> str:
-    keys = ",".join(
-        key.text
-        + (f" {key.opclass}" if key.opclass else "")
-        + (" DESC" if key.descending else "")
-        + ({True: " NULLS FIRST", False: " NULLS LAST"}.get(key.nulls_first, ""))
-        for key in candidate.keys
-    )
-    where = f" WHERE {candidate.where}" if candidate.where else ""
-    return f"index:{candidate.method}:{info.schema}.{info.name}({keys}){where}"
-
-
-def _index_name(info: TableInfo, candidate: Candidate, fingerprint: str, taken: set[str]) -> str:
-    """<table>_<keys>_idx, made unique and cut to PostgreSQL's 63 bytes with a stable hash."""
-    parts = [info.name]
-    for key in candidate.keys:
-        text = (
-            key.text
-            if not key.expression
-            else "".join(ch if ch.isalnum() else "_" for ch in key.text)
-        )
-        parts.append("_".join(filter(None, text.split("_"))))
-    if candidate.method != "btree":
-        parts.append(candidate.method)
-    if candidate.where:
-        parts.append("partial")
-    name = "_".join(parts) + "_idx"
-    digest = hashlib.sha1(fingerprint.encode()).hexdigest()[:8]
-    if len(name.encode()) > 63 or name in taken:
-        name = name.encode()[: 63 - 9].decode(errors="ignore").rstrip("_") + "_" + digest
-    return name
 
 
 # --- rewrites ---------------------------------------------------------------------------
@@ -1369,7 +931,7 @@ def _rewrites(ctx: _Context, queries: list[QueryLike], advice: Advice) -> list[R
 
 def _has_plain_index(info: TableInfo, column: str) -> bool:
     return any(
-        index.valid and index.keys and _existing_key(index.keys[0]) == column
+        index.valid and index.keys and cd.existing_key(index.keys[0]) == column
         for index in info.indexes
     )
 

@@ -256,3 +256,38 @@ def test_a_target_without_hypopg_gets_a_clear_error(conn):
         conn.execute("DROP EXTENSION hypopg")
         with pytest.raises(AdvisorError, match="CREATE EXTENSION hypopg"):
             advise_queries(conn, "SELECT id FROM adv_orders WHERE score = $1")
+
+
+def test_every_query_is_costed_or_skipped_even_hostile_ones(conn):
+    many = ", ".join(f"${n}" for n in range(1, 401))
+    queries = [
+        "SET work_mem = $1",
+        "BEGIN",
+        "SELECT $1",
+        "SELECT $1 IS NULL",
+        "SELECT pg_sleep($1)",
+        "COPY adv_orders TO STDOUT",
+        "CREATE TEMP TABLE adv_scratch (a int)",
+        f"SELECT id FROM adv_orders WHERE id IN ({many})",
+        "WITH RECURSIVE r(n) AS (SELECT $1::int UNION ALL SELECT n + $2 FROM r WHERE n < $3) "
+        "SELECT count(*) FROM r JOIN adv_orders o ON o.account_id = r.n",
+        "SELECT o.id, x.q FROM adv_orders o, LATERAL (SELECT sum(quantity) AS q "
+        "FROM adv_lineitems l WHERE l.order_id = o.id) x WHERE o.score = $1",
+        "SELECT * FROM adv_orders WHERE (account_id, kind) IN (SELECT $1, $2) FOR UPDATE",
+        "SELECT count(*) FILTER (WHERE status = $1) OVER (PARTITION BY region) FROM adv_orders",
+        "SELECT 'it''s %s' || $1 FROM adv_tiny WHERE code LIKE $2 || '%'",
+        'SELECT "id" FROM "public"."adv_orders" WHERE "adv_orders"."email" = $1',
+        "DELETE FROM adv_tiny WHERE code = $1 RETURNING id",
+        "SELECT * FROM adv_orders WHERE created_at > now() - $1 * interval '1 day'",
+    ]
+    advice = advise_queries(conn, *queries)
+    costed = set(advice.query_costs)
+    skipped = {s.queryid for s in advice.skipped}
+    assert costed | skipped == set(range(1, len(queries) + 1))
+    assert not costed & skipped
+    assert all(s.reason for s in advice.skipped)
+    # Utility statements are not plans; everything that is a query got costed.
+    assert skipped == {1, 2, 6, 7}, [(s.queryid, s.reason) for s in advice.skipped]
+    hypothetical, real = leftovers(conn)
+    assert hypothetical == [] and real == EXISTING_INDEXES
+    assert conn.execute("SELECT count(*) FROM adv_tiny").fetchone()[0] == 100
