@@ -123,11 +123,12 @@ def dashboard_slow_queries(*, now: datetime.datetime) -> SlowQueryComparison:
     top = list(
         slow_now.select_related("audit__target").order_by("-total_time_ms")[:TOP_SLOW_QUERIES]
     )
+    # One row per query and role (pg_stat_statements keys on both), as in the newest audit.
     then = {
-        (row["audit__target_id"], row["queryid"]): row["mean_time_ms"]
+        (row["audit__target_id"], row["queryid"], row["userid"]): row["mean_time_ms"]
         for row in QuerySnapshot.objects.filter(
             audit__in=previous, queryid__in=[q.queryid for q in top]
-        ).values("audit__target_id", "queryid", "mean_time_ms")
+        ).values("audit__target_id", "queryid", "userid", "mean_time_ms")
     }
     queries = [
         SlowQuery(
@@ -136,7 +137,7 @@ def dashboard_slow_queries(*, now: datetime.datetime) -> SlowQueryComparison:
             query=snap.query,
             calls=snap.calls,
             mean_ms_now=round(snap.mean_time_ms, 3),
-            mean_ms_last_week=_round(then.get((snap.audit.target_id, snap.queryid))),
+            mean_ms_last_week=_round(then.get((snap.audit.target_id, snap.queryid, snap.userid))),
         )
         for snap in top
     ]
