@@ -5,11 +5,10 @@ from django.contrib import admin
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 
-from optimizations.embeddings import generate_embedding
-
 from . import admin_views
 from .guard import SqlRefused, sql_check
 from .models import AskPage, QuestionLog, TrainingItem
+from .vectors import embed_text
 
 
 class StaffMixin:
@@ -105,5 +104,5 @@ class TrainingItemAdmin(StaffMixin, admin.ModelAdmin):
         if not change:
             obj.source = TrainingItem.Source.ADMIN
             obj.created_by = request.user
-        obj.embedding = generate_embedding(obj.embedding_text)
+        obj.embedding = embed_text(obj.embedding_text)
         super().save_model(request, obj, form, change)

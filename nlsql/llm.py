@@ -15,6 +15,21 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """httpx errors; newer google-genai releases send through the httpx2 fork instead."""
+    errors: list[type[Exception]] = [httpx.HTTPError]
+    try:
+        import httpx2
+
+        errors.append(httpx2.HTTPError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+TRANSPORT_ERRORS = _transport_errors()
+
+
 class LLMError(Exception):
     """The LLM could not give an answer; str() says which provider and why."""
 
@@ -49,7 +64,7 @@ class GeminiClient(LLMClient):
             )
         except errors.APIError as exc:
             raise LLMError(f"Gemini API error {exc.code}: {exc.message or exc.status}") from None
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise LLMError(f"Gemini is not reachable: {type(exc).__name__}: {exc}") from None
         except ValueError as exc:  # a body that is not the API's JSON
             raise LLMError(f"Gemini returned an unreadable answer: {exc}") from None

@@ -4,23 +4,19 @@ Nearest items by cosine distance of the question's embedding (HNSW), per kind, t
 to a token budget so a schema of hundreds of tables sends only the relevant ones.
 """
 
-import functools
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection, transaction
 from pgvector.django import CosineDistance
 
-from optimizations.embeddings import generate_embedding
-
 from .models import TrainingItem
+from .vectors import embed_text
 
 # A rough count of tokens for budgeting (English text and SQL average ~4 characters).
 CHARS_PER_TOKEN = 4
 # HNSW search breadth; at least the number of rows asked for.
 HNSW_EF_SEARCH = 100
-# Embeddings of recent questions kept in memory (a vector is 384 floats, ~3 KB).
-QUESTION_CACHE_SIZE = 512
 # Shares of the budget: the schema matters most, then examples, then notes.
 BUDGET_SHARES = {"ddl": 0.6, "question_sql": 0.25, "documentation": 0.15}
 
@@ -42,14 +38,8 @@ class RetrievedContext:
         return not (self.ddl or self.pairs or self.documentation)
 
 
-@functools.lru_cache(maxsize=QUESTION_CACHE_SIZE)
-def _cached_embedding(text: str) -> tuple[float, ...]:
-    return tuple(generate_embedding(text))
-
-
 def question_embedding(question: str) -> list[float]:
-    """The question's embedding; asked questions repeat (retries, paging, feedback), so cached."""
-    return list(_cached_embedding(question))
+    return embed_text(question)
 
 
 def approx_tokens(text: str) -> int:

@@ -7,11 +7,11 @@ import yaml
 from django.db import transaction
 
 from dbarchitect.targets import DEFAULT_TARGET, configured_targets
-from optimizations.embeddings import generate_embedding, generate_embeddings
 
 from .catalog import catalog_read, table_ddl
 from .guard import SqlRefused, sql_check
 from .models import TrainingItem
+from .vectors import embed_text, embed_texts
 
 
 class TrainingError(ValueError):
@@ -29,7 +29,7 @@ def training_train_schema(*, target: str = DEFAULT_TARGET, created_by=None) -> i
     _check_target(target)
     tables = catalog_read(target=target)
     texts = [table_ddl(table) for table in tables]
-    vectors = generate_embeddings(texts)
+    vectors = embed_texts(texts)
     items = [
         TrainingItem(
             kind=TrainingItem.Kind.DDL,
@@ -72,7 +72,7 @@ def training_add_pair(
         target=target,
         question=question,
         sql=sql,
-        embedding=generate_embedding(question),
+        embedding=embed_text(question),
         source=source,
         created_by=created_by,
     )
@@ -91,7 +91,7 @@ def training_add_documentation(
         kind=TrainingItem.Kind.DOCUMENTATION,
         target=target,
         text=text,
-        embedding=generate_embedding(text),
+        embedding=embed_text(text),
         source=source,
         created_by=created_by,
     )
@@ -107,6 +107,7 @@ class FileEntry:
 def training_load_file(*, path: Path, target: str = DEFAULT_TARGET, created_by=None) -> int:
     """Load a YAML list of {question, sql} and {documentation} entries, all or nothing."""
     entries = read_pairs_file(path)
+    embed_texts([entry.documentation or entry.question for entry in entries])  # one batch
     with transaction.atomic():
         for entry in entries:
             if entry.documentation:

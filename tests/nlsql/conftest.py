@@ -65,13 +65,21 @@ def expected_activity() -> list[tuple[str, int]]:
 
 
 @pytest.fixture
-def trained(demo_data):
-    """The shipped demo pairs and the schema of the test database, trained."""
-    from nlsql.training import training_load_file, training_train_schema
+def trained_pairs(demo_data):
+    """The shipped demo pairs and notes, trained."""
+    from nlsql.training import training_load_file
 
-    training_train_schema(target="default")
     training_load_file(path=PAIRS_FILE, target="default")
     return demo_data
+
+
+@pytest.fixture
+def trained(trained_pairs):
+    """The demo pairs and the schema of the test database, trained."""
+    from nlsql.training import training_train_schema
+
+    training_train_schema(target="default")
+    return trained_pairs
 
 
 @pytest.fixture
