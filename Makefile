@@ -47,6 +47,7 @@ worker: migrate
 beat: migrate
 	@$(VENV)/bin/celery -A config beat -l info
 
+test: export DBARCHITECT_TEST_TOOLS := 1
 test: install database  ## the whole suite against the real services
 	@bash scripts/run_tests.sh
 

@@ -139,7 +139,11 @@ start_redis() {
   exit 1
 }
 
-apt_install postgresql-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-hypopg redis-server chromium
+apt_install postgresql-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-hypopg redis-server
+# What only the test suite uses: a headless browser, promtool + Prometheus, a compose client.
+if [ "${DBARCHITECT_TEST_TOOLS:-0}" = 1 ]; then
+  apt_install chromium prometheus docker-compose
+fi
 install_pgvector
 start_cluster
 start_redis
