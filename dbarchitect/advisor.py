@@ -828,7 +828,7 @@ def _recommendations(ctx: _Context, chosen: list[_Chosen]) -> list[IndexRecommen
         for oid in _used_indexes(cost.plan):
             if oid in by_hypo_oid and cost.total <= _target(ctx, qid):
                 served[by_hypo_oid[oid]].add(qid)
-    names_taken = {idx.name for t in ctx.by_oid.values() for idx in t.indexes}
+    names_taken = _relation_names(ctx, {c.candidate.table_oid for c in chosen})
     recommendations = []
     for item in chosen:
         candidate = item.candidate
@@ -851,6 +851,19 @@ def _recommendations(ctx: _Context, chosen: list[_Chosen]) -> list[IndexRecommen
         )
     recommendations.sort(key=lambda r: r.cost_before - r.cost_after, reverse=True)
     return recommendations
+
+
+def _relation_names(ctx: _Context, table_oids: set[int]) -> set[str]:
+    """Every relation name in the schemas of these tables: an index name must be new there,
+    or CREATE INDEX ... IF NOT EXISTS would quietly do nothing."""
+    schemas = sorted({ctx.by_oid[oid].schema for oid in table_oids})
+    with ctx.conn.cursor() as cur:
+        cur.execute(
+            f"{MARKER} SELECT c.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ANY(%s)",
+            (schemas,),
+        )
+        return {row[0] for row in cur.fetchall()}
 
 
 def _recommendation(ctx, candidate, per_query, size, main, plan_after, names_taken):

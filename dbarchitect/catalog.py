@@ -45,7 +45,7 @@ class TableInfo:
     schema: str
     name: str
     kind: str  # pg_class.relkind: r table, p partitioned, v view, m materialized view
-    rows: float  # pg_class.reltuples (-1 when never analyzed)
+    rows: float  # pg_class.reltuples; guessed from relpages when never analyzed
     pages: int
     writes: int  # n_tup_ins + n_tup_upd + n_tup_del since the statistics reset
     view_definition: str | None
@@ -106,7 +106,7 @@ def catalog_tables(
                     schema=row["schema_name"],
                     name=row["table_name"],
                     kind=row["kind"],
-                    rows=float(row["row_estimate"]),
+                    rows=_row_estimate(row["row_estimate"], row["page_count"]),
                     pages=int(row["page_count"]),
                     writes=int(row["tuple_writes"]),
                     view_definition=row["view_definition"],
@@ -215,6 +215,17 @@ def catalog_column_stats(
                 ),
             )
     return result
+
+
+# Rows per 8 kB page assumed for a table never analyzed (reltuples = -1): a narrow row.
+ROWS_PER_PAGE_GUESS = 50
+
+
+def _row_estimate(reltuples: float, relpages: int) -> float:
+    """reltuples, or a guess from the table's size when it was never analyzed or vacuumed."""
+    if reltuples is not None and reltuples >= 0:
+        return float(reltuples)
+    return float(max(relpages, 0) * ROWS_PER_PAGE_GUESS)
 
 
 def is_c_collation(collation: str | None) -> bool:

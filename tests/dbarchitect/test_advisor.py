@@ -291,3 +291,18 @@ def test_every_query_is_costed_or_skipped_even_hostile_ones(conn):
     hypothetical, real = leftovers(conn)
     assert hypothetical == [] and real == EXISTING_INDEXES
     assert conn.execute("SELECT count(*) FROM adv_tiny").fetchone()[0] == 100
+
+
+def test_index_names_never_reuse_an_existing_relation_name(conn):
+    # CREATE INDEX ... IF NOT EXISTS would silently build nothing under a taken name.
+    conn.execute("CREATE TABLE adv_orders_region_score_idx (a int)")
+    try:
+        advice = advise_queries(
+            conn, "SELECT count(*) FROM adv_orders WHERE region = $1 AND score BETWEEN $2 AND $3"
+        )
+    finally:
+        conn.execute("DROP TABLE adv_orders_region_score_idx")
+    rec = only(advice)
+    assert rec.name.startswith("adv_orders_region_score_")
+    assert rec.name != "adv_orders_region_score_idx" and len(rec.name) <= 63
+    assert f'"{rec.name}"' in rec.ddl
