@@ -320,17 +320,23 @@ def _from_stats(column_stats: ColumnStats, use: an.ParamUse, positions: dict) ->
 
 
 def _sampled_value(conn, info: TableInfo, col: ColumnInfo) -> Any:
-    query = sql.SQL(
-        "{marker} SELECT {col}::text FROM {table} WHERE {col} IS NOT NULL LIMIT 1"
-    ).format(
-        marker=sql.SQL(MARKER),
-        col=sql.Identifier(col.name),
-        table=sql.Identifier(info.schema, info.name),
-    )
-    with conn.transaction(savepoint_name="dbarchitect_sample"), conn.cursor() as cur:
-        cur.execute(query)
-        row = cur.fetchone()
-    return row[0] if row else None
+    """A value of the column from a row somewhere in the table (a random page first: the
+    first rows of a table are often its oldest and least typical)."""
+    for sampling in (sql.SQL(" TABLESAMPLE SYSTEM (1)"), sql.SQL("")):
+        query = sql.SQL(
+            "{marker} SELECT {col}::text FROM {table}{sampling} WHERE {col} IS NOT NULL LIMIT 1"
+        ).format(
+            marker=sql.SQL(MARKER),
+            col=sql.Identifier(col.name),
+            table=sql.Identifier(info.schema, info.name),
+            sampling=sampling,
+        )
+        with conn.transaction(savepoint_name="dbarchitect_sample"), conn.cursor() as cur:
+            cur.execute(query)
+            row = cur.fetchone()
+        if row is not None:
+            return row[0]
+    return None
 
 
 # Rows read to pick a containment operand.
