@@ -39,6 +39,7 @@ SCHEMA = [
         score int NOT NULL,
         status text NOT NULL,
         email text NOT NULL,
+        code varchar(32) NOT NULL,
         created_at timestamptz NOT NULL,
         shipped_at timestamptz,
         meta jsonb NOT NULL,
@@ -52,6 +53,7 @@ SCHEMA = [
                CASE WHEN g % 100 = 7 THEN 'pending' WHEN g % 50 = 3 THEN 'failed'
                     ELSE 'done' END,
                'User' || g || '@Example.com',
+               'ORD-' || ((g * 7919) % 1000003),
                timestamptz '2024-01-01' + ((g * 7907) % {ORDERS}) * interval '1 minute',
                CASE WHEN g % 101 = 5 THEN NULL
                     ELSE timestamptz '2024-01-02' + g * interval '1 minute' END,

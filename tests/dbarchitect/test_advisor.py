@@ -76,16 +76,19 @@ def test_function_wrapped_filter_gets_an_expression_index(conn):
     assert "((lower(email)))" in rec.ddl
 
 
-def test_like_prefix_gets_the_pattern_operator_class_under_a_non_c_collation(conn):
+@pytest.mark.parametrize(
+    ("column", "opclass"), [("email", "text_pattern_ops"), ("code", "varchar_pattern_ops")]
+)
+def test_like_prefix_gets_the_pattern_operator_class_under_a_non_c_collation(conn, column, opclass):
     collation = conn.execute(
         "SELECT datcollate FROM pg_database WHERE datname = current_database()"
     ).fetchone()[0]
-    advice = advise_queries(conn, "SELECT id FROM adv_orders WHERE email LIKE $1")
+    advice = advise_queries(conn, f"SELECT id FROM adv_orders WHERE {column} LIKE $1")
     rec = only(advice)
     if collation in ("C", "POSIX"):
-        assert rec.columns == ['"email"']
+        assert rec.columns == [f'"{column}"']
     else:
-        assert rec.columns == ['"email" text_pattern_ops']
+        assert rec.columns == [f'"{column}" {opclass}']
 
 
 def test_rare_null_gets_a_partial_index(conn):
