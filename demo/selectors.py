@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import psycopg
 from django.db import connection
 from django.utils import timezone
+from psycopg.rows import args_row
 
 from .models import User
 
@@ -76,9 +77,8 @@ def user_get(*, user_id: uuid.UUID | str) -> User | None:
 def behavior_log_list_recent(*, user_id: uuid.UUID | str, limit: int = 100) -> list[BehaviorLogRow]:
     """A user's newest logs, newest first.
 
-    Runs on the psycopg connection with server-side parameters (prepared after a few
-    calls) and returns plain rows: this is the hot path, ORM model building would cost
-    more than the indexed query itself.
+    Runs on the psycopg connection with server-side parameters and returns plain rows:
+    this is the hot path, and ORM model building would cost more than the indexed query.
     """
     if type(limit) is not int or not 1 <= limit <= RECENT_LOGS_MAX_LIMIT:
         raise ValueError(
@@ -86,14 +86,11 @@ def behavior_log_list_recent(*, user_id: uuid.UUID | str, limit: int = 100) -> l
         )
     user_id = _as_uuid(user_id)
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(RECENT_LOGS_SQL, (user_id, limit))
-        rows = cursor.fetchall()
-    # Django registers jsonb as text on its connections; decode here.
-    return [
-        BehaviorLogRow(id_, user, event_type, json.loads(metadata), timestamp)
-        for id_, user, event_type, metadata, timestamp in rows
-    ]
+    # Binary results: uuids and timestamps arrive as bytes to unpack, not text to parse,
+    # and jsonb comes back decoded (Django's text-only jsonb loader does not apply).
+    with psycopg.Cursor(connection.connection, row_factory=args_row(BehaviorLogRow)) as cursor:
+        cursor.execute(RECENT_LOGS_SQL, (user_id, limit), binary=True)
+        return cursor.fetchall()
 
 
 def user_active_stats(*, days: int = 7, until: datetime | None = None) -> ActiveUserStats:
