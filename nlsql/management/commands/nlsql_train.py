@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from nlsql.runner import QueryFailed
 from nlsql.training import TrainingError, training_load_file, training_train_schema
 
 
@@ -31,5 +32,5 @@ class Command(BaseCommand):
             if options["file"]:
                 count = training_load_file(path=options["file"], target=options["target"])
                 self.stdout.write(f"Loaded {count} entries from {options['file']}.")
-        except TrainingError as exc:
+        except (TrainingError, QueryFailed) as exc:
             raise CommandError(str(exc)) from None
