@@ -1,0 +1,150 @@
+"""What every benchmark shares: its own throw-away database, timing, JSON out.
+
+Each bench script is its own process: it creates a database, points Django at it through
+DATABASE_URL *before* django.setup(), migrates, measures, prints one JSON object on stdout
+and drops the database. Any failed step raises: the script exits non-zero, no number.
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5544/dbarchitect"
+
+
+def _url_for(database: str) -> str:
+    parts = urlsplit(os.environ.get("DATABASE_URL", DEFAULT_URL))
+    return parts._replace(path=f"/{database}").geturl()
+
+
+def _admin(statement) -> None:
+    import psycopg
+
+    with psycopg.connect(_url_for("postgres"), autocommit=True) as conn:
+        conn.execute(statement)
+
+
+@contextmanager
+def bench_database(name: str, *, migrate: bool = True) -> Iterator[str]:
+    """A fresh database `name` for this run, Django set up on it, dropped afterwards."""
+    from psycopg import sql
+
+    if not name.startswith("bench_"):
+        raise ValueError("bench databases are named bench_*: never touch another database")
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    _admin(drop)
+    _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    os.environ["DATABASE_URL"] = _url_for(name)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    try:
+        import django
+
+        django.setup()
+        if migrate:
+            from django.core.management import call_command
+
+            call_command("migrate", verbosity=0, interactive=False)
+        yield os.environ["DATABASE_URL"]
+    finally:
+        if "django" in sys.modules:
+            from django.db import connections
+
+            connections.close_all()
+        _admin(drop)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds one call takes (perf_counter)."""
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(item) for item in value]
+    return value
+
+
+def emit(result: dict) -> None:
+    """The benchmark's one line of output: JSON, numbers rounded for reading."""
+    print(json.dumps(_rounded(result), sort_keys=True), flush=True)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def django_only() -> None:
+    """Django set up without touching any database (for benchmarks of pure computation)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    import django
+
+    django.setup()
+
+
+def query_texts(count: int, *, seed: int = 0) -> list[str]:
+    """Varied, realistic SQL statements and index recommendations to embed."""
+    import random
+
+    rng = random.Random(seed)
+    tables = {
+        "demo_behavior_log": ["user_id", "event_type", "timestamp", "metadata"],
+        "demo_user": ["email", "created_at", "name"],
+        "orders": ["customer_id", "status", "created_at", "total_cents", "region"],
+        "invoices": ["account_id", "due_date", "paid_at", "currency", "amount"],
+        "sessions": ["user_id", "expires_at", "ip_address", "device"],
+        "products": ["sku", "category_id", "price", "updated_at", "brand"],
+        "payments": ["order_id", "provider", "captured_at", "state"],
+        "lessons": ["course_id", "position", "published_at", "author_id"],
+    }
+    shapes = [
+        "SELECT * FROM {t} WHERE {a} = $1 ORDER BY {b} DESC LIMIT {n}",
+        "SELECT count(*) FROM {t} WHERE {a} >= $1 AND {a} < $2",
+        "SELECT {a}, count(*) FROM {t} GROUP BY {a} ORDER BY 2 DESC",
+        "SELECT {a}, {b} FROM {t} WHERE lower({a}) = lower($1)",
+        "UPDATE {t} SET {b} = $1 WHERE {a} = $2",
+        "SELECT * FROM {t} WHERE {a} LIKE $1 ORDER BY {a} LIMIT {n}",
+        "SELECT * FROM {t} WHERE {a} IN ($1, $2, $3) AND {b} IS NULL",
+        "DELETE FROM {t} WHERE {b} < now() - interval '{n} days'",
+    ]
+    advice = [
+        "CREATE INDEX ON {t} ({a}, {b} DESC) -- equality then sort",
+        "CREATE INDEX ON {t} (lower({a})) -- expression index for case-insensitive lookups",
+        "CREATE INDEX ON {t} ({a} varchar_pattern_ops) -- LIKE prefix search",
+        "CREATE INDEX ON {t} USING gin ({a}) -- containment queries",
+        "Rewrite OFFSET pagination on {t} as keyset pagination over ({b}, id)",
+        "CREATE INDEX ON {t} ({b}) WHERE {a} IS NOT NULL -- partial index",
+    ]
+    texts = []
+    for _ in range(count):
+        table = rng.choice(list(tables))
+        a, b = rng.sample(tables[table], 2)
+        n = rng.choice([10, 20, 50, 100, 500])
+        query = rng.choice(shapes).format(t=table, a=a, b=b, n=n)
+        fix = rng.choice(advice).format(t=table, a=a, b=b)
+        texts.append(f"{query}\n{fix}")
+    return texts
