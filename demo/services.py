@@ -27,6 +27,8 @@ COPY_COLUMNS = ("user_id", "event_type", "metadata", "timestamp")
 _EMPTY: dict = {}
 # NaN and Infinity are not JSON: jsonb would refuse them in the middle of the COPY.
 _dumps = json.JSONEncoder(allow_nan=False).encode
+# PostgreSQL text and jsonb cannot hold NUL: refuse it up front, not mid-COPY.
+_NUL_ESCAPE = "\\u0000"
 
 
 class BatchRowError(ValueError):
@@ -91,12 +93,16 @@ def _check_row(row, index: int) -> tuple:
     if len(row) > len(REQUIRED_FIELDS) and (unknown := row.keys() - ALLOWED_FIELDS):
         raise BatchRowError(index, ", ".join(sorted(map(str, unknown))), "is not a field")
     event_type = row["event_type"]
-    if type(event_type) is not str or not 0 < len(event_type) <= EVENT_TYPE_MAX_LENGTH:
+    if (
+        type(event_type) is not str
+        or not 0 < len(event_type) <= EVENT_TYPE_MAX_LENGTH
+        or "\x00" in event_type
+    ):
         raise BatchRowError(
             index,
             "event_type",
-            f"must be a non-empty string of at most {EVENT_TYPE_MAX_LENGTH} characters, "
-            f"got {event_type!r}",
+            f"must be a non-empty string of at most {EVENT_TYPE_MAX_LENGTH} characters "
+            f"without NUL, got {event_type!r}",
         )
     timestamp = row["timestamp"]
     if not isinstance(timestamp, datetime) or timestamp.utcoffset() is None:
@@ -112,7 +118,20 @@ def _check_row(row, index: int) -> tuple:
         metadata_json = _dumps(metadata)
     except (TypeError, ValueError) as exc:
         raise BatchRowError(index, "metadata", f"is not JSON-serializable: {exc}") from None
+    if _NUL_ESCAPE in metadata_json and _holds_nul(metadata):
+        raise BatchRowError(index, "metadata", "holds a NUL character, which jsonb refuses")
     return (_as_uuid(row["user_id"], index), event_type, metadata_json, timestamp)
+
+
+def _holds_nul(value) -> bool:
+    """A NUL in any key or string (only asked when the JSON text shows the escape)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 class _NotTheCommonCase(Exception):
@@ -142,6 +161,8 @@ def _check_columns(rows: list) -> _CheckedBatch:
         min(map(len, event_types)) > 0 and max(map(len, event_types)) <= EVENT_TYPE_MAX_LENGTH
     ):
         raise _NotTheCommonCase
+    if any("\x00" in value for value in set(event_types)):
+        raise _NotTheCommonCase
     if {type(value) for value in timestamps} != {datetime} or any(
         value.utcoffset() is None for value in timestamps
     ):
@@ -152,6 +173,8 @@ def _check_columns(rows: list) -> _CheckedBatch:
         metadata_json = [_dumps(value) for value in metadatas]
     except (TypeError, ValueError):
         raise _NotTheCommonCase from None
+    if any(_NUL_ESCAPE in text for text in metadata_json):
+        raise _NotTheCommonCase
     return _CheckedBatch(user_ids, event_types, metadata_json, timestamps)
 
 

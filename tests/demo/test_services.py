@@ -60,6 +60,12 @@ def test_batch_insert_accepts_string_ids_other_timezones_and_no_metadata(make_us
     assert log.timestamp == datetime(2026, 5, 1, 8, 30, tzinfo=UTC)
 
 
+def test_an_escaped_backslash_u0000_is_not_taken_for_a_nul(make_user):
+    row = {**rows_for([make_user()], 1)[0], "metadata": {"path": "C:\\u0000"}}
+    assert behavior_log_batch_insert(rows=[row]) == 1
+    assert BehaviorLog.objects.get().metadata == {"path": "C:\\u0000"}
+
+
 def test_empty_batch_writes_nothing(db):
     assert behavior_log_batch_insert(rows=[]) == 0
     assert BehaviorLog.objects.count() == 0
@@ -97,6 +103,14 @@ def _metadata_nan(row):
     row["metadata"] = {"ratio": float("nan")}  # JSON has no NaN; jsonb would refuse it
 
 
+def _event_type_with_nul(row):
+    row["event_type"] = "log\x00in"
+
+
+def _metadata_with_nul(row):
+    row["metadata"] = {"note": "a\x00b"}
+
+
 def _event_type_too_long(row):
     row["event_type"] = "x" * 65
 
@@ -117,6 +131,8 @@ def _unknown_field(row):
         (_metadata_not_json, "metadata", "not JSON-serializable"),
         (_metadata_nan, "metadata", "not JSON-serializable"),
         (_event_type_too_long, "event_type", "at most 64 characters"),
+        (_event_type_with_nul, "event_type", "without NUL"),
+        (_metadata_with_nul, "metadata", "NUL character"),
         (_unknown_field, "colour", "is not a field"),
     ],
 )
