@@ -109,8 +109,14 @@ def test_weekly_task_fans_out_one_audit_per_enabled_target(real_broker, settings
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
-def test_worker_killed_mid_audit_leaves_a_failed_audit_and_nothing_else(settings):
+def test_worker_killed_mid_audit_leaves_a_failed_audit_and_nothing_else(
+    default_target, workload_conn, settings
+):
     """A real worker process is killed while its audit waits on a lock the test holds."""
+    from .conftest import pgss_reset_own_database, recent_logs
+
+    pgss_reset_own_database(workload_conn)
+    recent_logs(workload_conn, 30)
     params = settings.DATABASES["default"]
     env = {
         **os.environ,
@@ -118,14 +124,17 @@ def test_worker_killed_mid_audit_leaves_a_failed_audit_and_nothing_else(settings
         "DATABASE_URL": f"postgres://{params['USER']}@{params['HOST']}:{params['PORT']}/"
         f"{params['NAME']}",
         "REDIS_URL": BROKER,
-        "DBARCHITECT_VERIFY": "off",
+        "DBARCHITECT_VERIFY": "on",
+        # The verification build waits for the test's lock instead of giving up at once.
+        "DBARCHITECT_LOCK_TIMEOUT_MS": "600000",
     }
     conninfo = f"host={params['HOST']} port={params['PORT']} user={params['USER']} " + (
         f"dbname={params['NAME']}"
     )
     with psycopg.connect(conninfo) as blocker:
-        # Recording needs this table: the audit gets past collect and advise, then waits.
-        blocker.execute("LOCK TABLE optimizations_optimizationlog IN ACCESS EXCLUSIVE MODE")
+        # An open write transaction: the audit collects, advises and checks health, then
+        # its verification's CREATE INDEX waits for this writer.
+        blocker.execute("UPDATE pl_behavior_log SET event_type = event_type WHERE id = 1")
         worker = subprocess.Popen(
             [
                 sys.executable,
@@ -145,7 +154,7 @@ def test_worker_killed_mid_audit_leaves_a_failed_audit_and_nothing_else(settings
             cwd=settings.BASE_DIR,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         try:
             _use_broker(BROKER, eager=False)
@@ -153,12 +162,19 @@ def test_worker_killed_mid_audit_leaves_a_failed_audit_and_nothing_else(settings
             audit_run_task.apply_async(
                 kwargs={"target": "default", "audit_id": audit_id}, task_id=audit_id
             )
-            _wait_for(
-                lambda: AuditRun.objects.filter(id=audit_id).exists(),
-                seconds=180,
-                what="the worker to start the audit",
-            )
-            time.sleep(2)  # let it reach the lock
+
+            def waiting_on_the_writer():
+                # Its own connection: pg_stat_activity is frozen inside a transaction.
+                with psycopg.connect(conninfo, autocommit=True) as watcher:
+                    row = watcher.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query ILIKE %s AND datname = current_database()",
+                        ["%CREATE INDEX%pl_behavior_log%"],
+                    ).fetchone()
+                return row[0] > 0
+
+            _wait_for(waiting_on_the_writer, seconds=300, what="the audit to reach the lock")
+            assert AuditRun.objects.get(id=audit_id).status == AuditRun.Status.RUNNING
             os.kill(worker.pid, signal.SIGKILL)
             worker.wait(timeout=30)
         finally:
@@ -167,9 +183,9 @@ def test_worker_killed_mid_audit_leaves_a_failed_audit_and_nothing_else(settings
             _use_broker(settings.CELERY_BROKER_URL, eager=True)
         blocker.rollback()
     dead = AuditRun.objects.get(id=audit_id)
-    assert dead.status == AuditRun.Status.RUNNING  # nobody was left to say otherwise
+    assert dead.status == AuditRun.Status.RUNNING, dead.error  # nobody was left to say otherwise
     # The next audit of the target takes the lock the dead worker held and marks it failed.
-    audit_run_task.apply(kwargs={"target": "default"}).get()
+    audit_run_task.apply(kwargs={"target": "default", "verify": False}).get()
     dead.refresh_from_db()
     assert dead.status == AuditRun.Status.FAILED
     assert "stale" in dead.error
