@@ -101,7 +101,11 @@ def collect_queries(
     """Read the view, drop the architect's own and catalog statements, subtract `previous`."""
     stats_reset = pgss_stats_reset(conn)
     rows = pgss_read(conn)
-    full_reset = stats_reset is not None and stats_reset != previous_stats_reset
+    full_reset = (
+        stats_reset is not None
+        and previous_stats_reset is not None
+        and stats_reset > previous_stats_reset
+    )
     baseline = {} if full_reset else previous
     own = frozenset(name.lower() for name in own_tables)
     left_out: dict[str, int] = {}
@@ -190,6 +194,8 @@ def workload_exclusion(
     query: str, *, own_tables: frozenset[str] = frozenset()
 ) -> tuple[str | None, tuple[str, ...]]:
     """Why a statement is not the application's workload (or None), and the tables it names."""
+    if not query.strip():
+        return "no_text", ()  # pg_stat_statements lost the text (its file was trimmed)
     if query.lstrip().startswith(MARKER):
         return "architect", ()
     try:

@@ -96,6 +96,7 @@ def test_select_slow_keeps_at_most_max_queries_heaviest_first():
             "architect",
         ),
         ("SELECT * FROM orders WHERE customer_id = $1", None),
+        ("", "no_text"),
     ],
 )
 def test_workload_exclusion(query, reason):
