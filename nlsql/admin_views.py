@@ -74,11 +74,10 @@ def _answer_context(request, answer: dict, *, page_number: int) -> dict:
     paginator = Paginator(answer["rows"], settings.NLSQL_PAGE_SIZE)
     page = paginator.get_page(page_number)
     explanation = None
-    if answer["status"] == "ok" and answer["sql"]:
+    if answer["status"] == "ok" and answer["sql"] and page.number == 1:
         try:
             explanation = explain_query(answer["sql"], answer["target"])
         except (SqlRefused, QueryFailed) as exc:
-            explanation = None
             messages.warning(request, f"No explanation: {exc}")
     return {"answer": answer, "page": page, "explanation": explanation}
 

@@ -52,6 +52,11 @@ SECRET_RELATIONS = frozenset(
         "pg_backend_memory_contexts",
         "pg_shmem_allocations",
         "pg_settings",
+        # information_schema views over user mappings and foreign servers (their options)
+        "user_mapping_options",
+        "user_mappings",
+        "foreign_server_options",
+        "foreign_servers",
     }
 )
 
@@ -154,6 +159,21 @@ def _names(items: Iterable) -> list[str]:
     return [getattr(item, "sval", "*") for item in items or ()]
 
 
+def relation_refusal(schema: str | None, table: str, policy: GuardPolicy) -> str | None:
+    """Why a relation may not be read (secret, outside the allowed schemas, denied), or None."""
+    qualified = f"{schema}.{table}" if schema else table
+    if table.lower() in SECRET_RELATIONS:
+        return f"{qualified} holds secrets or other sessions' data; never readable."
+    if schema is not None and schema not in policy.allowed_schemas | SYSTEM_SCHEMAS:
+        allowed = ", ".join(sorted(policy.allowed_schemas))
+        return f"Schema {schema} is not allowed (allowed: {allowed})."
+    for denied in policy.denied_tables:
+        denied_schema, _, denied_table = denied.rpartition(".")
+        if table == denied_table and (not denied_schema or schema in (None, denied_schema)):
+            return f"Table {qualified} is denied by NLSQL_DENIED_TABLES."
+    return None
+
+
 class _Checker(Visitor):
     """Walks every node; the first unsafe one raises SqlRefused."""
 
@@ -211,14 +231,7 @@ class _Checker(Visitor):
                 "is not allowed."
             )
         schema, table = node.schemaname, node.relname
-        qualified = f"{schema}.{table}" if schema else table
-        if table.lower() in SECRET_RELATIONS:
-            raise SqlRefused(f"{qualified} holds secrets or other sessions' data; never readable.")
-        if schema is not None and schema not in self.policy.allowed_schemas | SYSTEM_SCHEMAS:
-            allowed = ", ".join(sorted(self.policy.allowed_schemas))
-            raise SqlRefused(f"Schema {schema} is not allowed (allowed: {allowed}).")
-        for denied in self.policy.denied_tables:
-            denied_schema, _, denied_table = denied.rpartition(".")
-            if table == denied_table and (not denied_schema or schema in (None, denied_schema)):
-                raise SqlRefused(f"Table {qualified} is denied by NLSQL_DENIED_TABLES.")
-        self.tables.add(qualified)
+        refusal = relation_refusal(schema, table, self.policy)
+        if refusal:
+            raise SqlRefused(refusal)
+        self.tables.add(f"{schema}.{table}" if schema else table)

@@ -3,7 +3,8 @@
 Defence in depth behind the guard: a READ ONLY transaction that is always rolled back,
 a statement and lock timeout, a search_path that puts pg_catalog first (so a same-named
 function in a user schema cannot shadow a built-in), a plan check that refuses foreign
-scans, and a server-side cursor that fetches at most the row cap plus one.
+scans and denied tables reached through views, and a server-side cursor that fetches at
+most the row cap plus one.
 """
 
 import time
@@ -17,7 +18,7 @@ from psycopg import sql
 
 from dbarchitect.targets import DEFAULT_TARGET, target_connection
 
-from .guard import CheckedSql, SqlRefused
+from .guard import CheckedSql, GuardPolicy, SqlRefused, relation_refusal
 from .jsonsafe import json_safe
 
 # libpq keywords Django's connection parameters may carry; the rest are Django's own.
@@ -76,8 +77,8 @@ def _prepare_session(conn: psycopg.Connection, *, timeout_ms: int) -> None:
 
 
 def _plan(conn: psycopg.Connection, checked: CheckedSql) -> dict:
-    row = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(sql.SQL(checked.sql))).fetchone()
-    return row[0][0]
+    statement = sql.SQL("EXPLAIN (VERBOSE, FORMAT JSON) {}").format(sql.SQL(checked.sql))
+    return conn.execute(statement).fetchone()[0][0]
 
 
 def plan_nodes(plan: dict) -> list[dict]:
@@ -90,11 +91,17 @@ def plan_nodes(plan: dict) -> list[dict]:
     return nodes
 
 
-def _refuse_foreign(plan: dict) -> None:
+def _refuse_by_plan(plan: dict) -> None:
+    """What the text cannot show: foreign tables, and denied tables read through a view."""
+    policy = GuardPolicy.from_settings()
     for node in plan_nodes(plan):
         if node.get("Node Type") in FOREIGN_PLAN_NODES:
             where = node.get("Relation Name", "a foreign table")
             raise SqlRefused(f"The query reads {where} through a foreign data wrapper.")
+        if "Relation Name" in node:
+            refusal = relation_refusal(node.get("Schema"), node["Relation Name"], policy)
+            if refusal:
+                raise SqlRefused(f"The query plan reads a relation it may not: {refusal}")
 
 
 def query_plan(*, checked: CheckedSql, target: str = DEFAULT_TARGET) -> dict:
@@ -123,7 +130,7 @@ def query_run(
     with read_only_connection(target) as conn:
         try:
             _prepare_session(conn, timeout_ms=timeout_ms)
-            _refuse_foreign(_plan(conn, checked))
+            _refuse_by_plan(_plan(conn, checked))
             with conn.cursor(name="nlsql_result") as cursor:
                 cursor.execute(sql.SQL(checked.sql))
                 fetched = cursor.fetchmany(max_rows + 1)

@@ -6,6 +6,7 @@ setting of the test database changes (the question log itself grows by one row e
 
 import psycopg
 import pytest
+from django.db import connection
 
 from nlsql.ask import question_ask, sql_run
 from nlsql.guard import CheckedSql, sql_check
@@ -92,3 +93,17 @@ def test_runner_cancels_a_query_at_the_statement_timeout(demo_data):
     checked = sql_check("SELECT count(*) FROM generate_series(1, 500000000)")
     with pytest.raises(QueryFailed, match="statement timeout"):
         query_run(checked=checked, timeout_ms=50)
+
+
+def test_denied_table_behind_a_view_is_refused_by_the_plan_check(demo_data):
+    """The text names only the view; the plan shows the denied table it reads."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE VIEW nlsql_test_people AS SELECT username, password FROM auth_user")
+    try:
+        result = sql_run(sql="SELECT * FROM nlsql_test_people")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP VIEW nlsql_test_people")
+    assert result.status == "refused"
+    assert "plan reads a relation it may not" in result.reason
+    assert "auth_user is denied" in result.reason
