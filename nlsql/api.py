@@ -1,6 +1,7 @@
-"""POST /api/ask and POST /api/explain: thin views over the ask services (staff only)."""
+"""POST /api/ask, /api/explain, /api/training, /api/ask/<id>/feedback: thin views, staff only."""
 
 from django.conf import settings
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import IsAdminUser
@@ -9,10 +10,12 @@ from rest_framework.views import APIView
 
 from config.api import error_responses
 
-from .ask import InvalidInput, question_ask, target_validate
+from .ask import InvalidInput, question_ask, question_log_feedback, target_validate
 from .generate import explain_query
 from .guard import SqlRefused
+from .models import QuestionLog
 from .runner import QueryFailed
+from .training import TrainingError, training_add_documentation, training_add_pair
 
 
 class StrictCharField(serializers.CharField):
@@ -130,5 +133,80 @@ class ExplainApi(APIView):
                     "estimated_rows": summary.estimated_rows,
                     "total_cost": summary.total_cost,
                 }
+            ).data
+        )
+
+
+class TrainingApi(APIView):
+    """Add documentation or a question-SQL pair to the retrieval memory."""
+
+    permission_classes = [IsAdminUser]
+
+    class InputSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=["documentation", "question_sql"])
+        target = StrictCharField(required=False, default="default", max_length=63)
+        text = StrictCharField(required=False, max_length=settings.NLSQL_MAX_SQL_LENGTH)
+        question = StrictCharField(required=False, max_length=settings.NLSQL_MAX_QUESTION_LENGTH)
+        sql = StrictCharField(required=False, max_length=settings.NLSQL_MAX_SQL_LENGTH)
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        kind = serializers.CharField()
+        target = serializers.CharField()
+        text = serializers.CharField()
+        question = serializers.CharField()
+        sql = serializers.CharField()
+        source = serializers.CharField()
+
+    @extend_schema(
+        summary="Train ask-the-database: documentation or a question with its SQL",
+        request=InputSerializer,
+        responses={201: OutputSerializer, **error_responses(400, 401, 403)},
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        common = {"target": data["target"], "source": "api", "created_by": request.user}
+        try:
+            if data["kind"] == "documentation":
+                item = training_add_documentation(text=data.get("text", ""), **common)
+            else:
+                item = training_add_pair(
+                    question=data.get("question", ""), sql=data.get("sql", ""), **common
+                )
+        except TrainingError as exc:
+            raise exceptions.ValidationError({data["kind"]: [str(exc)]}) from None
+        return Response(self.OutputSerializer(item).data, status=201)
+
+
+class FeedbackApi(APIView):
+    """Mark an answer correct (it becomes a trained pair) or wrong."""
+
+    permission_classes = [IsAdminUser]
+
+    class InputSerializer(serializers.Serializer):
+        feedback = serializers.ChoiceField(choices=["correct", "wrong"])
+
+    class OutputSerializer(serializers.Serializer):
+        log_id = serializers.IntegerField()
+        feedback = serializers.CharField()
+        trained_item_id = serializers.IntegerField(allow_null=True)
+
+    @extend_schema(
+        summary="Record whether an answer was right; a correct one trains the question",
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(400, 401, 403, 404)},
+    )
+    def post(self, request, log_id: int):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        log = get_object_or_404(QuestionLog, pk=log_id)
+        item = question_log_feedback(
+            log=log, feedback=serializer.validated_data["feedback"], user=request.user
+        )
+        return Response(
+            self.OutputSerializer(
+                {"log_id": log.pk, "feedback": log.feedback, "trained_item_id": item and item.pk}
             ).data
         )

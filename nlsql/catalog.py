@@ -2,8 +2,11 @@
 
 from dataclasses import dataclass, field
 
+from django.apps import apps
 from django.conf import settings
 from psycopg import sql
+
+from dbarchitect.targets import DEFAULT_TARGET
 
 from .guard import SECRET_RELATIONS
 from .runner import read_only_connection
@@ -69,8 +72,22 @@ class TableInfo:
         return f"{self.schema}.{self.name}"
 
 
+def model_help_texts() -> dict[tuple[str, str], str]:
+    """(table, column) -> help_text of the Django models: notes the database itself lacks."""
+    notes = {}
+    for model in apps.get_models():
+        for model_field in model._meta.concrete_fields:
+            if model_field.help_text:
+                key = (model._meta.db_table, model_field.column)
+                notes[key] = str(model_field.help_text)
+    return notes
+
+
 def catalog_read(*, target: str) -> list[TableInfo]:
-    """Tables and views of the allowed schemas, minus denied tables: what questions may use."""
+    """Tables and views of the allowed schemas, minus denied tables: what questions may use.
+
+    On the app's own database the Django models' help texts fill in missing column comments.
+    """
     denied = set(settings.NLSQL_DENIED_TABLES) | SECRET_RELATIONS
     with read_only_connection(target) as conn:
         tables_rows = conn.execute(TABLES_SQL, {"schemas": settings.NLSQL_ALLOWED_SCHEMAS})
@@ -82,9 +99,11 @@ def catalog_read(*, target: str) -> list[TableInfo]:
             if row[2] not in denied and f"{row[1]}.{row[2]}" not in denied
         }
         oids = list(tables)
+        notes = model_help_texts() if target == DEFAULT_TARGET else {}
         for oid, name, data_type, not_null, comment in conn.execute(
             COLUMNS_SQL, {"oids": oids}
         ).fetchall():
+            comment = comment or notes.get((tables[oid].name, name))
             tables[oid].columns.append(Column(name, data_type, not_null, comment))
         for oid, _kind, definition in conn.execute(CONSTRAINTS_SQL, {"oids": oids}).fetchall():
             tables[oid].constraints.append(definition)

@@ -4,7 +4,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from nlsql.models import QuestionLog
+from nlsql.models import QuestionLog, TrainingItem
 from tests.nlsql.conftest import expected_activity
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -121,10 +121,68 @@ def test_explain_without_llm_summarizes_the_plan(staff_api, demo_data, no_llm):
     assert "demo_user" in data["explanation"] and "Estimated" in data["explanation"]
 
 
-def test_openapi_schema_documents_both_endpoints(staff_api):
+def test_openapi_schema_documents_every_endpoint(staff_api):
     response = staff_api.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     paths = response.json()["paths"]
-    for path in ("/api/ask", "/api/explain"):
+    for path, ok in (
+        ("/api/ask", "200"),
+        ("/api/explain", "200"),
+        ("/api/training", "201"),
+        ("/api/ask/{log_id}/feedback", "200"),
+    ):
         responses = paths[path]["post"]["responses"]
-        assert {"200", "400", "403"} <= set(responses)
+        assert {ok, "400", "403"} <= set(responses)
+
+
+def test_training_api_adds_documentation_and_checked_pairs(staff_api, staff_user, db):
+    response = staff_api.post(
+        "/api/training",
+        {
+            "kind": "question_sql",
+            "question": "How many users?",
+            "sql": "SELECT count(*) FROM demo_user",
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    item = TrainingItem.objects.get(pk=response.json()["id"])
+    assert (item.kind, item.source, item.created_by) == ("question_sql", "api", staff_user)
+    assert len(item.embedding) == 384
+    doc = staff_api.post(
+        "/api/training", {"kind": "documentation", "text": "Users are learners."}, format="json"
+    )
+    assert doc.status_code == 201 and doc.json()["source"] == "api"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"kind": "ddl", "text": "x"}, "is not a valid choice"),
+        ({"kind": "question_sql", "question": "q", "sql": "DROP TABLE demo_user"}, "refused"),
+        ({"kind": "question_sql", "sql": "SELECT 1"}, "question must be non-empty text"),
+        ({"kind": "documentation"}, "documentation must be non-empty text"),
+        ({"kind": "documentation", "text": ["x"]}, "Must be text."),
+        ({"kind": "documentation", "text": "x", "target": "nope"}, "Unknown target"),
+    ],
+)
+def test_training_api_rejects_bad_items(staff_api, db, body, message):
+    response = staff_api.post("/api/training", body, format="json")
+    assert response.status_code == 400 and message in response.json()["error"]
+    assert not TrainingItem.objects.exists()
+
+
+def test_feedback_api_trains_a_correct_answer(staff_api, demo_data, openai_server, settings):
+    openai_server.configure(settings)
+    openai_server.reply("SELECT count(*) FROM demo_user")
+    log_id = staff_api.post("/api/ask", {"question": "How many learners?"}, format="json").json()[
+        "log_id"
+    ]
+    bad = staff_api.post(f"/api/ask/{log_id}/feedback", {"feedback": "meh"}, format="json")
+    assert bad.status_code == 400
+    response = staff_api.post(f"/api/ask/{log_id}/feedback", {"feedback": "correct"}, format="json")
+    assert response.status_code == 200
+    item = TrainingItem.objects.get(pk=response.json()["trained_item_id"])
+    assert item.question == "How many learners?" and item.source == "feedback"
+    missing = staff_api.post("/api/ask/999999/feedback", {"feedback": "wrong"}, format="json")
+    assert missing.status_code == 404

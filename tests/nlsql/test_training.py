@@ -5,6 +5,7 @@ import textwrap
 import pytest
 from django.db import connection
 
+from demo.models import User
 from nlsql.catalog import catalog_read
 from nlsql.models import TrainingItem
 from nlsql.retrieval import approx_tokens, context_retrieve
@@ -36,6 +37,8 @@ def test_train_on_schema_writes_one_ddl_item_per_table_with_keys_comments_and_ro
     assert user.text.startswith(f"-- One row per learner; about {len(demo_data)} rows\n")
     assert '"email" character varying(254) NOT NULL,  -- Login e-mail, unique' in user.text
     assert "PRIMARY KEY (id)" in user.text and "UNIQUE (email)" in user.text
+    # Without a database comment, the Django model's help_text describes the column.
+    assert f'"name" jsonb NOT NULL,  -- {User._meta.get_field("name").help_text}' in user.text
     log = items.get(table_name="public.demo_behavior_log")
     assert "FOREIGN KEY (user_id) REFERENCES demo_user(id)" in log.text
     assert log.source == "schema" and len(log.embedding) == 384
