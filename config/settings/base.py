@@ -203,11 +203,6 @@ NLSQL_DENIED_TABLES = env.list(
     default=["auth_user", "auth_group", "auth_permission", "authtoken_token", "django_session"],
 )
 NLSQL_ALLOWED_SCHEMAS = env.list("NLSQL_ALLOWED_SCHEMAS", default=["public"])
-
-# --- Metrics ---
-METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
-METRICS_BEARER_TOKEN = env("METRICS_BEARER_TOKEN", default="")
-PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
 # The longest SQL text the guard parses (a generated or pasted query, not a dump).
 NLSQL_MAX_SQL_LENGTH = env.int("NLSQL_MAX_SQL_LENGTH", default=20_000)
 # Retrieved schema/documentation/examples sent to the LLM stay under this many tokens.
@@ -216,6 +211,11 @@ NLSQL_CONTEXT_TOKEN_BUDGET = env.int("NLSQL_CONTEXT_TOKEN_BUDGET", default=3_000
 NLSQL_RETRIEVE_LIMIT = env.int("NLSQL_RETRIEVE_LIMIT", default=10)
 # Rows per page on the admin "Ask the database" page.
 NLSQL_PAGE_SIZE = env.int("NLSQL_PAGE_SIZE", default=50)
+
+# --- Metrics ---
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+METRICS_BEARER_TOKEN = env("METRICS_BEARER_TOKEN", default="")
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
 # Memory (RAG): how many similar past optimizations to consider, and how close they must be
 # (cosine similarity of all-MiniLM-L6-v2 embeddings of query + recommendation).
 DBARCHITECT_MEMORY_LIMIT = env.int("DBARCHITECT_MEMORY_LIMIT", default=5)
