@@ -2,6 +2,7 @@
 
 from django.http import HttpRequest, JsonResponse
 from django.views import defaults
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.pagination import PageNumberPagination
@@ -35,6 +36,22 @@ class IsSuperUser(permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return bool(request.user and request.user.is_authenticated and request.user.is_superuser)
+
+
+class ApiAutoSchema(AutoSchema):
+    """OpenAPI components of nested serializers carry their view's name.
+
+    HackSoft-style views each nest an InputSerializer and an OutputSerializer; named after
+    the class alone, two views' serializers would collide as one "Input" component.
+    `AskApi.InputSerializer` becomes "AskInput". A Meta.ref_name still wins.
+    """
+
+    def get_serializer_name(self, serializer, direction) -> str:
+        cls = serializer.__class__
+        outer = cls.__qualname__.rpartition(".")[0]
+        if outer and "<" not in outer:  # nested in a class, not in a function
+            return outer.replace(".", "").removesuffix("Api") + cls.__name__
+        return cls.__name__
 
 
 def _first_message(detail) -> str:

@@ -120,7 +120,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.api.ApiAutoSchema",  # names nested serializers apart
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     # Every API error is JSON: {"error": message, "detail": field errors or code}.
@@ -135,9 +135,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # Two "status" choice sets (optimizations, audits) get names of their own.
+    # Choice sets that share a field name ("status", "kind") get names of their own.
     "ENUM_NAME_OVERRIDES": {
         "OptimizationStatusEnum": "optimizations.models.OptimizationLog.Status",
+        "OptimizationKindEnum": "optimizations.models.OptimizationLog.Kind",
         "AuditStatusEnum": "dbarchitect.api.AUDIT_STATUSES",
     },
 }

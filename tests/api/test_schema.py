@@ -136,4 +136,4 @@ def test_no_input_gets_a_server_error(api_schema, staff_token, optimizations, au
 
             no_server_error()
         checked.add((operation.path, operation.method.lower()))
-    assert checked == OPERATIONS
+    assert OPERATIONS <= checked  # and any endpoint added since is fuzzed too
