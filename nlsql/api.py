@@ -149,6 +149,9 @@ class TrainingApi(APIView):
         question = StrictCharField(required=False, max_length=settings.NLSQL_MAX_QUESTION_LENGTH)
         sql = StrictCharField(required=False, max_length=settings.NLSQL_MAX_SQL_LENGTH)
 
+        class Meta:
+            ref_name = "TrainingRequest"
+
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         kind = serializers.CharField()
@@ -157,6 +160,9 @@ class TrainingApi(APIView):
         question = serializers.CharField()
         sql = serializers.CharField()
         source = serializers.CharField()
+
+        class Meta:
+            ref_name = "TrainingItem"
 
     @extend_schema(
         summary="Train ask-the-database: documentation or a question with its SQL",
@@ -188,10 +194,16 @@ class FeedbackApi(APIView):
     class InputSerializer(serializers.Serializer):
         feedback = serializers.ChoiceField(choices=["correct", "wrong"])
 
+        class Meta:
+            ref_name = "FeedbackRequest"
+
     class OutputSerializer(serializers.Serializer):
         log_id = serializers.IntegerField()
         feedback = serializers.CharField()
         trained_item_id = serializers.IntegerField(allow_null=True)
+
+        class Meta:
+            ref_name = "FeedbackRecorded"
 
     @extend_schema(
         summary="Record whether an answer was right; a correct one trains the question",

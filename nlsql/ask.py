@@ -108,13 +108,13 @@ def sql_run(*, sql: object, target: object = DEFAULT_TARGET, user=None) -> AskRe
     target = target_validate(target)
     started = time.monotonic()
     result = AskResult(question="", target=target, status="error", source="sql")
-    generated = Generated(sql=sql if isinstance(sql, str) else "", source="sql")
+    text = sql if isinstance(sql, str) else ""
     try:
         if not isinstance(sql, str):
             raise SqlRefused("The SQL must be text.")
-        _check_and_run(result, generated, run=True)
+        _check_and_run(result, Generated(sql=text, source="sql"), run=True)
     except (SqlRefused, QueryFailed) as exc:
-        _record_failure(result, generated.sql, exc)
+        _record_failure(result, text, exc)
     return _logged(result, user=user, started=started)
 
 
@@ -186,6 +186,3 @@ def question_log_feedback(*, log: QuestionLog, feedback: str, user=None) -> Trai
             source=TrainingItem.Source.FEEDBACK,
             created_by=user if user is not None and user.is_authenticated else None,
         )
-
-
-__all__ = ["AskResult", "InvalidInput", "question_ask", "question_log_feedback", "sql_run"]

@@ -6,7 +6,7 @@ from django.conf import settings
 
 from dbarchitect.targets import DEFAULT_TARGET
 
-from .guard import CheckedSql, SqlRefused, sql_check
+from .guard import CheckedSql, sql_check
 from .llm import LLMClient, LLMError, llm_client
 from .models import TrainingItem
 from .prompts import (
@@ -177,6 +177,3 @@ def explain_query(sql: str, target: str = DEFAULT_TARGET) -> Explanation:
             text = f"{summary.text()} (The LLM could not explain it: {exc})"
             return Explanation(sql=checked.sql, text=text, source="plan", summary=summary)
     return Explanation(sql=checked.sql, text=summary.text(), source="plan", summary=summary)
-
-
-__all__ = ["Generated", "NoAnswer", "SqlRefused", "explain_query", "generate_sql"]
