@@ -2,9 +2,10 @@
 
 For each recommendation, in one transaction that is always rolled back: a lock timeout,
 CREATE INDEX (not CONCURRENTLY: that cannot run in a transaction, and the rollback is what
-makes the build harmless), then EXPLAIN (ANALYZE, BUFFERS) of the queries it serves with
-representative parameter values. The "before" timings are taken once per query, not once
-per recommendation, so verifying costs little more than building the indexes.
+makes the build harmless), then EXPLAIN (ANALYZE, BUFFERS) of the heaviest query it serves,
+with representative parameter values (pg_stats, see generic_plan.py). The "before" timing
+is taken once per query, not once per recommendation, and a slow query runs once (a quick
+one a few times, median): verifying costs little more than building the indexes.
 
 A build takes a SHARE lock on its table (writes wait) while it runs: verify on a copy, or
 where the target allows it. Only read-only statements are executed; a recommendation that
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 from pglast import ast
+from pglast.parser import ParseError
 from psycopg import errors, sql
 
 from . import analysis as an
@@ -119,13 +121,18 @@ def _verify_one(conn, rec, measurable, statements, before, lock_timeout_ms) -> V
     result.ms_before = before[main].ms
     result.plan_before = before[main].plan
     try:
+        build = _build_statement(rec.ddl)
+    except (ValueError, ParseError) as exc:
+        result.error = f"the DDL cannot be built: {exc}"
+        return result
+    try:
         with conn.transaction(force_rollback=True), conn.cursor() as cur:
             cur.execute(
                 f"{MARKER} SELECT set_config('lock_timeout', %s, true)",
                 (f"{int(lock_timeout_ms)}ms",),
             )
             started = time.perf_counter()
-            cur.execute(sql.SQL(_build_statement(rec.ddl)))
+            cur.execute(sql.SQL(build))
             result.build_ms = round((time.perf_counter() - started) * 1000, 3)
             for qid in usable:
                 after = _measure(conn, statements[qid].text)

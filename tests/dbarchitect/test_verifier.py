@@ -121,3 +121,13 @@ def test_a_recommendation_serving_only_writes_is_not_executed(conn):
     after = conn.execute("SELECT count(*) FROM adv_orders WHERE status = 'done'").fetchone()
     assert before == after
     assert rec.fingerprint == result.fingerprint
+
+
+def test_verify_builds_nothing_but_a_create_index(conn):
+    advice, stats = audit(conn, [QUERIES["expression"]])
+    [rec] = advice.recommendations
+    rec.ddl = "DROP TABLE adv_tiny"
+    [result] = verify(conn, [rec], stats, lock_timeout_ms=1_000)
+    assert result.error.startswith("the DDL cannot be built: not a CREATE INDEX")
+    assert result.build_ms is None and result.ms_after is None
+    assert conn.execute("SELECT count(*) FROM adv_tiny").fetchone()[0] == 100
