@@ -96,3 +96,31 @@ def test_staff_session_reads_and_csrf_protects_writes(staff_user, optimizations)
     response = client.post(f"/api/optimizations/{optimizations[0].id}/approve/")
     assert response.status_code == 403
     assert "CSRF" in response.json()["error"]
+
+
+def _fill_path(path: str, operation: dict) -> str:
+    """The path with each parameter given a value of its declared type."""
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "path":
+            is_int = parameter["schema"].get("type") == "integer"
+            value = "1" if is_int else "0f0f0f0f-0000-4000-8000-000000000000"
+            path = path.replace("{" + parameter["name"] + "}", value)
+    return path
+
+
+def test_every_operation_in_the_schema_refuses_anonymous_and_non_staff(
+    staff_api, anon_api, user_api
+):
+    """Read from the schema, so an endpoint added later is held to the same rule."""
+    schema = staff_api.get("/api/schema/?format=json").json()
+    calls = [
+        (method, _fill_path(path, operation))
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+    assert len(calls) >= 11
+    for method, path in calls:
+        assert "{" not in path, path
+        assert getattr(anon_api, method)(path, {}).status_code == 401, (method, path)
+        assert getattr(user_api, method)(path, {}).status_code == 403, (method, path)
