@@ -68,3 +68,20 @@ def test_session_is_read_only_with_timeouts_and_pg_catalog_first():
 def test_a_database_error_is_a_clear_query_failure():
     with pytest.raises(QueryFailed, match='column "nope" does not exist'):
         query_run(checked=sql_check("SELECT nope FROM demo_user"))
+
+
+def test_other_targets_are_reached_by_their_configured_url(demo_data, settings):
+    from django.db import connection
+
+    from nlsql.ask import sql_run
+
+    db = connection.settings_dict
+    settings.DBARCHITECT_TARGETS = (
+        f"replica=postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    )
+    result = sql_run(sql="SELECT count(*) FROM demo_user", target="replica")
+    assert result.status == "ok" and result.rows == [[len(demo_data)]]
+    assert result.target == "replica"
+    settings.DBARCHITECT_TARGETS = "down=postgres://nobody@127.0.0.1:1/none"
+    failed = sql_run(sql="SELECT 1", target="down")
+    assert failed.status == "error" and "Cannot connect to target 'down'" in failed.error
