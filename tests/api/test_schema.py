@@ -103,8 +103,8 @@ def _strategies(operation, known_ids: dict[str, str]):
     yield operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
     yield operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)
     names = {parameter.name for parameter in operation.path_parameters}
-    if names:
-        ids = {name: known_ids[name] for name in names}
+    ids = {name: known_ids[name] for name in names if name in known_ids}
+    if ids and len(ids) == len(names):
         yield operation.as_strategy(generation_mode=GenerationMode.POSITIVE, path_parameters=ids)
 
 
@@ -136,4 +136,4 @@ def test_no_input_gets_a_server_error(api_schema, staff_token, optimizations, au
 
             no_server_error()
         checked.add((operation.path, operation.method.lower()))
-    assert OPERATIONS <= checked  # and any endpoint added since is fuzzed too
+    assert checked >= OPERATIONS  # and any endpoint added since is fuzzed too
