@@ -161,8 +161,9 @@ class AuditDetailApi(APIView):
     @extend_schema(
         operation_id="audits_retrieve",
         summary="One audit: status, counts, duration, error, phase timings, recommendations",
-        description='An audit still waiting for a worker reads as {"status": "queued"} with '
-        "the other fields null.",
+        description='An audit still waiting for a worker reads as {"status": "queued"}; one '
+        'whose task failed before it could record anything as {"status": "failed"} with the '
+        "error. The other fields of both are null.",
         parameters=[AUDIT_ID],
         responses={200: AuditDetailSerializer, **error_responses(401, 403, 404, 503)},
     )
