@@ -8,7 +8,9 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
+from operator import attrgetter
+from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 from psycopg import adapt, postgres, sql
@@ -25,6 +27,8 @@ REQUIRED_FIELDS = ("user_id", "event_type", "timestamp")
 ALLOWED_FIELDS = frozenset((*REQUIRED_FIELDS, "metadata"))
 COPY_COLUMNS = ("user_id", "event_type", "metadata", "timestamp")
 _EMPTY: dict = {}
+_ABSENT = object()
+_ALWAYS_AWARE = (timezone, ZoneInfo)
 # NaN and Infinity are not JSON: jsonb would refuse them in the middle of the COPY.
 _dumps = json.JSONEncoder(allow_nan=False).encode
 # PostgreSQL text and jsonb cannot hold NUL: refuse it up front, not mid-COPY.
@@ -144,7 +148,7 @@ def _check_columns(rows: list) -> _CheckedBatch:
     Raises _NotTheCommonCase on anything unusual (a bad value, a string id, a dict
     subclass): the row-by-row check then decides, exactly and with the row's index.
     """
-    if any(type(row) is not dict for row in rows):
+    if set(map(type, rows)) != {dict}:
         raise _NotTheCommonCase
     try:
         user_ids = [row["user_id"] for row in rows]
@@ -152,28 +156,39 @@ def _check_columns(rows: list) -> _CheckedBatch:
         timestamps = [row["timestamp"] for row in rows]
     except KeyError:
         raise _NotTheCommonCase from None
-    metadatas = [row.get("metadata", _EMPTY) for row in rows]
-    if not all(row.keys() <= ALLOWED_FIELDS for row in rows):
+    metadatas = [row.get("metadata", _ABSENT) for row in rows]
+    # With the three required keys present, a row has no unknown key when it has three
+    # keys, or four of which one is metadata.
+    lengths = set(map(len, rows))
+    absent = metadatas.count(_ABSENT)
+    if not lengths <= {3, 4} or sum(map(len, rows)) - 3 * len(rows) != len(rows) - absent:
         raise _NotTheCommonCase
-    if {type(value) for value in user_ids} != {uuid.UUID}:
+    if absent:
+        metadatas = [_EMPTY if value is _ABSENT else value for value in metadatas]
+    if set(map(type, user_ids)) != {uuid.UUID}:
         raise _NotTheCommonCase
-    if {type(value) for value in event_types} != {str} or not (
-        min(map(len, event_types)) > 0 and max(map(len, event_types)) <= EVENT_TYPE_MAX_LENGTH
-    ):
+    kinds = set(event_types)
+    if set(map(type, kinds)) != {str} or "\x00" in "".join(kinds):
         raise _NotTheCommonCase
-    if any("\x00" in value for value in set(event_types)):
+    if min(map(len, kinds)) == 0 or max(map(len, kinds)) > EVENT_TYPE_MAX_LENGTH:
         raise _NotTheCommonCase
-    if {type(value) for value in timestamps} != {datetime} or any(
+    if set(map(type, timestamps)) != {datetime}:
+        raise _NotTheCommonCase
+    zones = set(map(attrgetter("tzinfo"), timestamps))
+    if None in zones:
+        raise _NotTheCommonCase
+    # timezone and ZoneInfo always give an offset; other tzinfo classes are asked per row.
+    if not all(type(zone) in _ALWAYS_AWARE for zone in zones) and any(
         value.utcoffset() is None for value in timestamps
     ):
         raise _NotTheCommonCase
-    if {type(value) for value in metadatas} != {dict}:
+    if set(map(type, metadatas)) != {dict}:
         raise _NotTheCommonCase
     try:
-        metadata_json = [_dumps(value) for value in metadatas]
+        metadata_json = list(map(_dumps, metadatas))
     except (TypeError, ValueError):
         raise _NotTheCommonCase from None
-    if any(_NUL_ESCAPE in text for text in metadata_json):
+    if _NUL_ESCAPE in "".join(metadata_json):
         raise _NotTheCommonCase
     return _CheckedBatch(user_ids, event_types, metadata_json, timestamps)
 

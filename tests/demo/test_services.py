@@ -1,5 +1,5 @@
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -66,6 +66,19 @@ def test_an_escaped_backslash_u0000_is_not_taken_for_a_nul(make_user):
     assert BehaviorLog.objects.get().metadata == {"path": "C:\\u0000"}
 
 
+def test_rows_with_and_without_metadata_mix(make_user):
+    rows = rows_for([make_user()], 6)
+    for row in rows[::2]:
+        del row["metadata"]
+    rows[1]["timestamp"] = rows[1]["timestamp"].astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+
+    assert behavior_log_batch_insert(rows=rows) == 6
+
+    assert stored() == by_time(
+        (r["user_id"], r["event_type"], r.get("metadata", {}), r["timestamp"]) for r in rows
+    )
+
+
 def test_empty_batch_writes_nothing(db):
     assert behavior_log_batch_insert(rows=[]) == 0
     assert BehaviorLog.objects.count() == 0
@@ -111,6 +124,20 @@ def _metadata_with_nul(row):
     row["metadata"] = {"note": "a\x00b"}
 
 
+def _unknown_field_instead_of_metadata(row):
+    del row["metadata"]
+    row["colour"] = "red"
+
+
+class _NoOffset(tzinfo):
+    def utcoffset(self, dt):
+        return None
+
+
+def _tzinfo_without_offset(row):
+    row["timestamp"] = datetime(2026, 5, 1, tzinfo=_NoOffset())
+
+
 def _event_type_too_long(row):
     row["event_type"] = "x" * 65
 
@@ -134,6 +161,8 @@ def _unknown_field(row):
         (_event_type_with_nul, "event_type", "without NUL"),
         (_metadata_with_nul, "metadata", "NUL character"),
         (_unknown_field, "colour", "is not a field"),
+        (_unknown_field_instead_of_metadata, "colour", "is not a field"),
+        (_tzinfo_without_offset, "timestamp", "timezone-aware datetime"),
     ],
 )
 def test_one_bad_row_writes_nothing_and_the_error_names_it(make_user, spoil, field, problem):
