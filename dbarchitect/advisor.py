@@ -103,6 +103,9 @@ class IndexRecommendation:
     needs_real_build: bool
     plan_before: dict | None
     plan_after: dict | None
+    # queryid -> the statement with values in place that was costed, where the advisor
+    # costed one (a LIKE prefix, a rare value): the verifier measures the same case.
+    statements: dict[int, str] = field(default_factory=dict)
 
     @property
     def cost_reduction(self) -> float:
@@ -891,6 +894,7 @@ def _recommendation(ctx, candidate, per_query, size, main, plan_after, names_tak
         needs_real_build=candidate.method not in BTREE_METHODS,
         plan_before=ctx.base[main].plan,
         plan_after=plan_after,
+        statements={q: ctx.forms[q].text for q in per_query if ctx.forms[q].is_literal},
     )
 
 

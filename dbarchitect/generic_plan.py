@@ -42,6 +42,10 @@ REPRESENTATIVE_OFFSET = 0
 # Range parameters pick the value at this quantile of the column's histogram (or its
 # mirror for "<"), so "ts > $1" selects about the newest tenth: a selective, common use.
 RANGE_QUANTILE = 0.9
+# A column is skewed when its most common value is this many times more frequent than a
+# rare one; a rare value's plan then replaces the generic one if it costs this much more.
+SKEW_RATIO = 10.0
+RARE_COST_RATIO = 1.5
 
 Resolver = Callable[[an.ColumnUse], "tuple[TableInfo, str] | None"]
 
@@ -52,10 +56,15 @@ class NotCostable(Exception):
 
 @dataclass(frozen=True)
 class CostForm:
-    mode: str  # "generic", "generic_typed" or "literal"
+    mode: str  # "generic", "generic_typed", "literal" or "literal_rare"
     text: str  # the statement to PREPARE (generic) or to EXPLAIN (literal)
     param_types: tuple[str, ...] = ()
     nparams: int = 0
+
+    @property
+    def is_literal(self) -> bool:
+        """Planned as written, values in place (a custom plan), not PREPAREd."""
+        return self.mode.startswith("literal")
 
 
 @dataclass(frozen=True)
@@ -114,8 +123,66 @@ def costing_form(
             first_line = (exc.diag.message_primary or str(exc)).strip()
             failures.append(f"{form.mode}: {first_line}")
             continue
+        if not form.is_literal and _skewed_equality(analysis, resolve, stats):
+            return _costlier_with_a_rare_value(
+                conn, analysis, resolve, stats, form, cost, server_version
+            )
         return form, cost
     raise NotCostable("; ".join(dict.fromkeys(failures)) or "no way to plan it")
+
+
+def _costlier_with_a_rare_value(conn, analysis, resolve, stats, form, cost, server_version):
+    """The generic plan prices every value at the average; on a skewed column the query
+    is slow for the rare values (a backward scan that never meets one, say). When a rare
+    value's plan costs far more than a common value's, it is the case that explains a
+    slow query, and the one to cost indexes on."""
+    try:
+        plans = []
+        for rare in (False, True):
+            values = representative_values(conn, analysis, resolve, stats, rare=rare)
+            variant = CostForm(
+                "literal_rare" if rare else "literal", literal_text(analysis, values)
+            )
+            with conn.transaction(savepoint_name=SAVEPOINT):
+                plans.append((variant, plan_cost(conn, variant, server_version=server_version)))
+    except (psycopg.Error, ValueError):
+        return form, cost
+    (_typical, typical_cost), (rare_form, rare_cost) = plans
+    if rare_cost.total > typical_cost.total * RARE_COST_RATIO:
+        return rare_form, rare_cost
+    return form, cost
+
+
+def _skewed_equality(analysis, resolve, stats) -> bool:
+    for use in analysis.params.values():
+        if use.kind != an.EQ or use.column is None:
+            continue
+        found = resolve(use.column)
+        if found is None:
+            continue
+        column_stats = stats.get((found[0].schema, found[0].name, found[1]))
+        if column_stats is not None and _rare_value(column_stats) is not None:
+            return True
+    return False
+
+
+def _rare_value(column_stats: ColumnStats) -> Any:
+    """A value far rarer than the column's most common one, or None when there is none."""
+    freqs = column_stats.common_freqs
+    if not freqs:
+        return None
+    rest = max(0.0, 1.0 - sum(freqs) - column_stats.null_frac)
+    others = column_stats.n_distinct - len(freqs) if column_stats.n_distinct > 0 else 0
+    if column_stats.histogram and (others <= 0 or rest / others < min(freqs)):
+        value, freq = (
+            column_stats.histogram[len(column_stats.histogram) // 2],
+            rest / max(others, 1),
+        )
+    else:
+        value, freq = column_stats.common_values[-1], freqs[-1]
+    if max(freqs) < SKEW_RATIO * max(freq, 1e-9):
+        return None
+    return value
 
 
 def plan_cost(conn: psycopg.Connection, form: CostForm, *, server_version: int) -> PlanCost:
@@ -125,7 +192,7 @@ def plan_cost(conn: psycopg.Connection, form: CostForm, *, server_version: int) 
     plan, which would hide a hypothetical index created after it was first planned.
     """
     with conn.cursor() as cur:
-        if form.mode == "literal":
+        if form.is_literal:
             cur.execute(sql.SQL(MARKER + " EXPLAIN (FORMAT JSON) {}").format(sql.SQL(form.text)))
         elif server_version >= 160000 and not form.param_types:
             cur.execute(
@@ -202,8 +269,12 @@ def representative_values(
     analysis: an.QueryAnalysis,
     resolve: Resolver,
     stats: dict[tuple[str, str, str], ColumnStats],
+    *,
+    rare: bool = False,
 ) -> dict[int, Any]:
     """A plausible value for every $n: from pg_stats, a sampled row, or the context.
+
+    `rare` picks, for an equality on a skewed column, one of its rare values instead.
 
     A $n not compared with a column (`lower($1)`, `$1 + $2`) gets a value of the type the
     server infers for it, as a typed literal.
@@ -220,7 +291,7 @@ def representative_values(
             value = _value_for_type(type_name)
             values[number] = Typed(value, type_name) if type_name else value
             continue
-        values[number] = _value_for(conn, use, resolve, stats, in_list_position)
+        values[number] = _value_for(conn, use, resolve, stats, in_list_position, rare)
     return values
 
 
@@ -264,7 +335,7 @@ def inferred_param_types(
     return {}
 
 
-def _value_for(conn, use, resolve, stats, in_list_position) -> Any:
+def _value_for(conn, use, resolve, stats, in_list_position, rare=False) -> Any:
     if use.kind == "limit":
         return REPRESENTATIVE_LIMIT
     if use.kind == "offset":
@@ -282,7 +353,7 @@ def _value_for(conn, use, resolve, stats, in_list_position) -> Any:
     if column_stats is not None and not (like and not column_stats.common_values):
         # (A LIKE prefix taken from the histogram would match a histogram entry, and the
         # planner would estimate it from that one match: a row of the table is fairer.)
-        value = _from_stats(column_stats, use, in_list_position)
+        value = _from_stats(column_stats, use, in_list_position, rare)
     if value is None:
         value = _sampled_value(conn, info, col)
     if value is None:
@@ -295,7 +366,13 @@ def _value_for(conn, use, resolve, stats, in_list_position) -> Any:
     return value
 
 
-def _from_stats(column_stats: ColumnStats, use: an.ParamUse, positions: dict) -> Any:
+def _from_stats(
+    column_stats: ColumnStats, use: an.ParamUse, positions: dict, rare: bool = False
+) -> Any:
+    if rare and use.kind == an.EQ:
+        value = _rare_value(column_stats)
+        if value is not None:
+            return value
     histogram = column_stats.histogram
     common = column_stats.common_values
     if use.kind == an.RANGE and histogram:

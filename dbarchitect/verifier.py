@@ -74,10 +74,11 @@ def verify(
 ) -> list[Verification]:
     """One Verification per recommendation, in order; failures carry their reason."""
     served = {qid for rec in recommendations for qid in rec.queryids if qid in queries}
-    statements = advisor_representative_statements(conn, [queries[q] for q in sorted(served)])
-    before: dict[int, _Measurement | str] = {}
+    representative = advisor_representative_statements(conn, [queries[q] for q in sorted(served)])
+    before: dict[tuple[int, str], _Measurement | str] = {}
     results = []
     for rec in recommendations:
+        statements = _statements_for(rec, representative)
         # The heaviest query it serves that can be run stands for it (queryids come
         # heaviest first): measuring every served query would cost more than the builds.
         measurable = [q for q in rec.queryids if _runnable(statements.get(q))][:1]
@@ -85,10 +86,25 @@ def verify(
             results.append(_unmeasured(rec, statements))
             continue
         for qid in measurable:
-            if qid not in before:
-                before[qid] = _measure_safely(conn, statements[qid].text)
-        results.append(_verify_one(conn, rec, measurable, statements, before, lock_timeout_ms))
+            key = (qid, statements[qid].text)
+            if key not in before:
+                before[key] = _measure_safely(conn, statements[qid].text)
+        measured = {qid: before[(qid, statements[qid].text)] for qid in measurable}
+        results.append(_verify_one(conn, rec, measurable, statements, measured, lock_timeout_ms))
     return results
+
+
+def _statements_for(
+    rec: IndexRecommendation, representative: dict[int, RepresentativeStatement]
+) -> dict[int, RepresentativeStatement]:
+    """The advisor's own costed statement where it has one (the case it proved on paper),
+    else the query with representative values."""
+    statements = dict(representative)
+    for qid, text in rec.statements.items():
+        known = representative.get(qid)
+        if known is not None and known.text is not None:
+            statements[qid] = RepresentativeStatement(qid, text, known.is_select)
+    return statements
 
 
 def _runnable(statement: RepresentativeStatement | None) -> bool:
