@@ -94,6 +94,7 @@ def _audit_phases(
                 conn,
                 min_unused_bytes=settings.DBARCHITECT_UNUSED_INDEX_MIN_BYTES,
                 min_table_rows=settings.DBARCHITECT_MIN_TABLE_ROWS,
+                skip_tables=own_tables(),
             )
     # Verify: build each index for real in a rolled-back transaction, measure before/after.
     verifications = {}

@@ -256,9 +256,17 @@ def missing_fk_indexes(conn: psycopg.Connection, *, min_table_rows: int = 0) -> 
 
 
 def health_check(
-    conn: psycopg.Connection, *, min_unused_bytes: int = 0, min_table_rows: int = 0
+    conn: psycopg.Connection,
+    *,
+    min_unused_bytes: int = 0,
+    min_table_rows: int = 0,
+    skip_tables: Iterable[str] = (),
 ) -> list[HealthFinding]:
-    """Every finding once: an index both unused and duplicate is one drop, with both reasons."""
+    """Every finding once: an index both unused and duplicate is one drop, with both reasons.
+
+    `skip_tables` (bare names) are left out: the architect's own bookkeeping tables.
+    """
+    skip = frozenset(skip_tables)
     merged: dict[str, HealthFinding] = {}
     for finding in [
         *invalid_indexes(conn),
@@ -266,6 +274,8 @@ def health_check(
         *unused_indexes(conn, min_size_bytes=min_unused_bytes),
         *missing_fk_indexes(conn, min_table_rows=min_table_rows),
     ]:
+        if finding.table in skip:
+            continue
         seen = merged.get(finding.fingerprint)
         if seen is None:
             merged[finding.fingerprint] = finding

@@ -55,6 +55,9 @@ def test_audit_recommends_the_composite_index_and_measures_it(default_target, wo
     assert ("drop_index", "pl_behavior_log_timestamp_dup") in health
     assert ("invalid_index", "pl_user_created_at_uniq") in health
     assert ("fk_index", "pl_payment_user_id_fk_idx") in health
+    # Nothing about the architect's own bookkeeping tables.
+    own = ("public.dbarchitect_", "public.optimizations_")
+    assert not [log for log in audit.optimizations.all() if log.table_name.startswith(own)]
     # Snapshots: the slow query, with its calls since the last audit (the first one: all).
     snapshot = recent_logs_snapshot(audit)
     assert (snapshot.calls, snapshot.is_slow) == (30, True)

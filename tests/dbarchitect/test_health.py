@@ -135,3 +135,11 @@ def test_index_name_is_deterministic_and_fits_63_bytes():
         "a_table_with_a_rather_long_name", ["first_long_column", "third"], suffix="idx"
     )
     assert index_name("t", ["a"], suffix="fk_idx") == "t_a_fk_idx"
+
+
+def test_health_check_leaves_out_the_tables_it_is_told_to_skip(conn):
+    tables = {f.table for f in health_check(conn, min_unused_bytes=0)}
+    assert "pl_payment" in tables
+    skipped = health_check(conn, min_unused_bytes=0, skip_tables=["pl_payment", "pl_user"])
+    assert not {"pl_payment", "pl_user"} & {f.table for f in skipped}
+    assert "pl_behavior_log" in {f.table for f in skipped}
