@@ -83,24 +83,31 @@ def question_ask(
         result.reason = str(exc)
         return _logged(result, user=user, started=started)
     result.source, result.reason = generated.source, generated.note
+    _answer(result, generated, run=run)
+    return _logged(result, user=user, started=started)
+
+
+def _answer(result: AskResult, generated: Generated, *, run: bool) -> None:
+    """Check and run; SQL from the LLM that fails goes back to it once with the problem."""
     try:
         _check_and_run(result, generated, run=run)
-    except (SqlRefused, QueryFailed) as first:
-        if generated.source != "llm":
-            _record_failure(result, generated.sql, first)
-            return _logged(result, user=user, started=started)
-        try:
-            retried = regenerate_sql(generated, problem=_problem(first))
-        except NoAnswer as exc:
-            _record_failure(result, generated.sql, first)
-            result.error = f"{result.error}; the correction failed: {exc}".lstrip("; ")
-            return _logged(result, user=user, started=started)
-        result.reason = retried.note
-        try:
-            _check_and_run(result, retried, run=run)
-        except (SqlRefused, QueryFailed) as second:
-            _record_failure(result, retried.sql, second)
-    return _logged(result, user=user, started=started)
+        return
+    except (SqlRefused, QueryFailed) as exc:
+        first = exc
+    if generated.source != "llm":
+        _record_failure(result, generated.sql, first)
+        return
+    try:
+        retried = regenerate_sql(generated, problem=_problem(first))
+    except NoAnswer as exc:
+        _record_failure(result, generated.sql, first)
+        result.reason = f"{result.reason} (The LLM could not correct it: {exc})"
+        return
+    result.reason = retried.note
+    try:
+        _check_and_run(result, retried, run=run)
+    except (SqlRefused, QueryFailed) as second:
+        _record_failure(result, retried.sql, second)
 
 
 def sql_run(*, sql: object, target: object = DEFAULT_TARGET, user=None) -> AskResult:

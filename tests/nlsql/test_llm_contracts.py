@@ -193,3 +193,11 @@ def test_llm_client_configuration_errors_are_clear(settings):
     settings.LLM_PROVIDER = "claude"
     with pytest.raises(LLMError, match="not gemini or openai"):
         llm_client()
+
+
+def test_llm_failing_during_the_correction_keeps_the_first_reason(demo_data, llm_server):
+    llm_server.reply("UPDATE demo_user SET email = 'x'")
+    llm_server.reply_error(500, "backend exploded")
+    result = question_ask(question=QUESTION)
+    assert result.status == "refused" and "UPDATE" in result.reason
+    assert "The LLM could not correct it" in result.reason and "500" in result.reason
