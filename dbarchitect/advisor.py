@@ -757,7 +757,7 @@ def _choose(ctx: _Context, options: list[_Option]) -> list[_Chosen]:
             if best.estimated is None:
                 _hypo_create(ctx, member)
             ctx.chosen_members.add(member)
-            chosen.append(_Chosen(member, best.estimated, evaluation.gain))
+            chosen.append(_Chosen(member, best.estimated, evaluation.gain, len(best.members) > 1))
         for qid, cost in evaluation.costs.items():
             if cost < current[qid] and cost <= _target(ctx, qid):
                 current[qid] = cost
@@ -773,6 +773,7 @@ class _Chosen:
     candidate: Candidate
     estimated: dict[int, float] | None = None
     gain: float = 0.0  # what it saved the workload when it was picked
+    in_bundle: bool = False  # picked with others that one query needs together
 
 
 def _prune(ctx: _Context, chosen: list[_Chosen]) -> list[_Chosen]:
@@ -814,46 +815,68 @@ def _prune(ctx: _Context, chosen: list[_Chosen]) -> list[_Chosen]:
 
 
 def _recommendations(ctx: _Context, chosen: list[_Chosen]) -> list[IndexRecommendation]:
-    """With the chosen set in place, each index serves the queries whose plans use it."""
-    by_hypo_oid = dict(ctx.hypo_oids)
-    final_plans: dict[int, dict] = {}
-    final_costs: dict[int, float] = {}
+    """Each chosen index with the queries it serves and what it does for them on its own.
+
+    Which queries it serves: those whose plan uses it with the whole chosen set in place.
+    What it does: their cost with this index alone, the way verification builds it, so
+    an index that only helps next to another one does not take credit for that one.
+    """
+    sizes = {c: size for c, (_oid, size) in ctx.hypo.items()}
     served: dict[Candidate, set[int]] = defaultdict(set)
     relevant_all = set()
     for item in chosen:
         relevant_all |= _relevant_queries(ctx, item.candidate)
     for qid in sorted(relevant_all & set(ctx.forms)):
         cost = _cost(ctx, qid)
-        if cost is None:
+        if cost is None or cost.total > _target(ctx, qid):
             continue
-        final_plans[qid] = cost.plan
-        final_costs[qid] = cost.total
         for oid in _used_indexes(cost.plan):
-            if oid in by_hypo_oid and cost.total <= _target(ctx, qid):
-                served[by_hypo_oid[oid]].add(qid)
+            if oid in ctx.hypo_oids:
+                served[ctx.hypo_oids[oid]].add(qid)
+    for candidate in list(ctx.hypo):
+        _hypo_drop(ctx, candidate)
     names_taken = _relation_names(ctx, {c.candidate.table_oid for c in chosen})
     recommendations = []
     for item in chosen:
         candidate = item.candidate
         if item.estimated is not None:
             per_query = {q: (ctx.base[q].total, cost) for q, cost in item.estimated.items()}
+            plans: dict[int, dict] = {}
             size = _gin_size_estimate(ctx.by_oid[candidate.table_oid])
-            plan_after = None
         else:
-            queries = served.get(candidate, set())
-            per_query = {q: (ctx.base[q].total, final_costs[q]) for q in queries}
-            size = ctx.hypo[candidate][1] if candidate in ctx.hypo else 0
-            plan_after = None
+            per_query, plans = _alone(ctx, candidate, served.get(candidate, set()))
+            size = sizes.get(candidate, 0)
+            alone_serves = any(after <= _target(ctx, q) for q, (_b, after) in per_query.items())
+            if not (alone_serves or item.in_bundle):
+                # It only polished a plan another chosen index made: not worth its upkeep.
+                continue
         if not per_query:
             continue
         main = max(per_query, key=lambda q: ctx.calls[q] * (per_query[q][0] - per_query[q][1]))
-        if item.estimated is None:
-            plan_after = final_plans.get(main)
         recommendations.append(
-            _recommendation(ctx, candidate, per_query, size, main, plan_after, names_taken)
+            _recommendation(ctx, candidate, per_query, size, main, plans.get(main), names_taken)
         )
     recommendations.sort(key=lambda r: r.cost_before - r.cost_after, reverse=True)
     return recommendations
+
+
+def _alone(
+    ctx: _Context, candidate: Candidate, queries: set[int]
+) -> tuple[dict[int, tuple[float, float]], dict[int, dict]]:
+    """(before, after) cost and the after-plan of each query with only this index added."""
+    per_query: dict[int, tuple[float, float]] = {}
+    plans: dict[int, dict] = {}
+    if not queries or not _hypo_create(ctx, candidate):
+        return per_query, plans
+    try:
+        for qid in sorted(queries):
+            cost = _cost(ctx, qid)
+            if cost is not None:
+                per_query[qid] = (ctx.base[qid].total, min(cost.total, ctx.base[qid].total))
+                plans[qid] = cost.plan
+    finally:
+        _hypo_drop(ctx, candidate)
+    return per_query, plans
 
 
 def _relation_names(ctx: _Context, table_oids: set[int]) -> set[str]:

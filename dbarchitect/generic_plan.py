@@ -11,8 +11,10 @@ plain PREPARE rejects or cannot type. The ladder, cheapest and most faithful fir
    pg_stats (or a sampled row), planned as a custom plan.
 
 A query whose plan depends on the value itself (`col LIKE $1`: only a known prefix can
-use an index) starts at step 3. Callers run this inside their own transaction: a failed
-attempt is rolled back to a savepoint and the next step is tried.
+use an index) starts at step 3. An equality on a skewed column is also planned with a
+rare and a common value; if the rare one costs far more, that plan (the slow case the
+average hides) is the one indexes are costed on. Callers run this inside their own
+transaction: a failed attempt is rolled back to a savepoint and the next one is tried.
 """
 
 from __future__ import annotations
@@ -95,7 +97,6 @@ def costing_form(
         use.kind in (an.LIKE, an.ILIKE) and use.column is not None
         for use in analysis.params.values()
     )
-    attempts: list[Callable[[], CostForm]] = []
     text = statement_text(analysis)
     n = analysis.max_param
     generic = [
@@ -107,9 +108,12 @@ def costing_form(
             "literal", literal_text(analysis, representative_values(conn, analysis, resolve, stats))
         )
     ]
-    attempts = literal + generic if value_dependent else generic + literal
     if n == 0:
-        attempts = [lambda: CostForm("literal", text)]
+        attempts = [lambda: CostForm("literal", text)]  # no parameters: plan it as it is
+    elif value_dependent:
+        attempts = literal + generic
+    else:
+        attempts = generic + literal
     for make in attempts:
         try:
             form = make()
