@@ -349,11 +349,7 @@ class _Walker:
                 level.names[alias] = None
                 return
             relation = Relation(item.schemaname, item.relname)
-            level.names[alias] = relation
-            if alias != item.relname and item.relname not in level.names:
-                # "FROM orders o" still lets "orders.id" through in PostgreSQL? No: only the
-                # alias is visible. Keep the table name out so resolution follows SQL.
-                pass
+            level.names[alias] = relation  # with an alias, only the alias is visible
             scope.relations.append(relation)
         elif isinstance(item, ast.JoinExpr):
             self.from_item(item.larg, level, scope)
