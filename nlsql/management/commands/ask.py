@@ -49,14 +49,14 @@ class Command(BaseCommand):
     def _print(self, result) -> None:
         if result.sql:
             self.stdout.write(result.sql)
-        if result.reason:
-            self.stdout.write(f"-- {result.reason}")
         if result.status == "refused":
             self.stderr.write(f"Refused: {result.reason}")
             return
         if result.status == "error":
             self.stderr.write(f"Error: {result.error or result.reason}")
             return
+        if result.reason:
+            self.stdout.write(f"-- {result.reason}")
         self.stdout.write(" | ".join(result.columns))
         for row in result.rows:
             self.stdout.write(" | ".join("" if value is None else str(value) for value in row))
