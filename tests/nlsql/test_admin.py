@@ -105,3 +105,16 @@ def test_training_item_added_in_the_admin_is_checked_and_embedded(super_client, 
     )
     item = TrainingItem.objects.get()
     assert item.source == "admin" and len(item.embedding) == 384
+
+
+def test_refused_answer_shows_the_reason_and_no_feedback_buttons(
+    staff_client, demo_data, openai_server, settings
+):
+    openai_server.configure(settings)
+    openai_server.default = "DROP TABLE demo_user"
+    page = staff_client.post(
+        ASK, {"question": "Remove the users table", "target": "default"}
+    ).content.decode()
+    assert "Answer: refused" in page
+    assert "Only SELECT is allowed; this is DROP." in page
+    assert 'value="correct"' not in page and 'id="answer-rows"' not in page
