@@ -200,6 +200,8 @@ class _Level:
     def __init__(self, parent: _Level | None, ctes: set[str]):
         self.parent = parent
         self.names: dict[str, Relation | None] = {}
+        # A derived table's or CTE's alias -> its SELECT-list columns that are plain columns.
+        self.derived: dict[str, dict[str, ColumnUse]] = {}
         self.ctes = set(ctes) | (parent.ctes if parent else set())
 
     def chain(self):
@@ -215,6 +217,13 @@ class _Level:
                 return True, level.names[qualifier], depth > 0
         return False, None, False
 
+    def derived_column(self, qualifier: str, column: str) -> ColumnUse | None:
+        """The table column behind `qualifier.column` when qualifier is a sub-select/CTE."""
+        for level in self.chain():
+            if qualifier in level.names:
+                return level.derived.get(qualifier, {}).get(column)
+        return None
+
     def candidates(self) -> tuple[tuple[Relation, ...], ...]:
         levels = []
         for level in self.chain():
@@ -226,6 +235,7 @@ class _Level:
 class _Walker:
     def __init__(self, result: QueryAnalysis):
         self.result = result
+        self.cte_outputs: dict[str, dict[str, ColumnUse]] = {}
 
     # statements
 
@@ -270,7 +280,9 @@ class _Walker:
             names.add(cte.ctename)
             query = cte.ctequery
             if isinstance(query, ast.SelectStmt):
-                self.select(query, parent, "cte", ctes=names)
+                scope = self.select(query, parent, "cte", ctes=names)
+                if scope is not None:
+                    self.cte_outputs[cte.ctename] = scope.outputs
             elif isinstance(query, ast.UpdateStmt | ast.DeleteStmt):
                 self.modify(query)
             elif isinstance(query, ast.InsertStmt) and query.selectStmt is not None:
@@ -280,19 +292,20 @@ class _Walker:
 
     def select(
         self, node: Any, parent: _Level | None, kind: str, ctes: set[str] | None = None
-    ) -> None:
+    ) -> Scope | None:
+        """Analyze one SELECT; returns its scope (None for UNION and VALUES)."""
         own_ctes = set(ctes or ()) | self.with_clause(node.withClause, parent)
         if node.op != enums.SetOperation.SETOP_NONE:
             for branch in (node.larg, node.rarg):
                 if branch is not None:
                     self.select(branch, parent, "union_branch", own_ctes)
-            return
+            return None
         if node.valuesLists:
             level = _Level(parent, own_ctes)
             for row in node.valuesLists:
                 for item in row:
                     self.expression_sublinks(item, level)
-            return
+            return None
         level = _Level(parent, own_ctes)
         scope = Scope(kind=kind)
         self.result.scopes.append(scope)
@@ -323,6 +336,7 @@ class _Walker:
         scope.limit = self.limit_value(node.limitCount, "limit")
         scope.offset = self.limit_value(node.limitOffset, "offset")
         scope.correlated = kind == "subquery" and self._mentions_outer(scope)
+        return scope
 
     @staticmethod
     def _mentions_outer(scope: Scope) -> bool:
@@ -347,6 +361,7 @@ class _Walker:
             alias = item.alias.aliasname if item.alias else item.relname
             if item.schemaname is None and item.relname in level.ctes:
                 level.names[alias] = None
+                level.derived[alias] = self.cte_outputs.get(item.relname, {})
                 return
             relation = Relation(item.schemaname, item.relname)
             level.names[alias] = relation  # with an alias, only the alias is visible
@@ -362,9 +377,10 @@ class _Walker:
                 level.names.setdefault(item.alias.aliasname, None)
         elif isinstance(item, ast.RangeSubselect):
             parent = level if item.lateral else level.parent
-            self.select(item.subquery, parent, "subquery", level.ctes)
+            inner = self.select(item.subquery, parent, "subquery", level.ctes)
             if item.alias is not None:
                 level.names[item.alias.aliasname] = None
+                level.derived[item.alias.aliasname] = inner.outputs if inner else {}
         elif isinstance(item, ast.RangeFunction | ast.RangeTableFunc | ast.RangeTableSample):
             if isinstance(item, ast.RangeTableSample):
                 self.from_item(item.relation, level, scope)
@@ -598,7 +614,9 @@ class _Walker:
             return ColumnUse(column, relation)
         found, relation, _outer = level.lookup(names[0])
         if found:
-            return ColumnUse(column, relation) if relation is not None else None
+            if relation is not None:
+                return ColumnUse(column, relation)
+            return level.derived_column(names[0], column)
         # a table name used although it has no alias clash, e.g. "orders.id" for "FROM orders"
         return None
 

@@ -189,3 +189,19 @@ def test_representative_values_become_quoted_literals_not_sql():
     assert statement.whereClause.args[0].rexpr.val.sval == hostile
     assert "CAST('2024-01-01' AS date)" in text or "'2024-01-01'::date" in text
     assert text.endswith("LIMIT 10")
+
+
+def test_filters_on_a_derived_table_or_cte_reach_the_table_behind_them():
+    analysis = an.analyze_query(
+        "WITH recent AS (SELECT o.customer_id AS buyer, o.created_at FROM orders o) "
+        "SELECT * FROM recent r JOIN (SELECT i.order_id, i.qty FROM items i) x "
+        "ON x.order_id = r.buyer WHERE r.created_at > $1 AND x.qty = $2"
+    )
+    main = next(scope for scope in analysis.scopes if scope.kind == "select")
+    found = {(p.column.relation, p.column.column, p.kind) for p in main.predicates}
+    assert found == {(ORDERS, "created_at", an.RANGE), (ITEMS, "qty", an.EQ)}
+    [join] = main.joins
+    assert {(join.left.relation, join.left.column), (join.right.relation, join.right.column)} == {
+        (ITEMS, "order_id"),
+        (ORDERS, "customer_id"),
+    }
