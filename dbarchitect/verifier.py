@@ -30,6 +30,7 @@ from . import analysis as an
 from .advisor import IndexRecommendation, QueryLike, RepresentativeStatement
 from .advisor import representative_statements as advisor_representative_statements
 from .collector import MARKER
+from .generic_plan import prepared_statements_forget
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ def verify(
                 before[key] = _measure_safely(conn, statements[qid].text)
         measured = {qid: before[(qid, statements[qid].text)] for qid in measurable}
         results.append(_verify_one(conn, rec, measurable, statements, measured, lock_timeout_ms))
+    prepared_statements_forget(conn)
     return results
 
 
