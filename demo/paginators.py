@@ -1,5 +1,6 @@
 """Admin pagination that does not COUNT(*) millions of rows on every page view."""
 
+import json
 from functools import cached_property
 
 from django.core.paginator import Paginator
@@ -27,10 +28,9 @@ def _planner_rows(queryset) -> int:
     compiler = query.get_compiler(queryset.db)
     sql, params = compiler.as_sql()
     with connections[queryset.db].cursor() as cursor:
+        # The ORM's own SQL, its values still separate parameters.
         cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
         plan = cursor.fetchone()[0]
     if isinstance(plan, str):  # Django loads json/jsonb as text on psycopg 3
-        import json
-
         plan = json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"])
