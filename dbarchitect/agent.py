@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from . import advisor, verifier
@@ -20,6 +21,7 @@ from .connection import TargetUnavailable, secrets_scrub, target_session
 from .health import health_check
 from .locking import AuditAlreadyRunning, audit_lock
 from .models import AuditRun, Target
+from .proposals import audit_propose
 from .recording import (
     AuditFindings,
     audit_fail,
@@ -54,10 +56,14 @@ def run_audit(
         phases: dict[str, float] = {}
         try:
             found = _audit_phases(target_row, verify_db, verify_note, phases)
-            return audit_record(audit=audit, found=found, phase_seconds=phases)
+            audit = audit_record(audit=audit, found=found, phase_seconds=phases)
         except Exception as exc:
             logger.exception("audit %s of target %s failed", audit.id, target)
             return audit_fail(audit=audit, error=audit_error(exc), phase_seconds=phases)
+        # Propose: the confident recommendations become a migration on a branch and a pull
+        # request, once committed; what happened goes to the report, never fails the audit.
+        audit_propose(audit=audit)
+        return audit
 
 
 def _audit_phases(
@@ -136,7 +142,12 @@ def verify_plan(*, target: Target, verify: bool | None) -> tuple[bool, str | Non
 
 def audit_error(exc: BaseException) -> str:
     """The reason an audit failed, for the AuditRun and the report: no secrets."""
-    if isinstance(exc, psycopg.errors.QueryCanceled):
+    if isinstance(exc, SoftTimeLimitExceeded):
+        text = (
+            "time limit: the audit ran past CELERY_TASK_SOFT_TIME_LIMIT="
+            f"{settings.CELERY_TASK_SOFT_TIME_LIMIT}s and was stopped; nothing was recorded"
+        )
+    elif isinstance(exc, psycopg.errors.QueryCanceled):
         text = (
             "statement timeout: a statement on the target ran longer than "
             f"DBARCHITECT_STATEMENT_TIMEOUT_MS={settings.DBARCHITECT_STATEMENT_TIMEOUT_MS}: {exc}"

@@ -17,15 +17,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from optimizations.embeddings import generate_embeddings
+from optimizations.decisions import recommendation_outcomes_check
 from optimizations.models import OptimizationLog
-from optimizations.services import embedding_text, optimization_bulk_store
+from optimizations.services import optimization_bulk_store
 
 from .collector import Collection, Counters, QueryStat
 from .health import HealthFinding
 from .locking import audit_lock_free
 from .models import AuditRun, QuerySnapshot, Target
-from .report import report_build
+from .report import outcome_summary, report_build
+from .review import recommendations_review
 
 if TYPE_CHECKING:
     from .advisor import Advice
@@ -223,24 +224,25 @@ def audit_record(
     """
     started = time.perf_counter()
     logs = optimization_logs_build(audit=audit, found=found)
-    settled = fingerprints_settled(
-        target=audit.target, fingerprints=[log.fingerprint for log in logs]
+    # Memory, confidence, rationale: drop repeats, embed, score and explain the new ones
+    # (before the transaction: the embedding model and an LLM take a while).
+    review = recommendations_review(
+        target_id=audit.target_id, logs=logs, stats=found.collection.stats
     )
-    new_logs = list(
-        {log.fingerprint: log for log in logs if log.fingerprint not in settled}.values()
-    )
-    vectors = generate_embeddings([embedding_text(log) for log in new_logs]) if new_logs else []
-    for log, vector in zip(new_logs, vectors, strict=True):
-        log.embedding = vector  # embedded before the transaction: it takes a while
+    settled = review.repeat_fingerprints
+    new_logs = review.new
     collection = found.collection
     with transaction.atomic():
         QuerySnapshot.objects.bulk_create(_snapshot(audit, stat) for stat in collection.stats)
         optimization_bulk_store(new_logs, embed=False)
+        # Applied recommendations of this target: did the gain come? (needs the snapshots)
+        outcomes = recommendation_outcomes_check(audit=audit)
         audit.status = AuditRun.Status.SUCCEEDED
         audit.finished_at = timezone.now()
         record_s = round(time.perf_counter() - started, 3)
         audit.phase_seconds = {**phase_seconds, "record": record_s}
         audit.report = report_build(audit=audit, found=found, logs=logs, settled=settled)
+        audit.report["outcomes"] = [outcome_summary(log) for log in outcomes]
         audit.queries_collected = len(collection.stats)
         audit.queries_analyzed = len(collection.slow)
         audit.recommendations_count = len(new_logs)

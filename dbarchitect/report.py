@@ -6,6 +6,8 @@ from optimizations.models import OptimizationLog
 
 # Queries listed in the text report (the JSON lists them all).
 TEXT_MAX_QUERIES = 20
+# Rationale lines per recommendation in the text report (the JSON has it all).
+TEXT_RATIONALE_LINES = 8
 
 
 def report_build(*, audit, found, logs: Sequence[OptimizationLog], settled: Iterable[str]) -> dict:
@@ -65,6 +67,23 @@ def _recommendation(log: OptimizationLog, already_recorded: bool) -> dict:
         "fingerprint": log.fingerprint,
         "verification_error": log.details.get("verification_error"),
         "already_recorded": already_recorded,
+        # Scored and explained only when recorded by this audit (repeats were not).
+        "confidence": None if already_recorded else log.confidence,
+        "confidence_breakdown": None if already_recorded else log.confidence_breakdown,
+        "rationale": None if already_recorded else log.explanation,
+        "similar_past": [] if already_recorded else log.details.get("similar", []),
+    }
+
+
+def outcome_summary(log: OptimizationLog) -> dict:
+    """An applied recommendation this audit judged: did its gain come?"""
+    check = (log.details or {}).get("outcome_check", {})
+    return {
+        "id": str(log.pk),
+        "ddl": log.ddl,
+        "outcome": log.outcome,
+        "mean_ms_before": check.get("before_ms"),
+        "mean_ms_after": log.mean_ms_after_apply,
     }
 
 
@@ -102,7 +121,31 @@ def report_text(report: dict) -> str:
         lines.append(f"  [{rec['kind']}] {rec['recommendation']}{seen}")
         if rec["ddl"] and rec["ddl"] not in rec["recommendation"]:
             lines.append(f"      {rec['ddl']}")
+        if rec.get("confidence") is not None:
+            lines.append(f"      confidence {rec['confidence']:.2f}")
+        rationale = [
+            line
+            for line in (rec.get("rationale") or "").splitlines()
+            if line.strip() and line.strip() != rec["recommendation"].strip()
+        ]
+        lines += [f"      {line}" for line in rationale[:TEXT_RATIONALE_LINES]]
+    outcomes = report.get("outcomes") or []
+    if outcomes:
+        lines += ["", "Applied recommendations checked:"]
+        lines += [
+            f"  {o['outcome']}: {_ms(o['mean_ms_before'])} -> {_ms(o['mean_ms_after'])}  {o['ddl']}"
+            for o in outcomes
+        ]
+    proposal = report.get("proposal")
+    if proposal:
+        where = proposal.get("pr_url") or proposal.get("branch") or ""
+        why = proposal.get("error") or proposal.get("reason") or ""
+        lines += ["", f"Proposal: {proposal['status']} {where} {why}".rstrip()]
     return "\n".join(lines)
+
+
+def _ms(value) -> str:
+    return "?" if value is None else f"{value:.2f} ms"
 
 
 def _short(text: str, width: int = 70) -> str:

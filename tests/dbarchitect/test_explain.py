@@ -114,3 +114,34 @@ def test_llm_misconfigured_is_reported_not_raised(log, settings):
     settings.GEMINI_API_KEY = ""
     rationale = rationale_write(log=log, similar=[])
     assert rationale.source == "facts" and "GEMINI_API_KEY" in rationale.note
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_audit_command_reports_confidence_and_rationale(
+    default_target, workload_conn, settings
+):
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    from .conftest import pgss_reset_own_database, recent_logs
+
+    settings.LLM_PROVIDER = ""
+    pgss_reset_own_database(workload_conn)
+    recent_logs(workload_conn, 20)
+    text = io.StringIO()
+    call_command("run_audit", "--no-verify", stdout=text)
+    assert "      confidence 0." in text.getvalue()
+    assert "      Not measured (verification was off or failed)" in text.getvalue()
+
+    recent_logs(workload_conn, 20)
+    out = io.StringIO()
+    call_command("run_audit", "--json", "--no-verify", stdout=out)
+    report = json.loads(out.getvalue())
+    [index] = [r for r in report["recommendations"] if r["kind"] == "index"]
+    # Found again: reported as recorded before, not scored or explained a second time.
+    assert index["already_recorded"]
+    assert index["confidence"] is None and index["rationale"] is None
+    stored = OptimizationLog.objects.get(fingerprint=index["fingerprint"])
+    assert 0 < stored.confidence < 0.8 and "planner's estimated cost" in stored.explanation

@@ -98,3 +98,88 @@ def test_past_outcomes_signal_from_decisions(shop):
     assert {item.optimization.pk for item in similar} == {row.pk for row in rows}
     signals = sorted(p.signal for p in past_outcomes(similar))
     assert signals == [-1.0, -1.0, 0.0, 1.0]  # the undecided proposal does not count
+
+
+# --- In the audit pipeline (B's workload in tests/dbarchitect/conftest.py) ---
+
+
+def _index_of(audit):
+    return audit.optimizations.get(kind="index", table_name="public.pl_behavior_log")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_auditing_twice_records_no_duplicates_and_scores_each(default_target, workload_conn):
+    from dbarchitect.agent import run_audit
+
+    from .conftest import pgss_reset_own_database, recent_logs
+
+    pgss_reset_own_database(workload_conn)
+    recent_logs(workload_conn, 20)
+    first = run_audit(target="default", verify=False)
+    recent_logs(workload_conn, 20)
+    second = run_audit(target="default", verify=False)
+
+    assert first.status == second.status == "succeeded", second.error
+    index = _index_of(first)
+    assert second.optimizations.count() == 0
+    assert OptimizationLog.objects.filter(fingerprint=index.fingerprint).count() == 1
+    breakdown = index.confidence_breakdown
+    assert breakdown["total"] == index.confidence
+    assert breakdown["components"]["measured_speedup"]["score"] == 0.0  # not verified
+    assert breakdown["components"]["cost_reduction"]["score"] > 0.5
+    assert 0.0 < index.confidence < 0.8
+    assert "Not measured" in index.explanation
+    assert index.details["rationale_source"] == "facts"
+    reported = [r for r in first.report["recommendations"] if r["kind"] == "index"]
+    assert reported[0]["confidence"] == index.confidence
+    assert reported[0]["rationale"] == index.explanation
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rejected_recommendation_is_not_recorded_again(default_target, workload_conn, staff_user):
+    from dbarchitect.agent import run_audit
+    from optimizations.decisions import recommendation_reject
+
+    from .conftest import pgss_reset_own_database, recent_logs
+
+    pgss_reset_own_database(workload_conn)
+    recent_logs(workload_conn, 20)
+    first = run_audit(target="default", verify=False)
+    index = _index_of(first)
+    recommendation_reject(recommendation=index, user=staff_user, reason="we shard soon")
+    recent_logs(workload_conn, 20)
+    second = run_audit(target="default", verify=False)
+    assert second.status == "succeeded", second.error
+    assert not second.optimizations.filter(fingerprint=index.fingerprint).exists()
+    again = [r for r in second.report["recommendations"] if r["fingerprint"] == index.fingerprint]
+    assert again and again[0]["already_recorded"] and again[0]["confidence"] is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_similar_past_optimization_appears_in_the_rationale(default_target, workload_conn):
+    from dbarchitect.agent import run_audit
+
+    from .conftest import pgss_reset_own_database, recent_logs
+
+    elsewhere = Target.objects.create(name="shop")
+    past = _store(
+        elsewhere,
+        "applied",
+        query="SELECT id, event_type FROM pl_behavior_log WHERE user_id = $1 "
+        "ORDER BY timestamp DESC LIMIT $2",
+        ddl="CREATE INDEX ON public.pl_behavior_log (user_id, timestamp DESC)",
+        fingerprint="elsewhere",
+        outcome="gain",
+    )
+    pgss_reset_own_database(workload_conn)
+    recent_logs(workload_conn, 20)
+    audit = run_audit(target="default", verify=False)
+    assert audit.status == "succeeded", audit.error
+    index = _index_of(audit)
+    assert "Similar past optimizations:" in index.explanation
+    assert "CREATE INDEX ON public.pl_behavior_log (user_id, timestamp DESC) on shop" in (
+        index.explanation
+    )
+    assert index.details["similar"][0]["id"] == str(past.pk)
+    # The applied-with-a-gain look-alike raises the past-outcomes score to the top.
+    assert index.confidence_breakdown["components"]["past_outcomes"]["score"] == 1.0

@@ -121,12 +121,12 @@ def test_apply_builds_concurrently_and_a_later_audit_records_the_gain(orders, su
     assert log.details["mean_ms_before_apply"] > 0
     assert str(queryid) in log.details["apply_counters"]
 
+    # The next audit judges it (recording calls recommendation_outcomes_check).
     after = run_audit(target="default")
     assert after.status == "succeeded", after.error
-    judged = recommendation_outcomes_check(audit=after)
     log.refresh_from_db()
-    assert [item.pk for item in judged] == [log.pk]
-    assert log.outcome == "gain"
+    assert [item["id"] for item in after.report["outcomes"]] == [str(log.pk)]
+    assert after.report["outcomes"][0]["outcome"] == log.outcome == "gain"
     assert log.mean_ms_after_apply < log.details["mean_ms_before_apply"] * 0.8
     # Judged once: the next audit leaves it alone.
     assert recommendation_outcomes_check(audit=after) == []
