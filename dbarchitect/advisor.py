@@ -242,6 +242,7 @@ class _Context:
         self.stand_in_oids: set[int] = set()  # HypoPG oids of partial indexes' stand-ins
         self.failed: set[Candidate] = set()
         self.write_share: dict[int, float] = {}
+        self.selectivity: dict[tuple[int, str, str], float | None] = {}  # sampled, for GIN
         self.hypo_sizes: dict[Candidate, int] = {}
         self.chosen_members: set[Candidate] = set()
         self.current: dict[int, float] = {}
@@ -552,7 +553,10 @@ def _gin_options(ctx: _Context, candidates: list[Candidate]) -> list[_Option]:
         estimated = {}
         for qid in ctx.candidate_queries[candidate]:
             operator = _contains_operator(ctx, ctx.analyses[qid], info, column)
-            selectivity = _sampled_selectivity(ctx, info, column, operator)
+            key = (info.oid, column, operator)
+            if key not in ctx.selectivity:
+                ctx.selectivity[key] = _sampled_selectivity(ctx, info, column, operator)
+            selectivity = ctx.selectivity[key]
             rows = None if selectivity is None else max(1.0, selectivity * max(info.rows, 1))
             estimate = _gin_estimate(ctx.base[qid].plan, info, rows)
             if estimate is not None and estimate <= _target(ctx, qid):
