@@ -191,3 +191,28 @@ def test_worker_killed_mid_audit_leaves_a_failed_audit_and_nothing_else(
     assert "stale" in dead.error
     assert not QuerySnapshot.objects.filter(audit_id=audit_id).exists()
     assert not OptimizationLog.objects.filter(audit_id=audit_id).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_soft_time_limit_fails_the_audit_with_the_reason(
+    default_target, workload_conn, monkeypatch
+):
+    """Celery raises SoftTimeLimitExceeded wherever the audit is; here: in the health phase."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from dbarchitect import agent
+
+    from .conftest import pgss_reset_own_database, recent_logs
+
+    pgss_reset_own_database(workload_conn)
+    recent_logs(workload_conn, 10)
+
+    def time_is_up(*args, **kwargs):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(agent, "health_check", time_is_up)
+    audit_id = audit_run_task.apply(kwargs={"target": "default", "verify": False}).get()
+    audit = AuditRun.objects.get(id=audit_id)
+    assert audit.status == AuditRun.Status.FAILED
+    assert audit.error.startswith("time limit: the audit ran past CELERY_TASK_SOFT_TIME_LIMIT=")
+    assert not audit.snapshots.exists() and not audit.optimizations.exists()
