@@ -49,8 +49,11 @@ def _workload() -> None:
 def history(django_user_model):
     """A small demo database with a real audit from "last week" and a staff superuser."""
     call_command("seed_demo", users=400, logs=40_000, verbosity=0)
+    with connection.cursor() as cursor:
+        # What autovacuum does soon after a bulk load: the planner needs the statistics.
+        cursor.execute("ANALYZE demo_user, demo_behavior_log")
     _workload()
-    first = run_audit(target="default", verify=False)
+    first = run_audit(target="default", verify=True)
     assert first.status == AuditRun.Status.SUCCEEDED, first.error
     week_ago = timezone.now() - datetime.timedelta(days=8)
     AuditRun.objects.filter(pk=first.pk).update(
