@@ -28,6 +28,7 @@ from psycopg import sql
 from . import analysis as an
 from . import candidates as cd
 from . import generic_plan as gp
+from . import gin
 from .candidates import Candidate
 from .catalog import (
     ColumnStats,
@@ -208,10 +209,10 @@ def _advise_costed(ctx: _Context, queries: list[QueryLike], advice: Advice) -> N
             ctx.candidate_queries[candidate].add(query.queryid)
     advice.rewrites.extend(_rewrites(ctx, costed, advice))
     btree = [c for c in ctx.candidate_queries if c.method in BTREE_METHODS]
-    gin = [c for c in ctx.candidate_queries if c.method not in BTREE_METHODS]
+    gin_candidates = [c for c in ctx.candidate_queries if c.method not in BTREE_METHODS]
     # What-if, all at once: with every candidate present, the planner picks its favourites.
     options = _options_from_all_at_once(ctx, btree)
-    options.extend(_gin_options(ctx, gin))
+    options.extend(_gin_options(ctx, gin_candidates))
     # Greedy choice on the workload's cost, re-costing as indexes interact; then prune.
     chosen = _choose(ctx, options)
     chosen = _prune(ctx, chosen)
@@ -555,14 +556,14 @@ def _gin_options(ctx: _Context, candidates: list[Candidate]) -> list[_Option]:
             operator = _contains_operator(ctx, ctx.analyses[qid], info, column)
             key = (info.oid, column, operator)
             if key not in ctx.selectivity:
-                ctx.selectivity[key] = _sampled_selectivity(ctx, info, column, operator)
+                ctx.selectivity[key] = gin.sampled_selectivity(ctx.conn, info, column, operator)
             selectivity = ctx.selectivity[key]
             rows = None if selectivity is None else max(1.0, selectivity * max(info.rows, 1))
-            estimate = _gin_estimate(ctx.base[qid].plan, info, rows)
+            estimate = gin.estimated_cost(ctx.base[qid].plan, info, rows)
             if estimate is not None and estimate <= _target(ctx, qid):
                 estimated[qid] = estimate
         if estimated:
-            size = _gin_size_estimate(info)
+            size = gin.estimated_size(info)
             options.append(
                 _Option(frozenset([candidate]), set(estimated), size, estimated=estimated)
             )
@@ -578,80 +579,6 @@ def _contains_operator(ctx, analysis: an.QueryAnalysis, info: TableInfo, column:
             if found is not None and found[0].oid == info.oid and found[1] == column:
                 return predicate.operator
     return "@>"
-
-
-# Rows read to measure a containment filter's selectivity (TABLESAMPLE SYSTEM).
-SELECTIVITY_SAMPLE_ROWS = 30_000
-
-
-def _sampled_selectivity(ctx, info: TableInfo, column: str, operator: str) -> float | None:
-    """The share of a sample of rows that a representative operand matches."""
-    if operator not in an.GIN_OPERATORS:
-        return None
-    col = info.columns[column]
-    try:
-        operand = gp.sampled_operand(ctx.conn, info, col, operator)
-        percent = min(100.0, 100.0 * SELECTIVITY_SAMPLE_ROWS / max(info.rows, 1.0))
-        query = sql.SQL(
-            "{marker} SELECT count(*) FILTER (WHERE {col} {op} {operand})::float8 "
-            "/ greatest(count(*), 1) FROM {table} TABLESAMPLE SYSTEM ({percent})"
-        ).format(
-            marker=sql.SQL(MARKER),
-            col=sql.Identifier(column),
-            op=sql.SQL(operator),
-            operand=sql.Literal(operand),
-            table=sql.Identifier(info.schema, info.name),
-            percent=sql.Literal(percent),
-        )
-        with ctx.conn.transaction(savepoint_name="dbarchitect_sample"), ctx.conn.cursor() as cur:
-            cur.execute(query)
-            (share,) = cur.fetchone()
-    except psycopg.Error as exc:
-        logger.info("sampling %s.%s failed: %s", info.name, column, exc)
-        return None
-    return float(share)
-
-
-def _gin_estimate(plan: dict, info: TableInfo, rows: float | None = None) -> float | None:
-    """The plan's cost with its sequential scans of `info` replaced by bitmap scans.
-
-    The bitmap heap scan is costed the way the planner costs one: pages fetched by the
-    Mackert-Lohman formula, each between random_page_cost (4) and seq_page_cost (1)
-    depending on the share of the table read, plus per-row CPU and the index's own pages.
-    """
-    total = float(plan["Total Cost"])
-    found = False
-    for scan, replaced_cost in _seq_scans(plan, info.name):
-        found = True
-        rows = float(scan.get("Plan Rows", 0)) if rows is None else rows
-        pages_total = max(info.pages, 1)
-        fetched = min(2 * pages_total * rows / (2 * pages_total + rows or 1), pages_total)
-        per_page = 4.0 - 3.0 * math.sqrt(fetched / pages_total) if fetched >= 2 else 4.0
-        estimate = fetched * per_page + rows * 0.0125 + rows * 0.005 + 10.0
-        total -= max(0.0, replaced_cost - estimate)
-    return max(total, 0.0) if found else None
-
-
-def _seq_scans(plan: dict, table: str, workers: int = 0):
-    """(scan node with its row count made whole, cost of the subtree a bitmap scan replaces)."""
-    if plan.get("Node Type") in ("Gather", "Gather Merge") and len(plan.get("Plans", ())) == 1:
-        child = plan["Plans"][0]
-        if child.get("Node Type") == "Seq Scan" and child.get("Relation Name") == table:
-            count = int(plan.get("Workers Planned", 0))
-            divisor = count + max(0.0, 1.0 - 0.3 * count)
-            scan = dict(child, **{"Plan Rows": float(child.get("Plan Rows", 0)) * divisor})
-            yield scan, float(plan["Total Cost"])
-            return
-    if plan.get("Node Type") == "Seq Scan" and plan.get("Relation Name") == table:
-        yield plan, float(plan["Total Cost"])
-        return
-    for child in plan.get("Plans", ()):
-        yield from _seq_scans(child, table, workers)
-
-
-def _gin_size_estimate(info: TableInfo) -> int:
-    # A jsonb_path_ops GIN index is typically a fraction of its table: use a third of it.
-    return int(max(info.pages, 1) * 8192 / 3)
 
 
 # --- choosing ---------------------------------------------------------------------------
@@ -846,7 +773,7 @@ def _recommendations(ctx: _Context, chosen: list[_Chosen]) -> list[IndexRecommen
         if item.estimated is not None:
             per_query = {q: (ctx.base[q].total, cost) for q, cost in item.estimated.items()}
             plans: dict[int, dict] = {}
-            size = _gin_size_estimate(ctx.by_oid[candidate.table_oid])
+            size = gin.estimated_size(ctx.by_oid[candidate.table_oid])
         else:
             per_query, plans = _alone(ctx, candidate, served.get(candidate, set()))
             size = sizes.get(candidate, 0)
