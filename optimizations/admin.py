@@ -194,6 +194,7 @@ class OptimizationLogAdmin(admin.ModelAdmin):
         )
         return {
             "log": log,
+            "confidence": self.confidence_display(log),  # one rounding on the whole page
             "similar": similar,
             "embedded": log.embedding is not None,
             "components": confidence_components(breakdown),
