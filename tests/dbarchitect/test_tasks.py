@@ -216,3 +216,17 @@ def test_the_soft_time_limit_fails_the_audit_with_the_reason(
     assert audit.status == AuditRun.Status.FAILED
     assert audit.error.startswith("time limit: the audit ran past CELERY_TASK_SOFT_TIME_LIMIT=")
     assert not audit.snapshots.exists() and not audit.optimizations.exists()
+
+
+@pytest.mark.django_db
+def test_audit_queue_queues_on_commit_under_the_id_it_returns(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.DBARCHITECT_VERIFY = "off"
+    with django_capture_on_commit_callbacks() as callbacks:
+        audit_id = audit_queue(target="default")
+        assert not AuditRun.objects.filter(id=audit_id).exists()  # nothing before the commit
+    assert len(callbacks) == 1
+    callbacks[0]()  # the commit: eager Celery runs the task here
+    audit = AuditRun.objects.get(id=audit_id)
+    assert audit.status == AuditRun.Status.SUCCEEDED, audit.error
