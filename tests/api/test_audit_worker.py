@@ -16,7 +16,7 @@ from dbarchitect.tasks import audit_run_task
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 AUDIT_TASK = "dbarchitect.tasks.audit_run_task"

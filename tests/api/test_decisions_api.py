@@ -72,7 +72,7 @@ def _index_exists(name: str) -> bool:
         return cursor.fetchone() is not None
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_apply_builds_the_index_concurrently_and_marks_it_applied(super_api, superuser, targets):
     # CREATE INDEX CONCURRENTLY cannot run in a transaction: this test commits for real.
     log = OptimizationLog.objects.create(
@@ -100,7 +100,7 @@ def test_apply_builds_the_index_concurrently_and_marks_it_applied(super_api, sup
             cursor.execute("DROP INDEX IF EXISTS api_test_event_type_idx")
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_failed_build_is_a_409_that_says_why(super_api, targets):
     log = OptimizationLog.objects.create(
         query_text="SELECT * FROM no_such_table WHERE a = $1",

@@ -6,6 +6,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dbarchitect.models import AuditRun, QuerySnapshot, Target
+from dbarchitect.targets import target_sync
 from optimizations.models import OptimizationLog
 
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
@@ -68,6 +69,7 @@ def history(db):
       recommendations: old audit index 0.4/10%, new audit index 0.9/80% + 0.5/40%, rewrite 0/0
       audit durations: 20.25 s and 200.5 s succeeded, 45 s failed
     """
+    target_sync()  # the "default" target, also after a transactional test flushed it
     shop = Target.objects.create(name="shop", allow_verify=False)
     Target.objects.create(name="idle", enabled=False)
     old = make_audit(shop, status="succeeded", started=T0, seconds=20.25)

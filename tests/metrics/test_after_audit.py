@@ -11,7 +11,7 @@ from .conftest import labels, scrape
 
 pytestmark = [
     pytest.mark.urls("tests.metrics.urls"),
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 ORDERS_QUERY = "SELECT id, total FROM f3_orders WHERE customer_id = %s ORDER BY id LIMIT 20"

@@ -138,7 +138,7 @@ def _get_json(url: str) -> dict:
 
 
 @pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (Debian: prometheus)")
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_real_prometheus_scrapes_with_the_token_and_fires_low_confidence(
     live_server, history, settings, tmp_path
 ):
