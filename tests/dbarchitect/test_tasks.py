@@ -131,6 +131,9 @@ def test_worker_killed_mid_audit_leaves_a_failed_audit_and_nothing_else(
     conninfo = f"host={params['HOST']} port={params['PORT']} user={params['USER']} " + (
         f"dbname={params['NAME']}"
     )
+    _use_broker(BROKER, eager=False)
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.client.flushdb()  # no message left over from an earlier run
     with psycopg.connect(conninfo) as blocker:
         # An open write transaction: the audit collects, advises and checks health, then
         # its verification's CREATE INDEX waits for this writer.
