@@ -7,7 +7,7 @@ Everything an audit found is written in one transaction with the AuditRun's fina
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -34,13 +34,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# A recommendation already in one of these states is not recorded again for the same target.
-SETTLED_STATUSES = (
-    OptimizationLog.Status.PROPOSED,
-    OptimizationLog.Status.APPROVED,
-    OptimizationLog.Status.APPLIED,
-    OptimizationLog.Status.REJECTED,
-)
 # How each health finding's recommendation sentence starts.
 FINDING_VERBS = {
     "drop_index": "Drop index",
@@ -203,15 +196,6 @@ def _bare_column(key: str) -> str:
     # '"timestamp" DESC' -> 'timestamp'; expressions stay as they are and never match.
     first = key.split(" ", 1)[0]
     return first[1:-1].replace('""', '"') if first.startswith('"') else first
-
-
-def fingerprints_settled(*, target: Target, fingerprints: Iterable[str]) -> set[str]:
-    """Which of these fingerprints the target already has a live or decided record of."""
-    return set(
-        OptimizationLog.objects.filter(
-            target=target, fingerprint__in=list(fingerprints), status__in=SETTLED_STATUSES
-        ).values_list("fingerprint", flat=True)
-    )
 
 
 def audit_record(
