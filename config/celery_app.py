@@ -1,9 +1,12 @@
 """The Celery app: Redis broker, tasks discovered in the Django apps."""
 
+import logging
 import os
 
 from celery import Celery
 from celery.signals import before_task_publish
+
+logger = logging.getLogger(__name__)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -17,5 +20,9 @@ def task_mark_sent(sender: str | None = None, headers: dict | None = None, **kwa
     """Record "SENT" for a task as it is queued: its id then reads as queued, not unknown
     (Celery's PENDING means both). Done before publishing, so it never hides a result."""
     task_id = (headers or {}).get("id")
-    if task_id and app.conf.result_backend:
+    if not (task_id and app.conf.result_backend):
+        return
+    try:
         app.backend.store_result(task_id, None, "SENT")
+    except Exception:  # the publish itself then says whether Redis is down
+        logger.warning("could not mark task %s as sent", task_id, exc_info=True)

@@ -3,6 +3,7 @@
 import uuid
 
 from django.db import transaction
+from kombu.exceptions import OperationalError
 
 from .models import Target
 from .targets import configured_targets, target_sync
@@ -12,7 +13,8 @@ def audit_queue(*, target: str, verify: bool | None = None) -> uuid.UUID:
     """Queue one audit of `target` once the caller's transaction commits; returns its id.
 
     The id is made here so the caller can follow the audit at once: the Celery task is queued
-    with it as task id and the agent creates the AuditRun with it.
+    with it as task id and the agent creates the AuditRun with it. Raises kombu's
+    OperationalError when the broker cannot be reached.
     """
     known = configured_targets()
     if target not in known:
@@ -30,5 +32,12 @@ def audit_queue(*, target: str, verify: bool | None = None) -> uuid.UUID:
 
     audit_id = uuid.uuid4()
     kwargs = {"target": target, "verify": verify, "audit_id": str(audit_id)}
-    transaction.on_commit(lambda: audit_run_task.apply_async(kwargs=kwargs, task_id=str(audit_id)))
+
+    def publish() -> None:
+        try:
+            audit_run_task.apply_async(kwargs=kwargs, task_id=str(audit_id))
+        except RuntimeError as exc:  # Celery's result store gave up reconnecting to Redis
+            raise OperationalError(str(exc).strip()) from exc
+
+    transaction.on_commit(publish)
     return audit_id

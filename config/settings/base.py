@@ -109,6 +109,14 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A request that queues a task answers 503 within seconds when Redis is down, not after minutes.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
+CELERY_REDIS_SOCKET_TIMEOUT = 5
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+}
 # An audit of a large database may take minutes, never hours.
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=60 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=55 * 60)
@@ -176,7 +184,9 @@ DBARCHITECT_MIN_TABLE_ROWS = env.int("DBARCHITECT_MIN_TABLE_ROWS", default=10_00
 # A candidate must cut the cost of some query at least this much (fraction).
 DBARCHITECT_MIN_COST_REDUCTION = env.float("DBARCHITECT_MIN_COST_REDUCTION", default=0.5)
 # Unused indexes smaller than this cost too little write time to be worth a drop proposal.
-DBARCHITECT_UNUSED_INDEX_MIN_BYTES = env.int("DBARCHITECT_UNUSED_INDEX_MIN_BYTES", default=1_048_576)
+DBARCHITECT_UNUSED_INDEX_MIN_BYTES = env.int(
+    "DBARCHITECT_UNUSED_INDEX_MIN_BYTES", default=1_048_576
+)
 # Verification: "on", "off" or "database:<target name>" (verify on a copy).
 DBARCHITECT_VERIFY = env("DBARCHITECT_VERIFY", default="on")
 # Audits never wait long for a lock or a statement on a database that serves traffic.
