@@ -33,6 +33,7 @@ migrate: install database
 demo: migrate  ## everything: services, install, migrate, admin user, demo data, workload, audit, serve
 	@$(PY) manage.py ensure_admin
 	@$(PY) manage.py seed_demo --users $${DEMO_USERS:-20000} --logs $${DEMO_LOGS:-1000000} --if-empty
+	@$(PY) manage.py nlsql_train --schema --file demo/nlsql_pairs.yaml
 	@$(PY) manage.py run_demo_workload
 	@$(PY) manage.py run_audit
 	@echo "Admin: http://127.0.0.1:8000/admin/"
