@@ -250,9 +250,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1, help="Runs of each script (median).")
     parser.add_argument("--only", nargs="*", help="Only these benchmarks (file stems).")
+    parser.add_argument(
+        "--doc-only",
+        action="store_true",
+        help="Run nothing: rewrite docs/BENCHMARKS.md from bench/results/latest.json.",
+    )
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.doc_only:
+        write_doc(json.loads(RESULTS.read_text()))
+        return 0
 
     load = os.getloadavg()
     runs: list[ScriptRun] = []
