@@ -2,14 +2,12 @@
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection, transaction
 from pgvector.django import CosineDistance
 
 from .embeddings import generate_embedding, generate_embeddings
 from .models import OptimizationLog
-
-# HNSW search breadth: higher finds more true neighbours, slower. 40 is the pgvector default.
-HNSW_EF_SEARCH = 100
 
 
 def embedding_text(log: OptimizationLog) -> str:
@@ -68,17 +66,24 @@ def optimization_list_similar(
 def optimization_list_near_vector(
     *, vector: list[float], limit: int = 5, queryset=None
 ) -> list[SimilarOptimization]:
+    """Nearest stored optimizations to an embedding, closest first (HNSW, cosine).
+
+    The connection already searches hnsw.ef_search = HNSW_EF_SEARCH candidates with
+    iterative scans (config/settings/base.py); only a larger limit needs a wider search.
+    """
     queryset = OptimizationLog.objects.all() if queryset is None else queryset
-    with transaction.atomic(), connection.cursor() as cursor:
-        # A wider search finds the true neighbours; iterative scans keep filtered searches
-        # (one target, one status) from coming back short (pgvector >= 0.8).
-        cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(HNSW_EF_SEARCH, limit)])
-        cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
-        rows = list(
-            queryset.exclude(embedding=None)
-            .annotate(distance=CosineDistance("embedding", vector))
-            .order_by("distance")[:limit]
-        )
+    search = (
+        queryset.exclude(embedding=None)
+        .defer("embedding")  # 384 floats per row that no caller of a search reads
+        .annotate(distance=CosineDistance("embedding", vector))
+        .order_by("distance")[:limit]
+    )
+    if limit <= settings.HNSW_EF_SEARCH:
+        rows = list(search)
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL hnsw.ef_search = %s", [limit])
+            rows = list(search)
     return [SimilarOptimization(optimization=row, similarity=1.0 - row.distance) for row in rows]
 
 

@@ -68,6 +68,20 @@ DATABASES = {
 }
 DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+# Similar-optimization search: a wider HNSW search finds the true neighbours (pgvector's
+# default is 40), and iterative scans keep filtered searches (one target, one status) from
+# coming back short. Set once per connection, so a search is one round trip.
+HNSW_EF_SEARCH = env.int("HNSW_EF_SEARCH", default=100)
+_db_options = DATABASES["default"].setdefault("OPTIONS", {})
+_db_options["options"] = " ".join(
+    filter(
+        None,
+        [
+            f"-c hnsw.ef_search={HNSW_EF_SEARCH} -c hnsw.iterative_scan=strict_order",
+            _db_options.get("options", ""),
+        ],
+    )
+)
 # Ask-the-database runs here: point it at a read-only role in production.
 DATABASES["readonly"] = {
     **DATABASES["default"],
