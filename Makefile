@@ -5,11 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PGPORT ?= 5544
-export DATABASE_URL ?= postgres://postgres@127.0.0.1:$(PGPORT)/dbarchitect
+DBNAME ?= dbarchitect
+export DATABASE_URL ?= postgres://postgres@127.0.0.1:$(PGPORT)/$(DBNAME)
 export REDIS_URL ?= redis://127.0.0.1:6379/0
 export DBARCHITECT_PGPORT := $(PGPORT)
 
-.PHONY: services install migrate demo serve worker beat test lint bench clean-services
+.PHONY: services install database migrate demo serve worker beat test lint bench
 
 services:  ## install (Debian, root) and start PostgreSQL with the extensions, and Redis
 	@bash scripts/services.sh
@@ -23,8 +24,8 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed  ## the Python packages, into .venv
 
 database: services
-	@psql -q -h 127.0.0.1 -p $(PGPORT) -U postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'dbarchitect'" | grep -q 1 \
-	  || psql -q -h 127.0.0.1 -p $(PGPORT) -U postgres -c "CREATE DATABASE dbarchitect"
+	@psql -q -h 127.0.0.1 -p $(PGPORT) -U postgres -tc "SELECT 1 FROM pg_database WHERE datname = '$(DBNAME)'" | grep -q 1 \
+	  || psql -q -h 127.0.0.1 -p $(PGPORT) -U postgres -c 'CREATE DATABASE "$(DBNAME)"'
 
 migrate: install database
 	@$(PY) manage.py migrate --no-input -v0
