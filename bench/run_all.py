@@ -1,6 +1,6 @@
 """Run every benchmark, collect their JSON, write bench/results/latest.json and the table in
 docs/BENCHMARKS.md. Exits non-zero when a benchmark fails; a required figure that no
-benchmark produced (bench/ask.py not written yet) is listed as "not measured".
+benchmark produced is listed as "not measured".
 
 Each bench/*.py (except this one and _*.py) runs in its own process with its own
 database; each already reports medians over its own repeated runs. `--runs N` repeats
