@@ -50,15 +50,21 @@ def training_list_nearest(
     *, vector: list[float], target: str, kind: str, limit: int
 ) -> list[Retrieved]:
     """The `limit` items of one kind and target nearest to a vector, closest first."""
-    queryset = TrainingItem.objects.filter(target=target, kind=kind).exclude(embedding=None)
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(HNSW_EF_SEARCH, limit)])
-        rows = list(
-            queryset.annotate(distance=CosineDistance("embedding", vector)).order_by("distance")[
-                :limit
-            ]
-        )
+    queryset = (
+        TrainingItem.objects.filter(target=target, kind=kind)
+        .exclude(embedding=None)
+        .annotate(distance=CosineDistance("embedding", vector))
+        .order_by("distance")[:limit]
+    )
+    ef_search = max(HNSW_EF_SEARCH, limit)
+    if ef_search <= settings.HNSW_EF_SEARCH:
+        # The connection already searches this wide (set when it connects): one round trip.
+        rows = list(queryset)
+    else:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL hnsw.ef_search = %s", [ef_search])
+            rows = list(queryset)
     return [Retrieved(item=row, similarity=1.0 - row.distance) for row in rows]
 
 
