@@ -29,6 +29,18 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+def _validated_input(serializer_class: type[serializers.Serializer], request) -> dict:
+    """The request's validated data with a known target (400 naming the field otherwise)."""
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = dict(serializer.validated_data)
+    try:
+        data["target"] = target_validate(data["target"])
+    except InvalidInput as exc:
+        raise exceptions.ValidationError({"target": [str(exc)]}) from None
+    return data
+
+
 class AskApi(APIView):
     permission_classes = [IsAdminUser]
 
@@ -66,16 +78,10 @@ class AskApi(APIView):
         responses={200: OutputSerializer, **error_responses(400, 401, 403)},
     )
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        try:
-            target = target_validate(data["target"])
-        except InvalidInput as exc:
-            raise exceptions.ValidationError({"target": [str(exc)]}) from None
+        data = _validated_input(self.InputSerializer, request)
         try:
             result = question_ask(
-                question=data["question"], target=target, run=data["run"], user=request.user
+                question=data["question"], target=data["target"], run=data["run"], user=request.user
             )
         except InvalidInput as exc:
             raise exceptions.ValidationError({"question": [str(exc)]}) from None
@@ -110,15 +116,9 @@ class ExplainApi(APIView):
         responses={200: OutputSerializer, **error_responses(400, 401, 403)},
     )
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = _validated_input(self.InputSerializer, request)
         try:
-            target = target_validate(data["target"])
-        except InvalidInput as exc:
-            raise exceptions.ValidationError({"target": [str(exc)]}) from None
-        try:
-            explanation = explain_query(data["sql"], target)
+            explanation = explain_query(data["sql"], data["target"])
         except (SqlRefused, QueryFailed) as exc:
             raise exceptions.ValidationError({"sql": [str(exc)]}) from None
         summary = explanation.summary
