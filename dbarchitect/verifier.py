@@ -3,8 +3,9 @@
 For each recommendation, in one transaction that is always rolled back: a lock timeout,
 CREATE INDEX (not CONCURRENTLY: that cannot run in a transaction, and the rollback is what
 makes the build harmless), then EXPLAIN (ANALYZE, BUFFERS) of the heaviest query it serves,
-with representative parameter values (pg_stats, see generic_plan.py). The "before" timing
-is taken once per query, not once per recommendation, and a slow query runs once (a quick
+with representative parameter values (pg_stats, see generic_plan.py): the case the advisor
+costed and the most common values, their times added up. The "before" timings are taken
+once per statement, not once per recommendation, and a slow statement runs once (a quick
 one a few times, median): verifying costs little more than building the indexes.
 
 A build takes a SHARE lock on its table (writes wait) while it runs: verify on a copy, or
@@ -76,7 +77,7 @@ def verify(
     """One Verification per recommendation, in order; failures carry their reason."""
     served = {qid for rec in recommendations for qid in rec.queryids if qid in queries}
     representative = advisor_representative_statements(conn, [queries[q] for q in sorted(served)])
-    before: dict[tuple[int, str], _Measurement | str] = {}
+    before: dict[str, _Measurement | str] = {}
     results = []
     for rec in recommendations:
         statements = _statements_for(rec, representative)
@@ -86,12 +87,11 @@ def verify(
         if not measurable:
             results.append(_unmeasured(rec, statements))
             continue
-        for qid in measurable:
-            key = (qid, statements[qid].text)
-            if key not in before:
-                before[key] = _measure_safely(conn, statements[qid].text)
-        measured = {qid: before[(qid, statements[qid].text)] for qid in measurable}
-        results.append(_verify_one(conn, rec, measurable, statements, measured, lock_timeout_ms))
+        variants = {qid: _variants(rec, qid, representative) for qid in measurable}
+        for text in (t for texts in variants.values() for t in texts):
+            if text not in before:
+                before[text] = _measure_safely(conn, text)
+        results.append(_verify_one(conn, rec, variants, before, lock_timeout_ms))
     prepared_statements_forget(conn)
     return results
 
@@ -107,6 +107,17 @@ def _statements_for(
         if known is not None and known.text is not None:
             statements[qid] = RepresentativeStatement(qid, text, known.is_select)
     return statements
+
+
+def _variants(
+    rec: IndexRecommendation, qid: int, representative: dict[int, RepresentativeStatement]
+) -> tuple[str, ...]:
+    """The statements one query is measured with: the case the advisor costed (a rare
+    value, when that is what makes the query slow) and the query with the columns' most
+    common values (what a skewed workload runs most). Their times are added up, so a gain
+    on one case cannot hide a loss on the other, nor a fast case hide the slow one."""
+    texts = (rec.statements.get(qid), representative[qid].text)
+    return tuple(dict.fromkeys(text for text in texts if text))
 
 
 def _runnable(statement: RepresentativeStatement | None) -> bool:
@@ -128,16 +139,17 @@ def _unmeasured(rec: IndexRecommendation, statements) -> Verification:
     )
 
 
-def _verify_one(conn, rec, measurable, statements, before, lock_timeout_ms) -> Verification:
-    result = Verification(rec.fingerprint, None, None, None, None, None, None, measurable[0])
-    usable = [q for q in measurable if isinstance(before[q], _Measurement)]
+def _verify_one(conn, rec, variants, before, lock_timeout_ms) -> Verification:
+    queryids = list(variants)
+    result = Verification(rec.fingerprint, None, None, None, None, None, None, queryids[0])
+    failed = [before[t] for texts in variants.values() for t in texts if isinstance(before[t], str)]
+    usable = [q for q in queryids if all(isinstance(before[t], _Measurement) for t in variants[q])]
     if not usable:
-        result.error = f"before: {before[measurable[0]]}"
+        result.error = f"before: {failed[0]}"
         return result
     main = usable[0]
     result.queryid = main
-    result.ms_before = before[main].ms
-    result.plan_before = before[main].plan
+    result.ms_before, result.plan_before, slowest = _total([before[t] for t in variants[main]])
     try:
         build = _build_statement(rec.ddl)
     except (ValueError, ParseError) as exc:
@@ -153,11 +165,12 @@ def _verify_one(conn, rec, measurable, statements, before, lock_timeout_ms) -> V
             cur.execute(sql.SQL(build))
             result.build_ms = round((time.perf_counter() - started) * 1000, 3)
             for qid in usable:
-                after = _measure(conn, statements[qid].text)
-                result.per_query[qid] = (before[qid].ms, after.ms)
+                after = [_measure(conn, text) for text in variants[qid]]
+                before_ms = sum(before[t].ms for t in variants[qid])
+                result.per_query[qid] = (before_ms, sum(m.ms for m in after))
                 if qid == main:
-                    result.ms_after = after.ms
-                    result.plan_after = after.plan
+                    result.ms_after = result.per_query[qid][1]
+                    result.plan_after = after[slowest].plan
     except errors.LockNotAvailable:
         result.error = (
             f"lock timeout: {rec.schema}.{rec.table} was busy for more than "
@@ -171,6 +184,13 @@ def _verify_one(conn, rec, measurable, statements, before, lock_timeout_ms) -> V
         result.ms_after = None
         result.plan_after = None
     return result
+
+
+def _total(measurements: list[_Measurement]) -> tuple[float, dict, int]:
+    """The summed time of a query's cases, the plan of its slowest case and that case's
+    position (the after-plan shown is of the same case)."""
+    slowest = max(range(len(measurements)), key=lambda i: measurements[i].ms)
+    return sum(m.ms for m in measurements), measurements[slowest].plan, slowest
 
 
 def _build_statement(ddl: str) -> str:
