@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from optimizations.models import OptimizationLog
 from optimizations.services import SimilarOptimization
 
+from .health import size_text
+
 logger = logging.getLogger(__name__)
 
 # The prompt carries this much of each plan (JSON characters): enough for the top nodes.
@@ -75,7 +77,7 @@ def rationale_from_facts(
     if workload_share is not None:
         lines.append(f"The query took {_pct(workload_share)} of the workload's time.")
     if log.index_size_bytes:
-        lines.append(f"Estimated index size: {log.index_size_bytes / 1024**2:,.1f} MiB.")
+        lines.append(f"Estimated index size: {size_text(log.index_size_bytes)}.")
     if similar:
         lines.append("Similar past optimizations:")
         lines.extend(_similar_lines(similar))

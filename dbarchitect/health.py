@@ -104,7 +104,7 @@ def unused_indexes(
             conn,
             row,
             f"unused: {row['index_scans']} scans since {row['counting_since']}, "
-            f"{_size(row['size_bytes'])}; it still slows every write to {row['table_name']}",
+            f"{size_text(row['size_bytes'])}; it still slows every write to {row['table_name']}",
         )
         for row in _rows(conn, query, params)
     ]
@@ -149,7 +149,7 @@ def duplicate_indexes(conn: psycopg.Connection) -> list[HealthFinding]:
                 row,
                 f"duplicate: its key columns ({', '.join(row['key_columns'])}) are {how} "
                 f"index {row['covering_index']}, which serves the same queries; "
-                f"{_size(row['size_bytes'])}",
+                f"{size_text(row['size_bytes'])}",
             )
         )
     return findings
@@ -172,7 +172,7 @@ def invalid_indexes(conn: psycopg.Connection) -> list[HealthFinding]:
             conn,
             row,
             "invalid: a CREATE INDEX CONCURRENTLY failed; it is never used for reads yet "
-            f"every write maintains it ({_size(row['size_bytes'])}). Drop it, then re-create "
+            f"every write maintains it ({size_text(row['size_bytes'])}). Drop it, then re-create "
             "it if it is still wanted (REINDEX INDEX CONCURRENTLY rebuilds it in place).",
         )
         findings.append(
@@ -322,7 +322,8 @@ def _rows(conn: psycopg.Connection, query: str, params: dict) -> list[dict]:
         return cursor.fetchall()
 
 
-def _size(size_bytes: int) -> str:
+def size_text(size_bytes: int) -> str:
+    """1536 -> "1.5 kB": sizes as people read them, in reports and rationales."""
     size = float(size_bytes)
     for unit in ("bytes", "kB", "MB", "GB"):
         if size < 1024 or unit == "GB":

@@ -58,7 +58,7 @@ def test_without_llm_the_rationale_comes_from_the_facts(log, similar, settings):
     assert "from 1,000.0 to 10.0 (99.0% less)" in text
     assert "100.00 ms before, 10.00 ms after, 10.0x faster" in text
     assert "25.0% of the workload's time" in text
-    assert "4.0 MiB" in text
+    assert "Estimated index size: 4.0 MB." in text
     assert "Similar past optimizations:" in text
     assert "CREATE INDEX ON demo_behavior_log (user_id, timestamp) on shop (rejected" in text
 
