@@ -4,6 +4,9 @@ One APIView per operation; each parses its input with a nested serializer, calls
 selector or service, and formats the result. Errors are JSON (config.api).
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
@@ -109,6 +112,15 @@ def _get_or_404(optimization_id: str) -> OptimizationLog:
     if optimization is None:
         raise exceptions.NotFound(f"No optimization with id {optimization_id!r}.")
     return optimization
+
+
+@contextmanager
+def _conflict_on_decision_error() -> Iterator[None]:
+    """A decision the recommendation's state does not allow: 409, saying why."""
+    try:
+        yield
+    except decisions.DecisionError as exc:
+        raise Conflict(str(exc)) from exc
 
 
 class OptimizationListApi(APIView):
@@ -220,12 +232,10 @@ class OptimizationApproveApi(APIView):
     )
     def post(self, request, optimization_id: str):
         optimization = _get_or_404(optimization_id)
-        try:
+        with _conflict_on_decision_error():
             optimization = decisions.recommendation_approve(
                 recommendation=optimization, user=request.user
             )
-        except decisions.DecisionError as exc:
-            raise Conflict(str(exc)) from exc
         return Response(OptimizationDetailSerializer(optimization).data)
 
 
@@ -251,14 +261,12 @@ class OptimizationRejectApi(APIView):
         optimization = _get_or_404(optimization_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
+        with _conflict_on_decision_error():
             optimization = decisions.recommendation_reject(
                 recommendation=optimization,
                 user=request.user,
                 reason=data.validated_data["reason"],
             )
-        except decisions.DecisionError as exc:
-            raise Conflict(str(exc)) from exc
         return Response(OptimizationDetailSerializer(optimization).data)
 
 
@@ -286,12 +294,10 @@ class OptimizationApplyApi(APIView):
     )
     def post(self, request, optimization_id: str):
         optimization = _get_or_404(optimization_id)
-        try:
+        with _conflict_on_decision_error():
             result = decisions.recommendation_apply(
                 recommendation=optimization, applied_by=request.user
             )
-        except decisions.DecisionError as exc:
-            raise Conflict(str(exc)) from exc
         if not result.ok:
             raise Conflict(result.message)
         optimization.refresh_from_db()

@@ -32,23 +32,28 @@ class OptimizationFilters:
     ordering: str = "-created_at"
 
 
+# Each filter of OptimizationFilters (but the ordering) and the lookup it stands for.
+FILTER_LOOKUPS = {
+    "status": "status",
+    "kind": "kind",
+    "target": "target__name",
+    "created_after": "created_at__gte",
+    "created_before": "created_at__lt",
+    "min_confidence": "confidence__gte",
+}
+
+
 def optimization_list(*, filters: OptimizationFilters) -> QuerySet[OptimizationLog]:
     """Recommendations matching every given filter, in a stable order for paging."""
     if filters.ordering not in ORDERINGS:
         raise ValueError(f"ordering must be one of {', '.join(ORDERINGS)}")
+    given = {
+        lookup: value
+        for name, lookup in FILTER_LOOKUPS.items()
+        if (value := getattr(filters, name)) is not None
+    }
     queryset = OptimizationLog.objects.select_related("target", "audit", "decided_by")
-    if filters.status is not None:
-        queryset = queryset.filter(status=filters.status)
-    if filters.kind is not None:
-        queryset = queryset.filter(kind=filters.kind)
-    if filters.target is not None:
-        queryset = queryset.filter(target__name=filters.target)
-    if filters.created_after is not None:
-        queryset = queryset.filter(created_at__gte=filters.created_after)
-    if filters.created_before is not None:
-        queryset = queryset.filter(created_at__lt=filters.created_before)
-    if filters.min_confidence is not None:
-        queryset = queryset.filter(confidence__gte=filters.min_confidence)
+    queryset = queryset.filter(**given)
     # The id breaks ties so that no row shows on two pages or on none.
     return queryset.defer("embedding").order_by(filters.ordering, "id")
 
