@@ -2,7 +2,6 @@
 in-process Celery worker, the agent audits the test database, and GET /api/audits/{id}/
 shows the result."""
 
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -13,6 +12,8 @@ from celery.contrib.testing.worker import start_worker
 from config.celery_app import app as celery_app
 from dbarchitect.targets import target_connection, target_sync
 from dbarchitect.tasks import audit_run_task
+from tests.dbarchitect.pgss import pgss_reset_own_database
+from tests.dbarchitect.waiting import wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -24,17 +25,6 @@ ROWS = 60_000
 CUSTOMERS = 2_000
 # The slow query: no index on customer_id, so every call scans the whole table.
 SLOW_QUERY = "SELECT id, total FROM api_order WHERE customer_id = %s"
-
-
-def _wait_for(predicate, *, seconds: float, what: str):
-    """Poll until predicate() is truthy; a bound on waiting, not a speed assertion."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 @pytest.fixture
@@ -55,10 +45,7 @@ def slow_workload() -> Iterator[None]:
             [CUSTOMERS, ROWS],
         )
         conn.execute("ANALYZE api_order")
-        conn.execute(
-            "SELECT pg_stat_statements_reset(0, "
-            "(SELECT oid FROM pg_database WHERE datname = current_database()), 0)"
-        )
+        pgss_reset_own_database(conn)
         for customer in range(40):
             conn.execute(SLOW_QUERY, [customer * 37 % CUSTOMERS + 1]).fetchall()
     yield
@@ -101,7 +88,7 @@ def test_post_queues_an_audit_that_a_worker_runs_and_get_shows(
     assert waiting["id"] == started["id"]
 
     with start_worker(celery_app, pool="solo", perform_ping_check=False, queues=[worker_queue]):
-        body = _wait_for(
+        body = wait_for(
             lambda: (
                 (b := staff_api.get(started["url"]).json())["status"] in ("succeeded", "failed")
                 and b
@@ -131,7 +118,7 @@ def test_a_task_that_fails_before_recording_an_audit_reads_as_failed(staff_api, 
     url = f"/api/audits/{task_id}/"
     assert staff_api.get(url).json()["status"] == "queued"
     with start_worker(celery_app, pool="solo", perform_ping_check=False, queues=[worker_queue]):
-        body = _wait_for(
+        body = wait_for(
             lambda: (b := staff_api.get(url).json())["status"] != "queued" and b,
             seconds=60,
             what="the task to fail",

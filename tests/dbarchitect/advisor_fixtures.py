@@ -15,6 +15,8 @@ import pytest
 from dbarchitect.collector import QueryStat
 from dbarchitect.targets import target_connection
 
+from .pgss import pgss_reset_own_database
+
 ORDERS = 200_000
 LINEITEMS = 300_000
 CUSTOMERS = 20_000
@@ -126,14 +128,6 @@ def stat(queryid: int, query: str, calls: int = 100) -> QueryStat:
         rows=calls,
         shared_blks_hit=0,
         shared_blks_read=0,
-    )
-
-
-def pgss_reset_own_database(conn: psycopg.Connection) -> None:
-    """Reset pg_stat_statements for this database only (others share the cluster)."""
-    conn.execute(
-        "SELECT pg_stat_statements_reset(0, "
-        "(SELECT oid FROM pg_database WHERE datname = current_database()), 0)"
     )
 
 

@@ -13,6 +13,8 @@ import pytest
 from dbarchitect.models import Target
 from dbarchitect.targets import DEFAULT_TARGET, target_connection, target_sync
 
+from .pgss import pgss_reset_own_database  # noqa: F401 - the tests import it from here
+
 USERS = 300
 LOGS = 300_000  # 1,000 logs per user: the "recent logs of a user" query must sort many
 PAYMENTS = 20_000
@@ -98,14 +100,6 @@ def workload_conn(pipeline_workload) -> Iterator[psycopg.Connection]:
     """A client connection to the test database, as an application would open one."""
     with pipeline_workload.connect() as conn:
         yield conn
-
-
-def pgss_reset_own_database(conn: psycopg.Connection) -> None:
-    """Reset pg_stat_statements for this database only (others share the cluster)."""
-    conn.execute(
-        "SELECT pg_stat_statements_reset(0, "
-        "(SELECT oid FROM pg_database WHERE datname = current_database()), 0)"
-    )
 
 
 def run_queries(conn: psycopg.Connection, query: str, params: Sequence[Sequence]) -> None:

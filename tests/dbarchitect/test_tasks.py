@@ -2,7 +2,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import psycopg
 import pytest
@@ -15,19 +14,10 @@ from dbarchitect.models import AuditRun, QuerySnapshot, Target
 from dbarchitect.services import audit_queue
 from dbarchitect.tasks import audit_run_task, audit_weekly_task
 from optimizations.models import OptimizationLog
+from tests.dbarchitect.waiting import wait_for
 
 # A Redis database of its own: other checkouts' workers on db 0 must not take these tasks.
 BROKER = "redis://127.0.0.1:6379/11"
-
-
-def _wait_for(predicate, *, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def _use_broker(url: str, *, eager: bool) -> None:
@@ -101,7 +91,7 @@ def test_weekly_task_fans_out_one_audit_per_enabled_target(real_broker, settings
             done = [a for a in audits if a.status != AuditRun.Status.RUNNING]
             return audits if len(done) == 2 else None
 
-        audits = _wait_for(finished, seconds=300, what="the two audits")
+        audits = wait_for(finished, seconds=300, what="the two audits")
     assert sorted(a.target.name for a in audits) == ["default", "second"]
     assert all(a.status == AuditRun.Status.SUCCEEDED for a in audits), [a.error for a in audits]
     assert not AuditRun.objects.filter(target__name="third").exists()
@@ -176,7 +166,7 @@ def test_worker_killed_mid_audit_leaves_a_failed_audit_and_nothing_else(
                     ).fetchone()
                 return row[0] > 0
 
-            _wait_for(waiting_on_the_writer, seconds=300, what="the audit to reach the lock")
+            wait_for(waiting_on_the_writer, seconds=300, what="the audit to reach the lock")
             assert AuditRun.objects.get(id=audit_id).status == AuditRun.Status.RUNNING
             os.kill(worker.pid, signal.SIGKILL)
             worker.wait(timeout=30)

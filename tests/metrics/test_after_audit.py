@@ -6,6 +6,7 @@ import pytest
 from dbarchitect.agent import run_audit
 from dbarchitect.models import AuditRun
 from dbarchitect.targets import target_connection, target_sync
+from tests.dbarchitect.pgss import pgss_reset_own_database
 
 from .conftest import labels, scrape
 
@@ -32,11 +33,7 @@ def slow_workload():
             "INSERT INTO f3_orders SELECT g, g % 2000, g % 300 FROM generate_series(1, 60000) g"
         )
         conn.execute("ANALYZE f3_orders")
-        # Only this database's statistics: other test databases share the cluster.
-        conn.execute(
-            "SELECT pg_stat_statements_reset(0, "
-            "(SELECT oid FROM pg_database WHERE datname = current_database()), 0)"
-        )
+        pgss_reset_own_database(conn)
         for customer in range(40):
             conn.execute(ORDERS_QUERY, [customer]).fetchall()
     yield
