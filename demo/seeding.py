@@ -102,6 +102,14 @@ def demo_seed(
             behavior_log_batch_insert(rows=_log_rows(rng, user_ids, weights, size=size, now=now))
             done += size
             progress(size)
+    # Fresh statistics now, not when autovacuum gets to it: the planner (and the audit's
+    # costing and representative values) would otherwise plan for empty tables.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("ANALYZE {}, {}").format(
+                sql.Identifier(User._meta.db_table), sql.Identifier(BehaviorLog._meta.db_table)
+            )
+        )
     return SeedResult(users=users, logs=logs)
 
 
