@@ -7,7 +7,16 @@ set -euo pipefail
 PG_MAJOR=15
 PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PGHOME=${DBARCHITECT_PGHOME:-$ROOT/.local/postgres}
+# The cluster lives in the checkout (ignored by git) when the postgres user can reach it;
+# a checkout under a private home directory gets one under /var/lib/dbarchitect instead.
+if [ -z "${DBARCHITECT_PGHOME:-}" ]; then
+  if runuser -u postgres -- test -x "$ROOT" 2>/dev/null; then
+    DBARCHITECT_PGHOME=$ROOT/.local/postgres
+  else
+    DBARCHITECT_PGHOME=/var/lib/dbarchitect/postgres-$(printf '%s' "$ROOT" | md5sum | cut -c1-12)
+  fi
+fi
+PGHOME=$DBARCHITECT_PGHOME
 PGPORT=${DBARCHITECT_PGPORT:-5544}
 REDIS_PORT=${DBARCHITECT_REDIS_PORT:-6379}
 changed=0
