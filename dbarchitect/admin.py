@@ -7,6 +7,7 @@ writes are a target's two switches (Django's change permission) and "Run audit n
 import uuid
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -128,22 +129,7 @@ class AuditRunAdmin(StaffReadMixin, admin.ModelAdmin):
         ),
         ("Skipped and errors", {"fields": ["skipped", "error"], "classes": ["collapse"]}),
     ]
-    readonly_fields = [
-        "target",
-        "status_badge",
-        "report_link",
-        "verify",
-        "task_id",
-        "started_at",
-        "finished_at",
-        "duration",
-        "phase_seconds",
-        "queries_collected",
-        "queries_analyzed",
-        "recommendations_count",
-        "skipped",
-        "error",
-    ]
+    readonly_fields = flatten_fieldsets(fieldsets)
 
     def has_change_permission(self, request, obj=None):
         return False

@@ -10,6 +10,7 @@ import uuid
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -88,28 +89,8 @@ class OptimizationLogAdmin(admin.ModelAdmin):
             {"fields": ["id", "fingerprint", "queryids"], "classes": ["collapse"]},
         ),
     ]
-    readonly_fields = [
-        "recommendation",
-        "status_badge",
-        "kind",
-        "target",
-        "audit_link",
-        "table_name",
-        "columns",
-        "confidence_display",
-        "estimated_gain",
-        "measured_gain",
-        "index_size_bytes",
-        "pr_url",
-        "created_at",
-        "decided_by",
-        "decided_at",
-        "applied_at",
-        "outcome",
-        "id",
-        "fingerprint",
-        "queryids",
-    ]
+    # Every field shown is read-only: decisions go through the buttons and actions.
+    readonly_fields = flatten_fieldsets(fieldsets)
 
     # --- permissions: staff read and decide, superusers apply, nobody edits ---
 
