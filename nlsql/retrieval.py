@@ -7,16 +7,15 @@ to a token budget so a schema of hundreds of tables sends only the relevant ones
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection, transaction
 from pgvector.django import CosineDistance
+
+from optimizations.vector_search import nearest_rows
 
 from .models import TrainingItem
 from .vectors import embed_text
 
 # A rough count of tokens for budgeting (English text and SQL average ~4 characters).
 CHARS_PER_TOKEN = 4
-# HNSW search breadth; at least the number of rows asked for.
-HNSW_EF_SEARCH = 100
 # Shares of the budget: the schema matters most, then examples, then notes.
 BUDGET_SHARES = {"ddl": 0.6, "question_sql": 0.25, "documentation": 0.15}
 
@@ -56,15 +55,7 @@ def training_list_nearest(
         .annotate(distance=CosineDistance("embedding", vector))
         .order_by("distance")[:limit]
     )
-    ef_search = max(HNSW_EF_SEARCH, limit)
-    if ef_search <= settings.HNSW_EF_SEARCH:
-        # The connection already searches this wide (set when it connects): one round trip.
-        rows = list(queryset)
-    else:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL hnsw.ef_search = %s", [ef_search])
-            rows = list(queryset)
+    rows = nearest_rows(queryset, limit=limit)
     return [Retrieved(item=row, similarity=1.0 - row.distance) for row in rows]
 
 

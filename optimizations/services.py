@@ -2,12 +2,11 @@
 
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.db import connection, transaction
 from pgvector.django import CosineDistance
 
 from .embeddings import generate_embedding, generate_embeddings
 from .models import OptimizationLog
+from .vector_search import nearest_rows
 
 
 def embedding_text(log: OptimizationLog) -> str:
@@ -66,11 +65,7 @@ def optimization_list_similar(
 def optimization_list_near_vector(
     *, vector: list[float], limit: int = 5, queryset=None
 ) -> list[SimilarOptimization]:
-    """Nearest stored optimizations to an embedding, closest first (HNSW, cosine).
-
-    The connection already searches hnsw.ef_search = HNSW_EF_SEARCH candidates with
-    iterative scans (config/settings/base.py); only a larger limit needs a wider search.
-    """
+    """Nearest stored optimizations to an embedding, closest first (HNSW, cosine)."""
     queryset = OptimizationLog.objects.all() if queryset is None else queryset
     search = (
         queryset.exclude(embedding=None)
@@ -78,12 +73,7 @@ def optimization_list_near_vector(
         .annotate(distance=CosineDistance("embedding", vector))
         .order_by("distance")[:limit]
     )
-    if limit <= settings.HNSW_EF_SEARCH:
-        rows = list(search)
-    else:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL hnsw.ef_search = %s", [limit])
-            rows = list(search)
+    rows = nearest_rows(search, limit=limit)
     return [SimilarOptimization(optimization=row, similarity=1.0 - row.distance) for row in rows]
 
 
