@@ -22,6 +22,7 @@ from dbarchitect.models import AuditRun
 from nlsql.training import training_add_pair
 from optimizations.decisions import recommendation_approve
 from optimizations.models import OptimizationLog
+from tests.tools import requires_tool
 
 CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "browser-pass-123"
@@ -34,10 +35,7 @@ ANSWER_SQL = (
 AUDIT_TIMEOUT_MS = 180_000
 
 pytestmark = [
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="needs Debian's chromium at /usr/bin/chromium (`make services` installs it)",
-    ),
+    requires_tool(CHROMIUM.exists(), "Debian's chromium at /usr/bin/chromium"),
     pytest.mark.django_db(transaction=True),
 ]
 

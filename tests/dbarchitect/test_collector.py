@@ -183,6 +183,5 @@ def test_a_full_reset_restarts_every_delta(workload_conn):
             thresholds=EVERYTHING,
         )  # fmt: skip
         again = next(s for s in second.stats if s.queryid == mine.queryid)
-        if second.stats_reset is None:  # pragma: no cover - PostgreSQL 13
-            pytest.skip("pg_stat_statements_info needs PostgreSQL 14+")
+        assert second.stats_reset is not None  # pg_stat_statements_info (PostgreSQL 14+)
         assert again.calls == 4

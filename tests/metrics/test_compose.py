@@ -11,6 +11,8 @@ import pytest
 import yaml
 from django.conf import settings
 
+from tests.tools import requires_tool
+
 ROOT = Path(settings.BASE_DIR)
 COMPOSE = ROOT / "docker-compose.yml"
 SECRETS = ("SECRET_KEY", "POSTGRES_PASSWORD", "METRICS_BEARER_TOKEN", "GRAFANA_ADMIN_PASSWORD")
@@ -200,7 +202,7 @@ def _compose_client() -> list[str] | None:
     return [legacy] if legacy else None
 
 
-@pytest.mark.skipif(_compose_client() is None, reason="no docker compose client installed")
+@requires_tool(_compose_client() is not None, "a docker compose client (Debian: docker-compose)")
 def test_compose_client_validates_the_file():
     client = _compose_client()
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **SECRET_VALUES}

@@ -15,6 +15,8 @@ import yaml
 from django.conf import settings as django_settings
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.tools import requires_tool
+
 from .conftest import labels, make_audit, make_log, parse, scrape
 
 MONITORING = Path(django_settings.BASE_DIR) / "monitoring"
@@ -22,9 +24,7 @@ RULES = MONITORING / "rules" / "dbarchitect.yml"
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "dbarchitect.json"
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool not installed (Debian: prometheus)"
-)
+needs_promtool = requires_tool(PROMTOOL is not None, "promtool (Debian: prometheus)")
 # A metric name in PromQL; only names of this app and of django-prometheus are checked.
 METRIC_NAME = re.compile(r"\b(?:db_architect|django)_[a-zA-Z0-9_]+\b")
 
@@ -137,7 +137,7 @@ def _get_json(url: str) -> dict:
         return json.load(response)
 
 
-@pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (Debian: prometheus)")
+@requires_tool(PROMETHEUS is not None, "prometheus (Debian: prometheus)")
 @pytest.mark.django_db(transaction=True)
 def test_real_prometheus_scrapes_with_the_token_and_fires_low_confidence(
     live_server, history, settings, tmp_path
