@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from optimizations.embeddings import generate_embeddings
 from optimizations.models import OptimizationLog
 from optimizations.services import (
     SimilarOptimization,
-    embedding_text,
+    optimization_embed,
     optimization_list_near_vector,
 )
 
@@ -54,14 +53,6 @@ def memory_split_repeats(*, target_id: int, logs: Iterable[OptimizationLog]) -> 
     return split
 
 
-def memory_embed(logs: list[OptimizationLog]) -> None:
-    """Give every log its embedding, one batched model call (the bulk insert reuses it)."""
-    missing = [log for log in logs if log.embedding is None]
-    vectors = generate_embeddings([embedding_text(log) for log in missing])
-    for log, vector in zip(missing, vectors, strict=True):
-        log.embedding = vector
-
-
 def memory_similar(
     *,
     log: OptimizationLog,
@@ -70,7 +61,7 @@ def memory_similar(
 ) -> list[SimilarOptimization]:
     """Stored optimizations close to this (embedded) one, closest first."""
     if log.embedding is None:
-        memory_embed([log])
+        optimization_embed([log])
     limit = settings.DBARCHITECT_MEMORY_LIMIT if limit is None else limit
     if min_similarity is None:
         min_similarity = settings.DBARCHITECT_MEMORY_MIN_SIMILARITY

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from optimizations.models import OptimizationLog
-from optimizations.services import SimilarOptimization
+from optimizations.services import SimilarOptimization, optimization_embed
 
 from .confidence import confidence_compute
 from .explain import rationale_write
-from .memory import memory_embed, memory_similar, memory_split_repeats, past_outcomes
+from .memory import memory_similar, memory_split_repeats, past_outcomes
 
 # Only the recommendations a person may build get an LLM's words; the rest speak for themselves.
 LLM_KINDS = (OptimizationLog.Kind.INDEX, OptimizationLog.Kind.FK_INDEX)
@@ -62,7 +62,8 @@ def recommendations_review(
     """Split off repeats; give each new recommendation its confidence and rationale."""
     split = memory_split_repeats(target_id=target_id, logs=logs)
     review = Review(new=split.new, repeats=split.repeats)
-    memory_embed(review.new)
+    # One batched model call; the bulk insert reuses these embeddings.
+    optimization_embed(review.new)
     per_query, total = workload_shares(stats)
     for log in review.new:
         similar = memory_similar(log=log)

@@ -36,13 +36,18 @@ def optimization_store(
     return log
 
 
+def optimization_embed(logs: list[OptimizationLog]) -> None:
+    """Give every log without an embedding one, in one batched model call."""
+    missing = [log for log in logs if log.embedding is None]
+    vectors = generate_embeddings([embedding_text(log) for log in missing])
+    for log, vector in zip(missing, vectors, strict=True):
+        log.embedding = vector
+
+
 def optimization_bulk_store(logs: list[OptimizationLog], *, embed: bool = True) -> list:
     """Embed (in batches) and insert many recommendations in one statement."""
     if embed:
-        missing = [log for log in logs if log.embedding is None]
-        vectors = generate_embeddings([embedding_text(log) for log in missing])
-        for log, vector in zip(missing, vectors, strict=True):
-            log.embedding = vector
+        optimization_embed(logs)
     return OptimizationLog.objects.bulk_create(logs)
 
 
@@ -86,9 +91,7 @@ def optimization_backfill_embeddings(*, batch_size: int = 256) -> int:
         )
         if not batch:
             return done
-        vectors = generate_embeddings([embedding_text(log) for log in batch])
-        for log, vector in zip(batch, vectors, strict=True):
-            log.embedding = vector
+        optimization_embed(batch)
         OptimizationLog.objects.bulk_update(batch, ["embedding"])
         done += len(batch)
 

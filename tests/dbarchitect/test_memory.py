@@ -1,14 +1,13 @@
 import pytest
 
 from dbarchitect.memory import (
-    memory_embed,
     memory_similar,
     memory_split_repeats,
     past_outcomes,
 )
 from dbarchitect.models import Target
 from optimizations.models import OptimizationLog
-from optimizations.services import optimization_store
+from optimizations.services import optimization_embed, optimization_store
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +75,7 @@ def test_similar_finds_the_lookalike_and_not_the_unrelated(shop):
         outcome="gain",
     )
     log = _log(shop)
-    memory_embed([log])
+    optimization_embed([log])
     assert len(log.embedding) == 384
     similar = memory_similar(log=log)
     assert [item.optimization.pk for item in similar] == [lookalike.pk]
