@@ -7,15 +7,13 @@ from django.db import connection
 
 from demo.seeding import demo_seed
 from demo.workload import QUERIES
+from tests.dbarchitect.pgss import pgss_reset_own_database
 
 
 def reset_own_statement_stats():
     """Only this database's pg_stat_statements entries: other people's stay intact."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_stat_statements_reset(0, "
-            "(SELECT oid FROM pg_database WHERE datname = current_database()), 0)"
-        )
+        pgss_reset_own_database(cursor)
 
 
 def normalized(sql: str) -> str:

@@ -13,6 +13,7 @@ from optimizations.decisions import (
     recommendation_reject,
 )
 from optimizations.models import OptimizationLog
+from tests.dbarchitect.pgss import pgss_reset_own_database
 
 TABLE = "dec_orders"
 ROWS = 200_000
@@ -89,10 +90,7 @@ def test_apply_refuses_staff_rejected_and_non_index_kinds(staff_user, superuser)
 def test_apply_builds_concurrently_and_a_later_audit_records_the_gain(orders, superuser, settings):
     settings.DBARCHITECT_VERIFY = "off"
     with _connect() as conn:
-        conn.execute(
-            "SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database "
-            "WHERE datname = current_database()), 0)"
-        )
+        pgss_reset_own_database(conn)
         for customer in range(20):
             conn.execute(LOOKUP, [customer])
     before = run_audit(target="default")
