@@ -4,11 +4,11 @@ Connection URLs stay in the environment; the Target rows only hold names and swi
 """
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
+from psycopg.conninfo import make_conninfo
 
 from .models import Target
 
@@ -20,35 +20,12 @@ class TargetConnection:
     name: str
     conninfo: str
 
-    @property
-    def safe_conninfo(self) -> str:
-        """The connection string with any password masked, for logs and pages."""
-        return mask_password(self.conninfo)
-
-
-def mask_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
 
 def _default_conninfo() -> str:
+    """The app's own database as a libpq connection string (Django's settings for it)."""
     params = connections["default"].get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    params.pop("prepare_threshold", None)
-    params.pop("server_side_binding", None)
-    params.pop("options", None)
     fields = {"dbname", "user", "password", "host", "port", "sslmode", "application_name"}
-    parts = [f"{key}={_quote(value)}" for key, value in params.items() if key in fields and value]
-    return " ".join(parts)
-
-
-def _quote(value: object) -> str:
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
+    return make_conninfo(**{key: value for key, value in params.items() if key in fields and value})
 
 
 def configured_targets() -> dict[str, str]:
