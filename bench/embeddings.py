@@ -1,8 +1,9 @@
 """Embeddings of 1,000 query texts through the product's embedding service.
 
-Baselines in the same run: the model's own batched encode() (the limit: the product adds
-only its own wrapping) and one text at a time (what a naive caller would do; timed on a
-sample per run and reported per text). Medians over REPEAT interleaved runs.
+Baselines in the same run: the model's own batched encode() (what the product would be
+if it only wrapped the model; it forms its batches better and runs one per core, see
+optimizations/embeddings.py) and one text at a time (what a naive caller would do; timed
+on a sample per run and reported per text). Medians over REPEAT interleaved runs.
 """
 
 import numpy as np

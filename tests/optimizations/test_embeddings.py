@@ -32,3 +32,37 @@ def test_similar_topics_are_nearer_than_unrelated_ones():
 
 def test_empty_batch_gives_no_vectors():
     assert generate_embeddings([]) == []
+
+
+def _varied_texts(count):
+    columns = ["user_id", "event_type", "timestamp", "email", "created_at", "metadata"]
+    return [
+        f"SELECT * FROM table_{i % 7} WHERE {columns[i % 6]} = $1"
+        + " AND x = $2" * (i % 9)
+        + f" ORDER BY {columns[(i + 1) % 6]} DESC LIMIT {i}"
+        for i in range(count)
+    ]
+
+
+def test_many_texts_in_parallel_batches_match_the_models_own_encode():
+    from optimizations.embeddings import _model
+
+    texts = _varied_texts(70)  # several batches, of different token counts, on several threads
+    expected = _model().encode(texts, normalize_embeddings=True, show_progress_bar=False)
+    vectors = generate_embeddings(texts)
+    assert len(vectors) == len(texts)
+    for vector, want in zip(vectors, expected, strict=True):
+        assert vector == pytest.approx(want.tolist(), abs=1e-5)
+
+
+def test_a_forked_child_encodes_many_texts_after_its_parent_did():
+    import multiprocessing
+
+    texts = _varied_texts(40)
+    in_parent = generate_embeddings(texts)  # the parent's worker threads now exist
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        in_child = pool.apply_async(generate_embeddings, (texts,)).get(timeout=60)
+    assert len(in_child) == len(in_parent)
+    for child_vector, parent_vector in zip(in_child, in_parent, strict=True):
+        assert child_vector == pytest.approx(parent_vector, abs=1e-6)
