@@ -11,7 +11,7 @@ from _common import django_only, emit, log, median, query_texts, timed
 
 TEXTS = 1_000
 ONE_AT_A_TIME_SAMPLE = 50
-REPEAT = 3
+REPEAT = 5
 
 
 def main() -> None:
