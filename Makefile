@@ -50,7 +50,8 @@ beat: migrate
 	@$(VENV)/bin/celery -A config beat -l info
 
 test: export DBARCHITECT_TEST_TOOLS := 1
-test: install database  ## the whole suite against the real services
+test: install database  ## the whole suite against the real services (and a PostgreSQL 17)
+	@bash scripts/pg17.sh
 	@bash scripts/run_tests.sh
 
 lint: install
