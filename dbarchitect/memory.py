@@ -1,9 +1,9 @@
 """The agent's memory (RAG): never repeat a recommendation, learn from similar past ones.
 
 A recommendation repeats when the same target already has one with the same fingerprint
-that is proposed, approved, applied or rejected (superseded ones may come back). Similar past
-optimizations are the nearest stored ones by embedding (cosine, HNSW), over every target:
-what the team decided on a look-alike elsewhere is still evidence.
+that is proposed, approved, applying, applied or rejected (superseded ones may come back).
+Similar past optimizations are the nearest stored ones by embedding (cosine, HNSW), over every
+target: what the team decided on a look-alike elsewhere is still evidence.
 """
 
 from collections.abc import Iterable
@@ -22,7 +22,13 @@ from .confidence import PastOutcome
 
 Status = OptimizationLog.Status
 # A recommendation in one of these states is never made again for the same target.
-REPEAT_STATUSES = (Status.PROPOSED, Status.APPROVED, Status.APPLIED, Status.REJECTED)
+REPEAT_STATUSES = (
+    Status.PROPOSED,
+    Status.APPROVED,
+    Status.APPLYING,
+    Status.APPLIED,
+    Status.REJECTED,
+)
 
 
 @dataclass
@@ -80,7 +86,7 @@ def outcome_signal(optimization: OptimizationLog) -> float | None:
         return 1.0
     if optimization.outcome == "no_gain":
         return 0.0
-    if optimization.status in (Status.APPROVED, Status.APPLIED):
+    if optimization.status in (Status.APPROVED, Status.APPLYING, Status.APPLIED):
         return 0.5  # the team trusted it; the outcome is not measured yet
     return None
 

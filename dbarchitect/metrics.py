@@ -258,7 +258,7 @@ def metric_families(metrics: AgentMetrics) -> Iterator[Metric]:
     )
     yield _gauge(
         "db_architect_recommendations_by_status",
-        "Recommendations in each status now (proposed, approved, applied, rejected, ...).",
+        "Recommendations in each status now (proposed, approved, applying, applied, ...).",
         ["target", "status"],
         metrics.recommendations_by_status,
     )

@@ -1,8 +1,9 @@
 """Admin for the agent's memory: every recommendation, read-only except the decisions.
 
 Staff approve or reject (buttons on the change page, or actions on the list); only a
-superuser applies an index, after a confirmation page. Every decision goes through
-optimizations.decisions, the same services the API calls.
+superuser applies an index, after a confirmation page: the apply is queued for a Celery worker
+(optimizations.applying) and the change page shows the build's progress. Every decision goes
+through the same services the API calls.
 """
 
 import json
@@ -17,18 +18,21 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
+from kombu.exceptions import OperationalError as BrokerError
 
 from dbarchitect.reports import confidence_components, percent_drop, plan_text
 
-from .decisions import (
+from .applying import (
     APPLICABLE_KINDS,
-    DecisionError,
-    recommendation_apply,
-    recommendation_approve,
-    recommendation_reject,
+    APPLY_FROM,
+    apply_job,
+    recommendation_apply_progress,
+    recommendation_apply_start,
 )
+from .decisions import DecisionError, recommendation_approve, recommendation_reject
 from .models import OptimizationLog
 from .services import optimization_list_near_vector
 
@@ -168,10 +172,14 @@ class OptimizationLogAdmin(admin.ModelAdmin):
             )
         breakdown = log.confidence_breakdown or {}
         can_decide = self.has_decide_permission(request)
+        try:
+            progress = recommendation_apply_progress(recommendation=log)
+        except DecisionError:
+            progress = None
+        lost = progress is not None and progress.state == "lost"
+        job = apply_job(log)
         applicable = (
-            log.status in (Status.PROPOSED, Status.APPROVED)
-            and log.kind in APPLICABLE_KINDS
-            and bool(log.ddl)
+            (log.status in APPLY_FROM or lost) and log.kind in APPLICABLE_KINDS and bool(log.ddl)
         )
         return {
             "log": log,
@@ -193,6 +201,9 @@ class OptimizationLogAdmin(admin.ModelAdmin):
             "can_reject": can_decide and log.status in (Status.PROPOSED, Status.APPROVED),
             "can_apply": self.has_apply_permission(request) and applicable,
             "applicable": applicable,
+            "apply_progress": progress,
+            "apply_job": job,
+            "apply_finished_at": parse_datetime(job.get("finished_at") or ""),
         }
 
     def get_urls(self):
@@ -306,12 +317,21 @@ class OptimizationLogAdmin(admin.ModelAdmin):
     def _apply(self, request, logs: list[OptimizationLog]) -> None:
         for log in logs:
             try:
-                result = recommendation_apply(recommendation=log, applied_by=request.user)
+                started = recommendation_apply_start(recommendation=log, applied_by=request.user)
             except DecisionError as exc:
                 self.message_user(request, f"{_label(log)}: {exc}", messages.ERROR)
                 continue
-            level = messages.SUCCESS if result.ok else messages.ERROR
-            self.message_user(request, f"{_label(log)}: {result.message}", level)
+            except BrokerError:
+                self.message_user(
+                    request,
+                    f"{_label(log)}: the task queue (Redis) is unavailable; nothing was queued "
+                    "or built. Try again later.",
+                    messages.ERROR,
+                )
+                continue
+            failed = started.ran_here and started.recommendation.status != Status.APPLIED
+            level = messages.ERROR if failed else messages.SUCCESS
+            self.message_user(request, f"{_label(log)}: {started.message}", level)
 
     def _apply_confirmation(
         self, request, logs: list[OptimizationLog], *, action_url: str, is_action: bool

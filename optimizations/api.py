@@ -7,8 +7,10 @@ selector or service, and formats the result. Errors are JSON (config.api).
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
@@ -18,13 +20,14 @@ from config.api import (
     Conflict,
     IsSuperUser,
     PageQuerySerializer,
+    QueueUnavailable,
     error_responses,
     paginate,
     paginated,
 )
 from dbarchitect.models import Target
 
-from . import decisions
+from . import applying, decisions
 from .models import OptimizationLog
 from .selectors import ORDERINGS, OptimizationFilters, optimization_get, optimization_list
 from .services import optimization_list_similar
@@ -80,8 +83,37 @@ class OptimizationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ApplyProgressSerializer(serializers.Serializer):
+    """Where the build of an applying recommendation is (pg_stat_progress_create_index)."""
+
+    state = serializers.ChoiceField(
+        choices=["queued", "building", "lost", "unknown"],
+        help_text="queued: waiting for a worker; building; lost: its worker died or none "
+        "started it in time, apply again; unknown: the target cannot be reached.",
+    )
+    message = serializers.CharField()
+    phase = serializers.CharField(help_text="The build's phase, while building.")
+    lockers_done = serializers.IntegerField(allow_null=True)
+    lockers_total = serializers.IntegerField(allow_null=True)
+    blocks_done = serializers.IntegerField(allow_null=True)
+    blocks_total = serializers.IntegerField(allow_null=True)
+    blocks_percent = serializers.FloatField(allow_null=True)
+    tuples_done = serializers.IntegerField(allow_null=True)
+    tuples_total = serializers.IntegerField(allow_null=True)
+    tuples_percent = serializers.FloatField(allow_null=True)
+
+
 class OptimizationDetailSerializer(OptimizationSerializer):
     """Everything about one recommendation: plans, the confidence formula, what it served."""
+
+    apply_progress = serializers.SerializerMethodField(
+        help_text="While the status is applying: how the build goes; null otherwise."
+    )
+
+    @extend_schema_field(ApplyProgressSerializer(allow_null=True))
+    def get_apply_progress(self, obj: OptimizationLog) -> dict | None:
+        progress = applying.recommendation_apply_progress(recommendation=obj)
+        return None if progress is None else ApplyProgressSerializer(progress).data
 
     class Meta(OptimizationSerializer.Meta):
         ref_name = "OptimizationDetail"
@@ -94,6 +126,7 @@ class OptimizationDetailSerializer(OptimizationSerializer):
             "plan_after",
             "details",
             "mean_ms_after_apply",
+            "apply_progress",
         ]
         read_only_fields = fields
 
@@ -274,37 +307,44 @@ class OptimizationApplyApi(APIView):
     permission_classes = [IsSuperUser]
 
     class OutputSerializer(serializers.Serializer):
-        ok = serializers.BooleanField()
+        id = serializers.UUIDField()
+        status = serializers.ChoiceField(
+            choices=OptimizationLog.Status.choices,
+            help_text="applying while a worker builds the index; with eager Celery the build "
+            "already ran: applied, or back to proposed/approved when it failed.",
+        )
         message = serializers.CharField()
-        index_name = serializers.CharField(allow_null=True)
-        optimization = OptimizationDetailSerializer()
+        url = serializers.URLField(help_text="The recommendation: follow its status there.")
 
         class Meta:
-            ref_name = "OptimizationApplyResult"
+            ref_name = "OptimizationApplyQueued"
 
     @extend_schema(
         operation_id="optimizations_apply",
-        summary="Build a recommended index (CREATE INDEX CONCURRENTLY); superusers only",
-        description="200 when the index was built; 409 when the recommendation cannot be "
-        "applied in its state, or the build failed (for example a lock timeout): the message "
-        "says why.",
+        summary="Queue the build of a recommended index (CREATE INDEX CONCURRENTLY); "
+        "superusers only",
+        description="202 once the apply is queued: a Celery worker builds the index, the "
+        "recommendation reads applying (with apply_progress) until it is applied, or back to "
+        "its earlier status with details.apply_error. 409 when the recommendation cannot be "
+        "applied in its state or is being applied already; 503 when the task queue is down.",
         parameters=[OPTIMIZATION_ID],
         request=None,
-        responses={200: OutputSerializer, **error_responses(401, 403, 404, 409)},
+        responses={202: OutputSerializer, **error_responses(401, 403, 404, 409, 503)},
     )
     def post(self, request, optimization_id: str):
         optimization = _get_or_404(optimization_id)
         with _conflict_on_decision_error():
-            result = decisions.recommendation_apply(
-                recommendation=optimization, applied_by=request.user
-            )
-        if not result.ok:
-            raise Conflict(result.message)
-        optimization.refresh_from_db()
+            try:
+                started = applying.recommendation_apply_start(
+                    recommendation=optimization, applied_by=request.user
+                )
+            except BrokerError as exc:
+                raise QueueUnavailable() from exc
+        url = reverse("optimizations_api:detail", args=[optimization.pk])
         payload = {
-            "ok": result.ok,
-            "message": result.message,
-            "index_name": result.index_name,
-            "optimization": optimization,
+            "id": optimization.pk,
+            "status": started.recommendation.status,
+            "message": started.message,
+            "url": request.build_absolute_uri(url),
         }
-        return Response(self.OutputSerializer(payload).data, status=status.HTTP_200_OK)
+        return Response(self.OutputSerializer(payload).data, status=status.HTTP_202_ACCEPTED)

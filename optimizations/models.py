@@ -12,6 +12,7 @@ class OptimizationLog(models.Model):
     class Status(models.TextChoices):
         PROPOSED = "proposed"
         APPROVED = "approved"
+        APPLYING = "applying"  # a worker is building the index (optimizations.applying)
         APPLIED = "applied"
         REJECTED = "rejected"
         SUPERSEDED = "superseded"

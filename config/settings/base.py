@@ -251,6 +251,8 @@ DBARCHITECT_MEMORY_MIN_SIMILARITY = env.float("DBARCHITECT_MEMORY_MIN_SIMILARITY
 DBARCHITECT_APPLY_STATEMENT_TIMEOUT_MS = env.int(
     "DBARCHITECT_APPLY_STATEMENT_TIMEOUT_MS", default=6 * 60 * 60 * 1000
 )
+# An apply queued this long ago that no worker has started is taken as lost (apply again).
+DBARCHITECT_STALE_APPLY_MINUTES = env.int("DBARCHITECT_STALE_APPLY_MINUTES", default=30)
 # After an apply, the served queries must get at least this much faster to count as a gain...
 DBARCHITECT_OUTCOME_MIN_GAIN = env.float("DBARCHITECT_OUTCOME_MIN_GAIN", default=0.2)
 # ...and this much slower counts as a regression (between the two: no_gain).

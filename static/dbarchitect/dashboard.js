@@ -5,6 +5,7 @@
   var STATUS_COLORS = {
     proposed: "#79aec8",
     approved: "#417690",
+    applying: "#c98b00",
     applied: "#5b9e30",
     rejected: "#ba2121",
     superseded: "#a0a0a0",

@@ -78,6 +78,7 @@ def test_recommendation_counts_gain_and_confidence(history):
     assert data.by_status == {
         "proposed": 1,
         "approved": 0,
+        "applying": 0,
         "applied": 1,
         "rejected": 1,
         "superseded": 0,
@@ -157,7 +158,7 @@ def test_dashboard_page_shows_the_numbers_and_the_chart_data(staff_client, histo
     assert reverse("admin:dbarchitect_audit_report", args=[history.pk]) in html
     assert 'id="dba-chart-data"' in html
     charts = response.context["charts"]
-    assert charts["byStatus"]["values"] == [1, 0, 1, 1, 0]
+    assert charts["byStatus"]["values"] == [1, 0, 0, 1, 1, 0]
     assert charts["slowQueries"]["now"] == [120.0, 80.0, 5.0]
     assert charts["slowQueries"]["lastWeek"] == [None, 40.0, 0.2]
     assert "dbarchitect/vendor/chart.umd.js" in html

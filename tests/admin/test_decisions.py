@@ -131,8 +131,15 @@ def test_superuser_applies_after_a_confirmation_page(super_client):
     log.refresh_from_db()
     assert log.status == "applied" and log.applied_at is not None
     assert _index_exists(INDEX_NAME)
+    # Eager Celery (the test settings) built it in the request, and the message says so.
     (message,) = _messages(response)
-    assert f"Index {INDEX_NAME} built concurrently" in message
+    assert message.startswith(
+        f"{log.ddl}: Applied at once (CELERY_TASK_ALWAYS_EAGER is on): Index {INDEX_NAME} "
+        "built concurrently"
+    )
+    # The change page shows the result of the last apply.
+    page = super_client.get(_url("change", log)).content.decode()
+    assert 'id="dba-apply-result"' in page and f"Index {INDEX_NAME} built concurrently" in page
 
 
 @pytest.mark.django_db(transaction=True)
@@ -171,3 +178,33 @@ def test_buttons_offer_only_the_transitions_allowed_from_the_status(super_client
         ddl="CREATE INDEX f_idx ON demo_user (email)", status=OptimizationLog.Status.REJECTED
     )
     assert buttons(rejected) == set()
+
+
+def test_a_queued_apply_shows_on_the_page_and_refuses_a_second_apply(super_client):
+    """No worker here (the test's transaction never commits): the apply stays queued."""
+    log = make_recommendation(ddl="CREATE INDEX g_idx ON demo_user (email)")
+    response = super_client.post(_url("apply", log), follow=True)
+    (message,) = _messages(response)
+    assert message == (
+        f"{log.ddl}: Apply of g_idx queued: a Celery worker builds it (CREATE INDEX "
+        "CONCURRENTLY); the recommendation shows its progress."
+    )
+    log.refresh_from_db()
+    assert log.status == "applying"
+    html = response.content.decode()
+    assert 'id="dba-apply-progress"' in html and "Applying: queued" in html
+    assert "waiting for a Celery worker" in html
+    assert '<meta http-equiv="refresh" content="5">' in html
+    assert 'id="dba-apply"' not in html and 'id="dba-reject"' not in html
+
+    again = super_client.post(_url("apply", log), follow=True)
+    (refused,) = _messages(again)
+    assert "This recommendation is already being applied. Queued at" in refused
+
+
+def test_applying_is_a_status_filter_of_the_list(super_client):
+    make_recommendation(ddl="CREATE INDEX h_idx ON demo_user (email)", status="applying")
+    make_recommendation(ddl="CREATE INDEX i_idx ON demo_user (email)")
+    response = super_client.get(reverse(CHANGELIST), {"status__exact": "applying"})
+    assert response.context["cl"].result_count == 1
+    assert "?status__exact=applying" in response.content.decode()

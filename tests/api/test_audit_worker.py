@@ -12,6 +12,7 @@ from celery.contrib.testing.worker import start_worker
 from config.celery_app import app as celery_app
 from dbarchitect.targets import target_connection, target_sync
 from dbarchitect.tasks import audit_run_task
+from tests.celery_queue import own_queue
 from tests.dbarchitect.pgss import pgss_reset_own_database
 from tests.dbarchitect.waiting import wait_for
 
@@ -55,21 +56,9 @@ def slow_workload() -> Iterator[None]:
 
 @pytest.fixture
 def worker_queue() -> Iterator[str]:
-    """Audit tasks go to a queue of this test's own (no other worker on the broker takes
-    them), for real: not eagerly."""
-    queue = f"test-api-audits-{uuid.uuid4().hex}"
-    eager = celery_app.conf.task_always_eager
-    routes = celery_app.conf.task_routes
-    celery_app.conf.update(task_always_eager=False, task_routes={AUDIT_TASK: {"queue": queue}})
-    try:
+    """Audit tasks go to a queue of this test's own."""
+    with own_queue(AUDIT_TASK) as queue:
         yield queue
-    finally:
-        celery_app.conf.update(task_always_eager=eager, task_routes=routes)
-        queues = celery_app.amqp.queues
-        queues._consume_from = None  # undo the worker's queue selection for later workers
-        queues.pop(queue, None)
-        with celery_app.connection_for_write() as conn:
-            conn.default_channel.client.delete(queue)
 
 
 def test_post_queues_an_audit_that_a_worker_runs_and_get_shows(

@@ -72,25 +72,58 @@ def _index_exists(name: str) -> bool:
         return cursor.fetchone() is not None
 
 
-@pytest.mark.django_db(transaction=True)
-def test_apply_builds_the_index_concurrently_and_marks_it_applied(super_api, superuser, targets):
-    # CREATE INDEX CONCURRENTLY cannot run in a transaction: this test commits for real.
-    log = OptimizationLog.objects.create(
-        query_text="SELECT * FROM demo_behavior_log WHERE event_type = $1",
-        recommendation="index on behavior logs (event_type)",
+def _index_recommendation(targets, name: str, table: str, column: str) -> OptimizationLog:
+    return OptimizationLog.objects.create(
+        query_text=f"SELECT * FROM {table} WHERE {column} = $1",
+        recommendation=f"index on {table} ({column})",
         kind="index",
         target=targets["default"],
-        ddl="CREATE INDEX CONCURRENTLY api_test_event_type_idx ON demo_behavior_log (event_type)",
+        ddl=f"CREATE INDEX CONCURRENTLY {name} ON {table} ({column})",
+    )
+
+
+def test_apply_answers_202_with_the_recommendation_applying(super_api, targets):
+    """No worker here (the test's transaction never commits): the apply stays queued."""
+    log = _index_recommendation(targets, "api_queued_idx", "demo_behavior_log", "event_type")
+    response = super_api.post(_url(log, "apply"))
+    assert response.status_code == 202, response.content
+    assert response.json() == {
+        "id": str(log.id),
+        "status": "applying",
+        "message": "Apply of api_queued_idx queued: a Celery worker builds it (CREATE INDEX "
+        "CONCURRENTLY); the recommendation shows its progress.",
+        "url": f"http://testserver/api/optimizations/{log.id}/",
+    }
+    detail = super_api.get(response.json()["url"]).json()
+    assert detail["status"] == "applying"
+    assert detail["apply_progress"]["state"] == "queued"
+    assert detail["details"]["apply_job"]["queued_by"] == "root"
+    # A second apply while one is queued is refused, and so is a reject.
+    again = super_api.post(_url(log, "apply"))
+    assert again.status_code == 409
+    assert again.json()["error"].startswith("This recommendation is already being applied.")
+    assert super_api.post(_url(log, "reject")).status_code == 409
+    assert not _index_exists("api_queued_idx")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_apply_with_eager_celery_builds_at_once_and_says_so(super_api, superuser, targets):
+    # CREATE INDEX CONCURRENTLY cannot run in a transaction: this test commits for real.
+    log = _index_recommendation(
+        targets, "api_test_event_type_idx", "demo_behavior_log", "event_type"
     )
     try:
         response = super_api.post(_url(log, "apply"))
-        assert response.status_code == 200, response.content
+        assert response.status_code == 202, response.content
         body = response.json()
-        assert body["ok"] is True
-        assert body["index_name"] == "api_test_event_type_idx"
-        assert body["optimization"]["status"] == "applied"
-        assert body["optimization"]["applied_at"] is not None
+        assert body["status"] == "applied"
+        assert body["message"].startswith(
+            "Applied at once (CELERY_TASK_ALWAYS_EAGER is on): Index api_test_event_type_idx "
+            "built concurrently"
+        )
         assert _index_exists("api_test_event_type_idx")
+        detail = super_api.get(body["url"]).json()
+        assert detail["applied_at"] is not None and detail["apply_progress"] is None
         # Applying it again is refused: it is applied already.
         again = super_api.post(_url(log, "apply"))
         assert again.status_code == 409
@@ -101,18 +134,15 @@ def test_apply_builds_the_index_concurrently_and_marks_it_applied(super_api, sup
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_failed_build_is_a_409_that_says_why(super_api, targets):
-    log = OptimizationLog.objects.create(
-        query_text="SELECT * FROM no_such_table WHERE a = $1",
-        recommendation="index on no_such_table (a)",
-        kind="index",
-        target=targets["default"],
-        ddl="CREATE INDEX CONCURRENTLY api_test_missing_idx ON no_such_table (a)",
-    )
+def test_a_failed_build_is_recorded_and_the_recommendation_can_be_applied_again(super_api, targets):
+    log = _index_recommendation(targets, "api_test_missing_idx", "no_such_table", "a")
     response = super_api.post(_url(log, "apply"))
-    assert response.status_code == 409
-    error = response.json()["error"]
-    assert "CREATE INDEX CONCURRENTLY api_test_missing_idx failed" in error
-    assert "no_such_table" in error
-    log.refresh_from_db()
-    assert log.status == "proposed"
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "proposed"
+    assert "CREATE INDEX CONCURRENTLY api_test_missing_idx failed" in body["message"]
+    detail = super_api.get(body["url"]).json()
+    assert "no_such_table" in detail["details"]["apply_error"]
+    assert detail["details"]["apply_job"]["ok"] is False
+    # Back to proposed: it may be applied again (and fails again, saying why).
+    assert super_api.post(_url(log, "apply")).json()["status"] == "proposed"

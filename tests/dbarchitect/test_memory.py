@@ -39,7 +39,7 @@ def _store(target, status, *, query=QUERY, ddl=DDL, fingerprint="x", outcome="")
     )
 
 
-@pytest.mark.parametrize("status", ["proposed", "approved", "applied", "rejected"])
+@pytest.mark.parametrize("status", ["proposed", "approved", "applying", "applied", "rejected"])
 def test_split_repeats_drops_a_fingerprint_already_decided_for_the_target(shop, status):
     _store(shop, status, fingerprint="demo_behavior_log(user_id,timestamp)")
     split = memory_split_repeats(target_id=shop.id, logs=[_log(shop)])

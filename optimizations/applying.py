@@ -1,0 +1,510 @@
+"""Applying a recommended index: asked for in a request, built by a Celery worker.
+
+`CREATE INDEX CONCURRENTLY` on a production table takes minutes, longer than a web request
+may live (a killed request cancels the build and leaves an INVALID index). So
+`recommendation_apply_start` only checks the decision, marks the recommendation APPLYING
+under a row lock (a second apply is refused) and queues `optimizations.apply_index`; the
+worker's `recommendation_apply_run` builds the index on the target, in autocommit with a lock
+timeout, and records APPLIED with the post-apply baseline, or the error and the status the
+recommendation had before.
+
+The build's connection holds an advisory lock on the target, keyed by the index name, for as
+long as its backend lives. Through it the admin finds the build's row in
+`pg_stat_progress_create_index`, a second build of the same index is refused, and an apply
+that holds no lock but recorded no result is known to be lost (its worker died). A lost apply,
+or one no worker started within DBARCHITECT_STALE_APPLY_MINUTES, may be applied again; the
+INVALID index a dead build leaves is dropped before the new build.
+"""
+
+import datetime
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import psycopg
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+from psycopg import sql
+
+from dbarchitect.collector import CollectError, pgss_schema
+from dbarchitect.connection import TargetUnavailable, secrets_scrub, target_connect
+from dbarchitect.locking import LOCK_NAMESPACE, lock_try
+from dbarchitect.migration_writer import IndexSpec, MigrationWriteError, index_resolve
+from dbarchitect.models import AuditRun
+
+from .decisions import DecisionError
+from .models import OptimizationLog
+
+logger = logging.getLogger(__name__)
+
+Status = OptimizationLog.Status
+APPLICABLE_KINDS = (OptimizationLog.Kind.INDEX, OptimizationLog.Kind.FK_INDEX)
+# The statuses an apply starts from, and goes back to when it fails.
+APPLY_FROM = (Status.PROPOSED, Status.APPROVED)
+# How often a build's backend checks that its worker is still connected (PostgreSQL 14+): a
+# build whose worker died is cancelled within this, instead of running on for hours.
+CLIENT_CHECK_INTERVAL = "10s"
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    ok: bool
+    message: str
+    index_name: str | None
+    elapsed_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class ApplyStarted:
+    """What a request learns: the apply is queued, or (eager Celery, --wait) already done."""
+
+    recommendation: OptimizationLog
+    job_id: str
+    ran_here: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class ApplyProgress:
+    """Where an APPLYING recommendation's build is."""
+
+    state: str  # queued, building, lost (may be applied again), unknown (target unreachable)
+    message: str
+    phase: str = ""
+    lockers_done: int | None = None
+    lockers_total: int | None = None
+    blocks_done: int | None = None
+    blocks_total: int | None = None
+    tuples_done: int | None = None
+    tuples_total: int | None = None
+
+    @property
+    def blocks_percent(self) -> float | None:
+        return _share(self.blocks_done, self.blocks_total)
+
+    @property
+    def tuples_percent(self) -> float | None:
+        return _share(self.tuples_done, self.tuples_total)
+
+
+def _share(done: int | None, total: int | None) -> float | None:
+    return round(100.0 * done / total, 1) if done is not None and total else None
+
+
+# --- the job record, in details["apply_job"] ---
+
+
+def apply_job(log: OptimizationLog) -> dict:
+    """The latest apply of this recommendation: ids, who, when, the result (or {})."""
+    return dict((log.details or {}).get("apply_job") or {})
+
+
+def _when(value: str | None) -> datetime.datetime | None:
+    return datetime.datetime.fromisoformat(value) if value else None
+
+
+def _shown(value: str | None) -> str:
+    """An ISO timestamp of the job record as the messages show it (UTC, to the second)."""
+    return f"{_when(value):%Y-%m-%d %H:%M:%S}" if value else "?"
+
+
+def _is_current(log: OptimizationLog, job_id: str) -> bool:
+    return log.status == Status.APPLYING and apply_job(log).get("job_id") == job_id
+
+
+# --- checks shared by the request and the worker ---
+
+
+def _index_spec(log: OptimizationLog) -> IndexSpec:
+    """The index this recommendation builds, or DecisionError saying why there is none."""
+    if log.kind not in APPLICABLE_KINDS:
+        raise DecisionError(
+            f"A {log.kind} recommendation is not an index to build; nothing to apply"
+        )
+    if log.target is None or not log.ddl:
+        raise DecisionError("This recommendation has no target database or no DDL to apply")
+    try:
+        spec, _, _ = index_resolve(log.ddl)
+    except MigrationWriteError as exc:
+        raise DecisionError(str(exc)) from None
+    return spec
+
+
+def _lock_key(spec: IndexSpec) -> str:
+    return f"apply:{spec.schema or ''}.{spec.name}"
+
+
+def _qualified(spec: IndexSpec) -> sql.Composable:
+    parts = (spec.schema, spec.name) if spec.schema else (spec.name,)
+    return sql.Identifier(*parts)
+
+
+# --- progress and liveness, read on the target ---
+
+PROGRESS_SQL = """
+SELECT l.pid AS build_pid, p.phase, p.lockers_done, p.lockers_total,
+       p.blocks_done, p.blocks_total, p.tuples_done, p.tuples_total
+FROM pg_locks AS l
+LEFT JOIN pg_stat_progress_create_index AS p ON p.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+  AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
+  AND l.classid = %(namespace)s::oid AND l.objid = hashtext(%(key)s)::oid
+"""
+
+
+def index_build_progress(conn: psycopg.Connection, spec: IndexSpec) -> dict | None:
+    """The running apply of `spec` on this connection's database: its backend and, once the
+    build has started, pg_stat_progress_create_index's counters; None when none runs."""
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cursor:
+        return cursor.execute(
+            PROGRESS_SQL, {"namespace": LOCK_NAMESPACE, "key": _lock_key(spec)}
+        ).fetchone()
+
+
+def _progress(log: OptimizationLog, spec: IndexSpec) -> ApplyProgress:
+    job = apply_job(log)
+    if not job.get("started_at"):
+        queued_at = _when(job.get("queued_at"))
+        stale = settings.DBARCHITECT_STALE_APPLY_MINUTES
+        if queued_at and timezone.now() - queued_at < datetime.timedelta(minutes=stale):
+            return ApplyProgress(
+                state="queued",
+                message=f"Queued at {_shown(job['queued_at'])} UTC by "
+                f"{job.get('queued_by', '?')}, waiting for a Celery worker (none has started "
+                f"it yet: is one running? `make worker`). After {stale} minutes without a "
+                "worker it can be applied again.",
+            )
+        return ApplyProgress(
+            state="lost", message=f"no worker started it within {stale} minutes of queueing"
+        )
+    try:
+        conn = target_connect(log.target.name, purpose="apply progress")
+    except TargetUnavailable as exc:
+        return ApplyProgress(state="unknown", message=f"Cannot tell how the build goes: {exc}")
+    with conn:
+        row = index_build_progress(conn, spec)
+    if row is None:
+        return ApplyProgress(
+            state="lost",
+            message=f"its worker stopped before recording a result (no build of {spec.name} "
+            f"runs on target {log.target.name})",
+        )
+    phase = row["phase"] or "starting"
+    return ApplyProgress(
+        state="building",
+        message=f"Building {spec.name} on target {log.target.name} (backend {row['build_pid']},"
+        f" started {_shown(job['started_at'])} UTC): {phase}.",
+        phase=phase,
+        lockers_done=row["lockers_done"],
+        lockers_total=row["lockers_total"],
+        blocks_done=row["blocks_done"],
+        blocks_total=row["blocks_total"],
+        tuples_done=row["tuples_done"],
+        tuples_total=row["tuples_total"],
+    )
+
+
+def recommendation_apply_progress(*, recommendation: OptimizationLog) -> ApplyProgress | None:
+    """How an APPLYING recommendation's build goes; None in any other status."""
+    if recommendation.status != Status.APPLYING:
+        return None
+    return _progress(recommendation, _index_spec(recommendation))
+
+
+# --- the request: check, mark APPLYING, queue ---
+
+
+def recommendation_apply_start(
+    *, recommendation: OptimizationLog, applied_by, in_process: bool = False
+) -> ApplyStarted:
+    """Check the apply at once and queue its build for a worker (superuser only).
+
+    Raises DecisionError when it is not allowed (with why), and kombu's OperationalError,
+    leaving the recommendation as it was, when the task queue cannot be reached.
+    `in_process` builds in this process instead (a management command that waits).
+    """
+    if not getattr(applied_by, "is_superuser", False):
+        raise DecisionError("Only a superuser can apply an index")
+    job_id = str(uuid.uuid4())
+    ran: list[bool] = []
+    with transaction.atomic():
+        log = (
+            OptimizationLog.objects.select_for_update(of=("self",))
+            .select_related("target")
+            .get(pk=recommendation.pk)
+        )
+        spec = _index_spec(log)
+        if log.status == Status.APPLYING:
+            _clear_lost(log, spec)
+        if log.status not in APPLY_FROM:
+            raise DecisionError(f"Cannot apply a recommendation that is {log.status}")
+        now = timezone.now()
+        job = {
+            "job_id": job_id,
+            "index": spec.name,
+            "from_status": log.status,
+            "queued_at": now.isoformat(),
+            "queued_by": applied_by.get_username(),
+            "queued_by_id": applied_by.pk,
+        }
+        log.status = Status.APPLYING
+        log.details = {**(log.details or {}), "apply_job": job}
+        log.save(update_fields=["status", "details"])
+        run = _run_here if in_process else _publish
+        transaction.on_commit(lambda: ran.append(run(log.pk, job_id)))
+    log.refresh_from_db()
+    if not ran or not ran[0]:
+        return ApplyStarted(
+            recommendation=log,
+            job_id=job_id,
+            ran_here=False,
+            message=f"Apply of {spec.name} queued: a Celery worker builds it "
+            "(CREATE INDEX CONCURRENTLY); the recommendation shows its progress.",
+        )
+    how = "in this process" if in_process else "at once (CELERY_TASK_ALWAYS_EAGER is on)"
+    result = apply_job(log).get("result", f"the recommendation is {log.status}")
+    return ApplyStarted(
+        recommendation=log, job_id=job_id, ran_here=True, message=f"Applied {how}: {result}"
+    )
+
+
+def _publish(pk: uuid.UUID, job_id: str) -> bool:
+    """Queue the build; True when Celery ran it eagerly, here and now."""
+    from .tasks import recommendation_apply_task
+
+    try:
+        recommendation_apply_task.apply_async(
+            kwargs={"recommendation_id": str(pk), "job_id": job_id}, task_id=job_id
+        )
+    except (OperationalError, RuntimeError) as exc:  # RuntimeError: the result store gave up
+        _finish(
+            pk,
+            job_id,
+            ApplyResult(
+                ok=False,
+                message="Could not queue the apply: the task queue is unavailable; nothing "
+                "was built. Try again later.",
+                index_name=None,
+            ),
+        )
+        raise OperationalError(str(exc).strip()) from exc
+    return bool(recommendation_apply_task.app.conf.task_always_eager)
+
+
+def _run_here(pk: uuid.UUID, job_id: str) -> bool:
+    recommendation_apply_run(recommendation_id=pk, job_id=job_id)
+    return True
+
+
+def _clear_lost(log: OptimizationLog, spec: IndexSpec) -> None:
+    """Put a lost apply's recommendation back as it was, or refuse while it may finish."""
+    progress = _progress(log, spec)
+    if progress.state != "lost":
+        raise DecisionError(f"This recommendation is already being applied. {progress.message}")
+    job = apply_job(log)
+    message = (
+        f"The apply queued at {_shown(job.get('queued_at'))} UTC by "
+        f"{job.get('queued_by', '?')} was lost: {progress.message}."
+    )
+    logger.warning("apply of %s: %s", log.pk, message)
+    _record(log, job, ApplyResult(ok=False, message=message, index_name=spec.name), None)
+
+
+# --- the worker: build and record ---
+
+
+def recommendation_apply_run(*, recommendation_id: uuid.UUID | str, job_id: str) -> ApplyResult:
+    """Build the index of one queued apply and record how it went (what the task runs).
+
+    A job that is no longer current (cleared as lost, or already finished) does nothing.
+    """
+    log = OptimizationLog.objects.select_related("target").filter(pk=recommendation_id).first()
+    if log is None or not _is_current(log, job_id):
+        return ApplyResult(ok=False, message="This apply is no longer current.", index_name=None)
+    try:
+        spec = _index_spec(log)
+    except DecisionError as exc:
+        return _finish(log.pk, job_id, ApplyResult(ok=False, message=str(exc), index_name=None))
+    try:
+        conn = target_connect(
+            log.target.name,
+            purpose="apply",
+            statement_timeout_ms=settings.DBARCHITECT_APPLY_STATEMENT_TIMEOUT_MS,
+        )
+    except TargetUnavailable as exc:
+        return _finish(log.pk, job_id, ApplyResult(False, str(exc), spec.name))
+    with conn:
+        # Held until the connection closes, after the result is recorded.
+        if not lock_try(conn, _lock_key(spec)):
+            if apply_job(log).get("started_at"):  # redelivered while the first run builds
+                return ApplyResult(ok=False, message="Already building.", index_name=spec.name)
+            message = (
+                f"Another build of index {spec.name} runs on target {log.target.name}; "
+                "apply again once it is done."
+            )
+            return _finish(log.pk, job_id, ApplyResult(False, message, spec.name))
+        if not _mark_started(log.pk, job_id):
+            return ApplyResult(
+                ok=False, message="This apply is no longer current.", index_name=None
+            )
+        if conn.info.server_version >= 140000:
+            conn.execute(
+                sql.SQL("SET client_connection_check_interval = {}").format(
+                    sql.Literal(CLIENT_CHECK_INTERVAL)
+                )
+            )
+        result = _build(conn, spec)
+        baseline = _served_counters(conn, list(log.queryids)) if result.ok else None
+        return _finish(log.pk, job_id, result, baseline)
+
+
+def recommendation_apply_fail(*, recommendation_id: uuid.UUID | str, job_id: str, error: str):
+    """Record that the apply's task itself failed (a bug, a time limit), if it is current."""
+    _finish(
+        recommendation_id,
+        job_id,
+        ApplyResult(
+            ok=False, message=f"The apply task failed: {secrets_scrub(error)}", index_name=None
+        ),
+    )
+
+
+def _mark_started(pk, job_id: str) -> bool:
+    with transaction.atomic():
+        log = OptimizationLog.objects.select_for_update().get(pk=pk)
+        if not _is_current(log, job_id):
+            return False
+        job = {**apply_job(log), "started_at": timezone.now().isoformat()}
+        log.details = {**log.details, "apply_job": job}
+        log.save(update_fields=["details"])
+    return True
+
+
+def _finish(pk, job_id: str, result: ApplyResult, baseline: dict | None = None) -> ApplyResult:
+    """Record the result on the recommendation, unless its job is no longer this one."""
+    with transaction.atomic():
+        log = OptimizationLog.objects.select_for_update().filter(pk=pk).first()
+        if log is None or not _is_current(log, job_id):
+            logger.warning("apply job %s of %s finished but is no longer current", job_id, pk)
+            return result
+        _record(log, apply_job(log), result, baseline)
+    return result
+
+
+def _record(log: OptimizationLog, job: dict, result: ApplyResult, baseline: dict | None) -> None:
+    now = timezone.now()
+    job = {**job, "finished_at": now.isoformat(), "ok": result.ok, "result": result.message}
+    details = {**(log.details or {}), "apply_job": job}
+    fields = ["status", "details"]
+    if not result.ok:
+        logger.warning("apply of %s failed: %s", log.pk, result.message)
+        log.status = job.get("from_status", Status.PROPOSED)
+        details["apply_error"] = result.message
+    else:
+        log.status = Status.APPLIED
+        log.applied_at = now
+        if log.decided_by_id is None:  # the user who queued it, unless deleted since
+            log.decided_by = get_user_model().objects.filter(pk=job.get("queued_by_id")).first()
+        log.decided_at = log.decided_at or now
+        details.pop("apply_error", None)
+        details.update(
+            applied_by=job.get("queued_by"),
+            apply_ms=result.elapsed_ms,
+            applied_index=result.index_name,
+            apply_counters=baseline or {},
+            mean_ms_before_apply=_mean_before(log),
+        )
+        fields += ["applied_at", "decided_by", "decided_at"]
+    log.details = details
+    log.save(update_fields=fields)
+
+
+def _index_state(conn: psycopg.Connection, spec: IndexSpec) -> bool | None:
+    """True valid, False invalid (a failed build), None no such index."""
+    name = _qualified(spec).as_string(conn)
+    row = conn.execute(
+        "SELECT i.indisvalid FROM pg_index AS i WHERE i.indexrelid = to_regclass(%s)", [name]
+    ).fetchone()
+    return None if row is None else bool(row[0])
+
+
+def _drop_invalid(conn: psycopg.Connection, spec: IndexSpec) -> str:
+    try:
+        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(_qualified(spec)))
+    except psycopg.Error as exc:
+        return f"; dropping the invalid index {spec.name} failed too, drop it by hand: {exc}"
+    return f"; the invalid index {spec.name} it left was dropped"
+
+
+def _build(conn: psycopg.Connection, spec: IndexSpec) -> ApplyResult:
+    """CREATE INDEX CONCURRENTLY, after dropping an INVALID leftover of an earlier build."""
+    state = _index_state(conn, spec)
+    note = ""
+    if state is False:
+        dropped = _drop_invalid(conn, spec)
+        if "failed" in dropped:
+            return ApplyResult(
+                False, f"Index {spec.name} exists but is INVALID{dropped}", spec.name
+            )
+        note = f"Dropped the INVALID index {spec.name} a failed build had left. "
+    if state is True:
+        message = f"Index {spec.name} already exists and is valid: marked applied."
+        return ApplyResult(True, message, spec.name, elapsed_ms=0.0)
+    started = time.perf_counter()
+    try:
+        conn.execute(spec.create_sql(if_not_exists=False))
+    except psycopg.Error as exc:
+        error = secrets_scrub(str(exc).strip())
+        dropped = _drop_invalid(conn, spec) if _index_state(conn, spec) is False else ""
+        message = f"{note}CREATE INDEX CONCURRENTLY {spec.name} failed: {error}{dropped}"
+        return ApplyResult(False, message, spec.name)
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+    message = f"{note}Index {spec.name} built concurrently in {elapsed_ms:,.0f} ms."
+    return ApplyResult(True, message, spec.name, elapsed_ms=elapsed_ms)
+
+
+# --- the baseline the next audit judges the apply against ---
+
+
+def _served_counters(conn: psycopg.Connection, queryids: list[int]) -> dict[str, list[float]]:
+    """Cumulative (calls, total ms) of the served queries now: the apply's baseline."""
+    if not queryids:
+        return {}
+    try:
+        view = sql.Identifier(pgss_schema(conn), "pg_stat_statements")
+    except CollectError:
+        return {}
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT s.queryid, sum(s.calls) AS calls, "
+            "sum(s.total_exec_time + s.total_plan_time) AS total_ms "
+            "FROM {} AS s WHERE s.dbid = (SELECT d.oid FROM pg_database AS d "
+            "WHERE d.datname = current_database()) AND s.queryid = ANY(%s) GROUP BY s.queryid"
+        ).format(view),
+        [list(queryids)],
+    ).fetchall()
+    return {str(queryid): [float(calls), float(total)] for queryid, calls, total in rows}
+
+
+def _mean_before(log: OptimizationLog) -> float | None:
+    """Calls-weighted mean ms of the served queries in the last audit before the apply."""
+    audit = (
+        AuditRun.objects.filter(
+            target_id=log.target_id,
+            status=AuditRun.Status.SUCCEEDED,
+            snapshots__queryid__in=log.queryids,
+        )
+        .order_by("-started_at")
+        .first()
+    )
+    if audit is None:
+        return None
+    calls = total = 0.0
+    for snap in audit.snapshots.filter(queryid__in=log.queryids):
+        calls += snap.calls
+        total += snap.total_time_ms
+    return total / calls if calls > 0 else None

@@ -1,0 +1,1 @@
+from .apply_fixtures import orders  # noqa: F401
