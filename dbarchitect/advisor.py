@@ -107,6 +107,8 @@ class IndexRecommendation:
     # queryid -> the statement with values in place that was costed, where the advisor
     # costed one (a LIKE prefix, a rare value): the verifier measures the same case.
     statements: dict[int, str] = field(default_factory=dict)
+    # On a partitioned table: PostgreSQL cannot build the index CONCURRENTLY there.
+    partitioned: bool = False
 
     @property
     def cost_reduction(self) -> float:
@@ -829,7 +831,11 @@ def _recommendation(ctx, candidate, per_query, size, main, plan_after, names_tak
     name = cd.index_name(info, candidate, identity, names_taken)
     names_taken.add(name)
     create = cd.index_statement(info, candidate, name=name).as_string(ctx.conn)
-    ddl = create.replace("CREATE INDEX ", "CREATE INDEX CONCURRENTLY IF NOT EXISTS ", 1)
+    # A partitioned table's index can only be built in one go (it blocks writes while it
+    # builds), or partition by partition then attached: the DDL says the one that runs.
+    partitioned = info.kind == "p"
+    how = "IF NOT EXISTS " if partitioned else "CONCURRENTLY IF NOT EXISTS "
+    ddl = create.replace("CREATE INDEX ", f"CREATE INDEX {how}", 1)
     queryids = sorted(per_query, key=lambda q: -ctx.calls[q])
     return IndexRecommendation(
         schema=info.schema,
@@ -849,6 +855,7 @@ def _recommendation(ctx, candidate, per_query, size, main, plan_after, names_tak
         plan_before=ctx.base[main].plan,
         plan_after=plan_after,
         statements={q: ctx.forms[q].text for q in per_query if ctx.forms[q].is_literal},
+        partitioned=partitioned,
     )
 
 

@@ -207,6 +207,9 @@ def plan_cost(conn: psycopg.Connection, form: CostForm, *, server_version: int) 
         else:
             # One round trip: PREPARE; EXPLAIN EXECUTE; DEALLOCATE. A fresh name each time,
             # so a statement left behind by a failed attempt never blocks the next one.
+            # EXECUTE with NULLs would prune every partition at executor start-up and hide
+            # the indexes the plan uses; a generic plan cannot prune at plan time anyway,
+            # so pruning off changes what the plan shows, not what it costs.
             name = sql.Identifier(f"{STATEMENT_PREFIX}{next(_counter)}")
             types = (
                 sql.SQL("({})").format(sql.SQL(", ").join(sql.SQL(t) for t in form.param_types))
@@ -220,11 +223,14 @@ def plan_cost(conn: psycopg.Connection, form: CostForm, *, server_version: int) 
             )
             cur.execute(
                 sql.SQL(
-                    MARKER + " PREPARE {name} {types} AS {text}; "
-                    "EXPLAIN (FORMAT JSON) EXECUTE {name} {args}; DEALLOCATE {name}"
+                    MARKER + " SET LOCAL enable_partition_pruning = off; "
+                    "PREPARE {name} {types} AS {text}; "
+                    "EXPLAIN (FORMAT JSON) EXECUTE {name} {args}; DEALLOCATE {name}; "
+                    "SET LOCAL enable_partition_pruning TO DEFAULT"
                 ).format(name=name, types=types, text=sql.SQL(form.text), args=args)
             )
-            cur.nextset()
+            while cur.description is None and cur.nextset():
+                pass
         row = cur.fetchone()
     document = row[0]
     if isinstance(document, str):

@@ -47,13 +47,35 @@ class Proposal:
 def proposal_candidates(
     logs: list[OptimizationLog], *, threshold: float | None = None
 ) -> list[OptimizationLog]:
-    """The recommendations confident enough for a pull request (strictly above the gate)."""
+    """The recommendations confident enough for a pull request (strictly above the gate)
+    whose index a migration can build concurrently."""
+    return [log for log in _confident(logs, threshold) if not _held_back_reason(log)]
+
+
+def proposal_held_back(
+    logs: list[OptimizationLog], *, threshold: float | None = None
+) -> list[tuple[OptimizationLog, str]]:
+    """Confident recommendations left out of the pull request, each with the reason."""
+    held = [(log, _held_back_reason(log)) for log in _confident(logs, threshold)]
+    return [(log, reason) for log, reason in held if reason]
+
+
+def _confident(logs: list[OptimizationLog], threshold: float | None) -> list[OptimizationLog]:
     threshold = settings.DBARCHITECT_PR_CONFIDENCE if threshold is None else threshold
     return [
         log
         for log in logs
         if log.kind in PROPOSABLE_KINDS and log.ddl and log.confidence > threshold
     ]
+
+
+def _held_back_reason(log: OptimizationLog) -> str:
+    if (log.details or {}).get("partitioned"):
+        return (
+            "partitioned table: PostgreSQL cannot build its index CONCURRENTLY, so a "
+            "migration would block writes; run the DDL in a quiet hour instead"
+        )
+    return ""
 
 
 def proposal_text(*, audit_id: str, logs: list[OptimizationLog]) -> tuple[str, str]:
@@ -182,11 +204,17 @@ def audit_propose(*, audit) -> dict | None:
 
     Never fails the audit: what happened (opened, skipped, failed) goes to its report.
     """
-    candidates = proposal_candidates(list(audit.optimizations.select_related("target")))
-    if not candidates:
+    logs = list(audit.optimizations.select_related("target"))
+    candidates = proposal_candidates(logs)
+    held = proposal_held_back(logs)
+    if not candidates and not held:
         return None
     summary: dict = {"candidates": [str(log.pk) for log in candidates]}
-    if not settings.DBARCHITECT_GIT_REPO:
+    if held:
+        summary["held_back"] = [{"id": str(log.pk), "reason": why} for log, why in held]
+    if not candidates:
+        summary.update(status="skipped", reason="no confident recommendation a migration builds")
+    elif not settings.DBARCHITECT_GIT_REPO:
         summary.update(status="skipped", reason="DBARCHITECT_GIT_REPO is not set")
     else:
         try:

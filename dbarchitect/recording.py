@@ -274,6 +274,12 @@ def _index_log(audit, rec, verification, queries: Mapping[int, QueryStat]) -> Op
         f"estimated cost {rec.cost_before:,.0f} -> {rec.cost_after:,.0f} "
         f"({rec.cost_reduction:.0%} less) for {_plural(len(rec.queryids), 'query', 'queries')}"
     )
+    if rec.partitioned:
+        sentence += (
+            "; partitioned table: PostgreSQL cannot build this index CONCURRENTLY, so the "
+            "build blocks writes (build it in a quiet hour, or per partition CONCURRENTLY "
+            "and ALTER INDEX ... ATTACH PARTITION)"
+        )
     if measured:
         speedup = ms_before / ms_after if ms_after > 0 else float("inf")
         sentence += f"; measured {ms_before:.2f} ms -> {ms_after:.2f} ms ({speedup:,.1f}x faster)"
@@ -303,6 +309,7 @@ def _index_log(audit, rec, verification, queries: Mapping[int, QueryStat]) -> Op
             "method": rec.method,
             "where": rec.where,
             "needs_real_build": rec.needs_real_build,
+            "partitioned": rec.partitioned,
             "per_query_cost": {str(qid): list(pair) for qid, pair in rec.per_query.items()},
             "estimated_plans": {"before": rec.plan_before, "after": rec.plan_after},
             "measured": measured,

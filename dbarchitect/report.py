@@ -141,6 +141,7 @@ def report_text(report: dict) -> str:
         where = proposal.get("pr_url") or proposal.get("branch") or ""
         why = proposal.get("error") or proposal.get("reason") or ""
         lines += ["", f"Proposal: {proposal['status']} {where} {why}".rstrip()]
+        lines += [f"  not proposed {h['id']}: {h['reason']}" for h in proposal.get("held_back", [])]
     return "\n".join(lines)
 
 

@@ -7,7 +7,7 @@ selective jsonb keys, an unindexed join key, and a tiny table.
 """
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psycopg
 import pytest
@@ -131,19 +131,26 @@ def stat(queryid: int, query: str, calls: int = 100) -> QueryStat:
     )
 
 
-def collected(conn: psycopg.Connection, statements: Sequence[str]) -> list[QueryStat]:
-    """Run statements as a client would (constants in the text), then read them back from
-    pg_stat_statements with the normalized text it made of them."""
+def collected(
+    conn: psycopg.Connection, statements: Sequence[str], *, fragment: str = "adv_"
+) -> list[QueryStat]:
+    """Run statements as a client would (constants in the text), then read back from
+    pg_stat_statements, with the normalized text it made of them, those naming `fragment`."""
     pgss_reset_own_database(conn)
     with psycopg.connect(conn.info.dsn, autocommit=True) as client:
         for statement in statements:
-            client.execute(statement).fetchall()
+            cursor = client.execute(statement)
+            if cursor.description is not None:
+                cursor.fetchall()
     rows = conn.execute(
-        "SELECT queryid, query, calls FROM pg_stat_statements "
+        "SELECT queryid, query, calls, rows FROM pg_stat_statements "
         "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-        "AND toplevel AND query LIKE '%adv_%' AND query NOT LIKE '%pg_stat_statements%'"
+        "AND toplevel AND strpos(query, %s) > 0 AND query NOT LIKE '%%pg_stat_statements%%'",
+        [fragment],
     ).fetchall()
-    return [stat(queryid, query, calls) for queryid, query, calls in rows]
+    return [
+        replace(stat(queryid, query, calls), rows=rows_) for queryid, query, calls, rows_ in rows
+    ]
 
 
 def leftovers(conn: psycopg.Connection) -> tuple[list, list]:
