@@ -1,6 +1,8 @@
 """What every API view shares: JSON errors, pagination, permissions and their OpenAPI shapes."""
 
-from django.http import HttpRequest, JsonResponse
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
@@ -85,15 +87,43 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     return response
 
 
+def is_api_request(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
 def json_not_found(request: HttpRequest, exception: Exception) -> JsonResponse:
     """Unknown URLs under /api/ answer in JSON like every other API error."""
-    if request.path.startswith("/api/"):
+    if is_api_request(request):
         return JsonResponse({"error": "Not found.", "detail": "not_found"}, status=404)
     return defaults.page_not_found(request, exception)
 
 
+def _too_large_message() -> str:
+    megabytes = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / (1024 * 1024)
+    return (
+        f"The request is too large: at most {megabytes:.1f} MB of body and "
+        f"{settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields."
+    )
+
+
+def json_bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 400s (an oversized body, a suspicious request): JSON under /api/, and a body
+    past the upload limits is a 413 that says the limits. Other reasons stay unexplained:
+    their messages can name settings (ALLOWED_HOSTS)."""
+    too_large = isinstance(exception, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent)
+    if too_large:
+        message, code, status_code = _too_large_message(), "request_too_large", 413
+    else:
+        message, code, status_code = "Bad request.", "bad_request", 400
+    if is_api_request(request):
+        return JsonResponse({"error": message, "detail": code}, status=status_code)
+    if too_large:
+        return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+    return defaults.bad_request(request, exception)
+
+
 def json_server_error(request: HttpRequest):
-    if request.path.startswith("/api/"):
+    if is_api_request(request):
         return JsonResponse({"error": "Server error.", "detail": "server_error"}, status=500)
     return defaults.server_error(request)
 

@@ -5,7 +5,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from config.health import healthz_view
 from config.metrics import metrics_view
 
-# Unknown URLs and crashes under /api/ answer in JSON like every other API error.
+# Unknown URLs, oversized requests and crashes under /api/ answer in JSON like every other
+# API error.
+handler400 = "config.api.json_bad_request"
 handler404 = "config.api.json_not_found"
 handler500 = "config.api.json_server_error"
 

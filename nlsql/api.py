@@ -170,9 +170,7 @@ class TrainingApi(APIView):
         responses={201: OutputSerializer, **error_responses(400, 401, 403)},
     )
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = _validated_input(self.InputSerializer, request)
         common = {"target": data["target"], "source": "api", "created_by": request.user}
         try:
             if data["kind"] == "documentation":
@@ -211,9 +209,9 @@ class FeedbackApi(APIView):
         responses={200: OutputSerializer, **error_responses(400, 401, 403, 404)},
     )
     def post(self, request, log_id: int):
+        log = get_object_or_404(QuestionLog, pk=log_id)  # an unknown answer is a 404 first
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        log = get_object_or_404(QuestionLog, pk=log_id)
         item = question_log_feedback(
             log=log, feedback=serializer.validated_data["feedback"], user=request.user
         )

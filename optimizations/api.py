@@ -277,7 +277,11 @@ class OptimizationRejectApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(
-            max_length=2000, required=False, allow_blank=True, default="", help_text="Why."
+            max_length=decisions.MAX_REJECT_REASON_LENGTH,
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="Why.",
         )
 
         class Meta:

@@ -14,6 +14,8 @@ from dbarchitect.models import AuditRun, QuerySnapshot
 from .models import OptimizationLog
 
 Status = OptimizationLog.Status
+# The longest reject reason kept; the API and the admin refuse longer ones.
+MAX_REJECT_REASON_LENGTH = 2000
 
 
 class DecisionError(Exception):
@@ -50,7 +52,10 @@ def recommendation_reject(
             user=user,
             action="reject",
         )
-        log.details = {**(log.details or {}), "reject_reason": reason.strip()[:2000]}
+        log.details = {
+            **(log.details or {}),
+            "reject_reason": reason.strip()[:MAX_REJECT_REASON_LENGTH],
+        }
         log.save(update_fields=["status", "decided_by", "decided_at", "details"])
     return log
 
