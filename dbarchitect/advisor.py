@@ -34,6 +34,7 @@ from .catalog import (
     ColumnStats,
     TableInfo,
     catalog_column_stats,
+    catalog_partition_roots,
     catalog_tables,
     column_resolve,
 )
@@ -46,9 +47,11 @@ logger = logging.getLogger(__name__)
 REDUNDANCY_TOLERANCE = 0.05
 # Planner cost charged per 8 kB page of a new index, per audit window: its upkeep and cache.
 SIZE_COST_PER_PAGE = 0.1
-# How far a table's write share (writes / (writes + rows read)) raises the bar: a table
-# that is only written needs the queries' remaining cost halved once more.
-WRITE_LOAD_WEIGHT = 0.5
+# Planner cost charged per row the workload wrote to a table in the audit window, per new
+# index on it: each written row adds an entry (a leaf page dirtied, a WAL record). Judged
+# from the workload's own INSERT / UPDATE / DELETE in the same window as the reads it
+# speeds up, not from lifetime counters a one-off bulk load inflates.
+INDEX_WRITE_COST = 1.0
 # Candidates within this share of the best gain compete on gain per byte instead.
 NEAR_TIE = 0.1
 # The most indexes one audit recommends.
@@ -69,6 +72,12 @@ class QueryLike(Protocol):
     queryid: int
     query: str
     calls: int
+
+
+class WorkloadLike(QueryLike, Protocol):
+    """A statement of the audit window with the rows it returned or wrote (QueryStat)."""
+
+    rows: int
 
 
 @dataclass(frozen=True)
@@ -135,8 +144,14 @@ def advise(
     *,
     min_table_rows: int,
     min_cost_reduction: float,
+    workload: Sequence[WorkloadLike] = (),
 ) -> Advice:
-    """Recommend indexes for `queries`; every query is costed or listed in `skipped`."""
+    """Recommend indexes for `queries`; every query is costed or listed in `skipped`.
+
+    `workload`: every statement of the audit window, slow or not (default: `queries`); its
+    INSERT / UPDATE / DELETE say how much each table is written, which every new index
+    there must pay for.
+    """
     advice = Advice()
     queries = list({q.queryid: q for q in queries}.values())
     # Analyze: the parser's view of each query; unparseable ones are skipped with why.
@@ -164,6 +179,7 @@ def advise(
     stats = catalog_column_stats(conn, _stat_columns(advice.analyses.values(), tables))
     context = _Context(conn, tables, stats, server_version, min_table_rows, min_cost_reduction)
     context.views = views
+    context.rows_written = _rows_written(conn, workload or queries, tables)
     _hypopg_reset(conn)
     try:
         with conn.transaction(force_rollback=True):
@@ -244,7 +260,7 @@ class _Context:
         self.hypo_oids: dict[int, Candidate] = {}  # every HypoPG oid -> its candidate
         self.stand_in_oids: set[int] = set()  # HypoPG oids of partial indexes' stand-ins
         self.failed: set[Candidate] = set()
-        self.write_share: dict[int, float] = {}
+        self.rows_written: dict[int, float] = {}  # table oid -> rows the workload wrote
         self.selectivity: dict[tuple[int, str, str], float | None] = {}  # sampled, for GIN
         self.hypo_sizes: dict[Candidate, int] = {}
         self.chosen_members: set[Candidate] = set()
@@ -594,21 +610,31 @@ class _Evaluation:
     plans: dict[int, dict]
 
 
-def _write_share(ctx: _Context, oid: int) -> float:
-    """How much of the table's activity is writes: an index must pay more there."""
-    if oid not in ctx.write_share:
-        ctx.write_share[oid] = 0.0
-        with ctx.conn.cursor() as cur:
-            cur.execute(
-                f"{MARKER} SELECT n_tup_ins + n_tup_upd + n_tup_del - n_tup_hot_upd AS writes, "
-                "COALESCE(seq_tup_read, 0) + COALESCE(idx_tup_fetch, 0) AS reads "
-                "FROM pg_stat_all_tables WHERE relid = %s",
-                (oid,),
-            )
-            row = cur.fetchone()
-        if row is not None and (row[0] or 0) + (row[1] or 0) > 0:
-            ctx.write_share[oid] = float(row[0] or 0) / float((row[0] or 0) + (row[1] or 0))
-    return ctx.write_share[oid]
+def _rows_written(
+    conn: psycopg.Connection, workload: Sequence[WorkloadLike], tables: dict[an.Relation, TableInfo]
+) -> dict[int, float]:
+    """Rows the workload's own writes put into each table (partitions count for their
+    root): what a new index there has to keep up with."""
+    by_relation: dict[an.Relation, float] = defaultdict(float)
+    for statement in workload:
+        rows = float(getattr(statement, "rows", 0) or 0)
+        if rows <= 0:
+            continue
+        for relation in dict.fromkeys(an.analyze_query(statement.query).written):
+            by_relation[relation] += rows
+    if not by_relation:
+        return {}
+    table_relations = {an.Relation(t.schema, t.name): t.oid for t in tables.values()}
+    roots = catalog_partition_roots(conn, [*by_relation, *table_relations])
+    written_by_root: dict[int, float] = defaultdict(float)
+    for relation, rows in by_relation.items():
+        if relation in roots:
+            written_by_root[roots[relation]] += rows
+    return {
+        oid: written_by_root[roots[relation]]
+        for relation, oid in table_relations.items()
+        if relation in roots and roots[relation] in written_by_root
+    }
 
 
 def _evaluate(ctx: _Context, option: _Option, current: dict[int, float]) -> _Evaluation:
@@ -632,16 +658,15 @@ def _evaluate(ctx: _Context, option: _Option, current: dict[int, float]) -> _Eva
             for c in created:
                 _hypo_drop(ctx, c)
     gain = 0.0
-    # Write load raises the bar: on a table that is mostly written, an index must cut its
-    # queries' cost by more than the minimum before it counts (every write updates it).
-    share = max(_write_share(ctx, c.table_oid) for c in option.members)
     for qid, cost in costs.items():
-        bar = _target(ctx, qid) * (1.0 - WRITE_LOAD_WEIGHT * share)
-        if cost <= bar and cost < current[qid]:
+        if cost <= _target(ctx, qid) and cost < current[qid]:
             gain += ctx.calls[qid] * (current[qid] - cost)
-    new_size = sum(ctx.hypo_sizes.get(c, 0) for c in option.members if c not in ctx.chosen_members)
-    size = new_size or option.size_bytes
-    net = gain - SIZE_COST_PER_PAGE * size / 8192
+    new = [c for c in option.members if c not in ctx.chosen_members]
+    size = sum(ctx.hypo_sizes.get(c, 0) for c in new) or option.size_bytes
+    # Every write to the table updates each new index on it: the upkeep is paid from the
+    # same window's read savings.
+    upkeep = INDEX_WRITE_COST * sum(ctx.rows_written.get(c.table_oid, 0.0) for c in new)
+    net = gain - SIZE_COST_PER_PAGE * size / 8192 - upkeep
     return _Evaluation(net, gain, costs, plans)
 
 

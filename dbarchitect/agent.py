@@ -93,6 +93,7 @@ def _audit_phases(
                 collection.slow,
                 min_table_rows=settings.DBARCHITECT_MIN_TABLE_ROWS,
                 min_cost_reduction=settings.DBARCHITECT_MIN_COST_REDUCTION,
+                workload=collection.stats,
             )
         # Health: unused, duplicate and invalid indexes, foreign keys without one.
         with _phase(phases, "health"):

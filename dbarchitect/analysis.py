@@ -124,6 +124,7 @@ class QueryAnalysis:
     params: dict[int, ParamUse] = field(default_factory=dict)
     max_param: int = 0
     modifies: bool = False  # writes rows somewhere (INSERT / UPDATE / DELETE, also in a CTE)
+    written: list[Relation] = field(default_factory=list)  # the tables it writes rows to
     error: str | None = None
 
     @property
@@ -243,9 +244,7 @@ class _Walker:
         if isinstance(node, ast.SelectStmt):
             self.select(node, None, "select")
         elif isinstance(node, ast.InsertStmt):
-            self.result.modifies = True
-            if node.selectStmt is not None:
-                self.select(node.selectStmt, None, "select")
+            self.insert(node, None, "select", None)
         elif isinstance(node, ast.UpdateStmt | ast.DeleteStmt):
             self.modify(node)
         elif isinstance(node, ast.ExplainStmt):
@@ -255,8 +254,16 @@ class _Walker:
         else:
             self.result.error = f"{type(node).__name__} is not a query the planner can cost"
 
+    def insert(self, node: Any, parent: _Level | None, kind: str, ctes: set[str] | None) -> None:
+        self.result.modifies = True
+        own = set(ctes or ()) | self.with_clause(node.withClause, parent)
+        self.result.written.append(Relation(node.relation.schemaname, node.relation.relname))
+        if node.selectStmt is not None:
+            self.select(node.selectStmt, parent, kind, own)
+
     def modify(self, node: Any) -> None:
         self.result.modifies = True
+        self.result.written.append(Relation(node.relation.schemaname, node.relation.relname))
         kind = "update" if isinstance(node, ast.UpdateStmt) else "delete"
         ctes = self.with_clause(node.withClause, None)
         level = _Level(None, ctes)
@@ -285,9 +292,8 @@ class _Walker:
                     self.cte_outputs[cte.ctename] = scope.outputs
             elif isinstance(query, ast.UpdateStmt | ast.DeleteStmt):
                 self.modify(query)
-            elif isinstance(query, ast.InsertStmt) and query.selectStmt is not None:
-                self.result.modifies = True
-                self.select(query.selectStmt, parent, "cte", ctes=names)
+            elif isinstance(query, ast.InsertStmt):
+                self.insert(query, parent, "cte", names)
         return names
 
     def select(

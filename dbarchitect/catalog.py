@@ -178,6 +178,28 @@ def catalog_tables(
     return result
 
 
+def catalog_partition_roots(
+    conn: psycopg.Connection, relations: Iterable[Relation]
+) -> dict[Relation, int]:
+    """Relation as written -> the oid of its partition tree's root (itself when not a
+    partition); relations that do not exist are absent."""
+    wanted = list(dict.fromkeys(relations))
+    if not wanted:
+        return {}
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT r.ord, COALESCE(pg_partition_root(c.oid)::oid, c.oid) AS root_oid
+            FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS r(schema_name, rel_name, ord)
+            JOIN pg_class c ON c.oid = to_regclass(
+                CASE WHEN r.schema_name IS NULL THEN quote_ident(r.rel_name)
+                     ELSE quote_ident(r.schema_name) || '.' || quote_ident(r.rel_name) END)
+            """,
+            ([r.schema for r in wanted], [r.name for r in wanted]),
+        )
+        return {wanted[ordinal - 1]: int(root) for ordinal, root in cur.fetchall()}
+
+
 def catalog_column_stats(
     conn: psycopg.Connection, columns: Iterable[tuple[str, str, str]]
 ) -> dict[tuple[str, str, str], ColumnStats]:

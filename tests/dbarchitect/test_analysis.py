@@ -141,6 +141,19 @@ def test_updates_and_deletes_are_analyzed_and_marked_as_writes():
     assert delete.modifies and delete.relations == [ITEMS, ORDERS]
 
 
+def test_the_tables_a_statement_writes_are_listed():
+    insert = an.analyze_query('INSERT INTO "Shop".orders SELECT * FROM staging')
+    cte = an.analyze_query(
+        "WITH gone AS (DELETE FROM items WHERE order_id = $1 RETURNING *) "
+        "INSERT INTO archive SELECT * FROM gone"
+    )
+    update = an.analyze_query("UPDATE orders SET status = $1 WHERE id = $2")
+    assert insert.written == [an.Relation("Shop", "orders")]
+    assert cte.written == [ITEMS, an.Relation(None, "archive")]
+    assert update.written == [ORDERS]
+    assert an.analyze_query("SELECT * FROM orders").written == []
+
+
 def test_views_columns_are_listed_as_outputs():
     analysis = an.analyze_query("SELECT o.id, o.created_at AS day FROM orders o")
     outputs = analysis.scopes[0].outputs

@@ -146,6 +146,48 @@ def test_every_recommended_ddl_builds_as_written(shop_advice, unseen_conn):
     assert len(built) == len(advice.recommendations) >= 6
 
 
+FRESH_QUERY = "SELECT * FROM saas.fresh WHERE kind = 5"
+
+
+def test_a_freshly_loaded_table_the_workload_only_reads_gets_its_index(unseen_conn):
+    # Its lifetime counters are a bulk load and a backfill (more writes than reads), but
+    # nothing in the audit window wrote to it: the index costs no upkeep there.
+    _stats, advice = advised(unseen_conn, [FRESH_QUERY], fragment="saas.fresh")
+    rec = by_shape(advice)[("fresh", ('"kind"',), None)]
+    assert MIN_COST_REDUCTION <= rec.cost_reduction < 0.75
+
+
+def test_a_table_the_workload_writes_more_than_an_index_saves_gets_nothing(unseen_conn):
+    # The same reads, next to inserts of 100,000 rows in the window (rolled back, but
+    # pg_stat_statements counts them): each would update the index.
+    insert = "INSERT INTO saas.fresh SELECT g, g % 150, 'z' FROM generate_series({}, {}) AS g"
+    writes = ["BEGIN"]
+    writes += [insert.format(10**6 + n * 20_000, 10**6 + n * 20_000 + 19_999) for n in range(5)]
+    writes += ["ROLLBACK"]
+    stats = collected(unseen_conn, [FRESH_QUERY] * 3 + writes, fragment="saas.fresh")
+    reads = [s for s in stats if s.query.startswith("SELECT")]
+    assert sum(s.rows for s in stats if s.query.startswith("INSERT")) == 100_000
+    advice = advise(
+        unseen_conn,
+        reads,
+        min_table_rows=MIN_TABLE_ROWS,
+        min_cost_reduction=MIN_COST_REDUCTION,
+        workload=stats,
+    )
+    assert advice.recommendations == []
+    assert set(advice.query_costs) == {s.queryid for s in reads}
+    # Read often enough, the same index pays for its upkeep again.
+    busy = [stat(s.queryid, s.query, calls=1_000) for s in reads]
+    advice = advise(
+        unseen_conn,
+        busy,
+        min_table_rows=MIN_TABLE_ROWS,
+        min_cost_reduction=MIN_COST_REDUCTION,
+        workload=busy + [s for s in stats if s not in reads],
+    )
+    assert [rec.columns for rec in advice.recommendations] == [['"kind"']]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_whole_audit_of_the_shop_costs_or_explains_every_query(unseen_conn, settings):
     settings.DBARCHITECT_PR_CONFIDENCE = 0.1  # unverified recommendations pass the gate
