@@ -172,10 +172,7 @@ class OptimizationLogAdmin(admin.ModelAdmin):
             )
         breakdown = log.confidence_breakdown or {}
         can_decide = self.has_decide_permission(request)
-        try:
-            progress = recommendation_apply_progress(recommendation=log)
-        except DecisionError:
-            progress = None
+        progress = recommendation_apply_progress(recommendation=log)
         lost = progress is not None and progress.state == "lost"
         job = apply_job(log)
         applicable = (

@@ -212,7 +212,11 @@ def recommendation_apply_progress(*, recommendation: OptimizationLog) -> ApplyPr
     """How an APPLYING recommendation's build goes; None in any other status."""
     if recommendation.status != Status.APPLYING:
         return None
-    return _progress(recommendation, _index_spec(recommendation))
+    try:
+        spec = _index_spec(recommendation)
+    except DecisionError as exc:  # nothing can be building it
+        return ApplyProgress(state="lost", message=str(exc))
+    return _progress(recommendation, spec)
 
 
 # --- the request: check, mark APPLYING, queue ---
@@ -296,7 +300,13 @@ def _publish(pk: uuid.UUID, job_id: str) -> bool:
 
 
 def _run_here(pk: uuid.UUID, job_id: str) -> bool:
-    recommendation_apply_run(recommendation_id=pk, job_id=job_id)
+    try:
+        recommendation_apply_run(recommendation_id=pk, job_id=job_id)
+    except BaseException as exc:  # Ctrl-C too: the recommendation must not stay APPLYING
+        recommendation_apply_fail(
+            recommendation_id=pk, job_id=job_id, error=f"{type(exc).__name__}: {exc}"
+        )
+        raise
     return True
 
 
