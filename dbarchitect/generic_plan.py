@@ -199,10 +199,13 @@ def plan_cost(conn: psycopg.Connection, form: CostForm, *, server_version: int) 
         if form.is_literal:
             cur.execute(sql.SQL(MARKER + " EXPLAIN (FORMAT JSON) {}").format(sql.SQL(form.text)))
         elif server_version >= 160000 and not form.param_types:
+            # prepare=False: psycopg prepares a statement it has run five times, and the
+            # server then wants values for the $n that GENERIC_PLAN leaves unbound.
             cur.execute(
                 sql.SQL(MARKER + " EXPLAIN (GENERIC_PLAN, FORMAT JSON) {}").format(
                     sql.SQL(form.text)
-                )
+                ),
+                prepare=False,
             )
         else:
             # One round trip: PREPARE; EXPLAIN EXECUTE; DEALLOCATE. A fresh name each time,
