@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import psycopg
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 from psycopg import sql
@@ -369,6 +369,8 @@ def recommendation_apply_run(*, recommendation_id: uuid.UUID | str, job_id: str)
             )
         result = _build(conn, spec)
         baseline = _served_counters(conn, list(log.queryids)) if result.ok else None
+        if not transaction.get_connection().in_atomic_block:
+            close_old_connections()  # after hours of building, the app's connection may be gone
         return _finish(log.pk, job_id, result, baseline)
 
 
