@@ -35,7 +35,9 @@ def server_version() -> int | None:
         return None
 
 
-pg17 = requires_tool(server_version() == 17, f"PostgreSQL 17 at {SERVER_URL} (scripts/pg17.sh)")
+pg17 = requires_tool(
+    server_version() == 17, f"PostgreSQL 17 at {SERVER_URL} (sudo bash scripts/pg17.sh starts one)"
+)
 
 
 def database_create(name: str, *, pgss_version: str | None = None) -> str:
