@@ -10,7 +10,6 @@
 # are pointed at that tree's loader and libraries (patchelf): nothing of the system's
 # changes. The tree is cached outside the checkout, one directory per version; a second
 # run, or another checkout on this machine, reuses it and says so.
-# Idempotent: a second run changes nothing and says so.
 set -euo pipefail
 
 CACHE=${DBARCHITECT_PG17_CACHE:-/var/lib/dbarchitect}
@@ -20,15 +19,12 @@ DATA=$CACHE/pg17-data-$PGPORT
 RUN=$CACHE/pg17-run-$PGPORT
 LOG=$CACHE/pg17-$PGPORT.log
 PACKAGES=(postgresql-17 postgresql-17-hypopg postgresql-17-pgvector)
-changed=0
 
 say() { echo "pg17: $*"; }
 fail() {
   say "$*" >&2
   exit 1
 }
-
-[ "$(id -u)" = 0 ] || fail "installing and starting PostgreSQL 17 needs root; run as root (sudo make test)"
 
 # The newest complete tree in the cache (one that stopped halfway has no .complete).
 cached_root() {
@@ -106,10 +102,10 @@ SRC
     || fail "the PostgreSQL 17 in $root does not run"
   touch "$root/.complete"
   say "installed PostgreSQL $version in $((SECONDS - started)) s"
-  changed=1
 }
 
-# The server on the port: ours, or any PostgreSQL 17 that has what the tests need.
+# 0: the port serves a PostgreSQL 17 with what the tests need (ours or another checkout's);
+# 1: it serves something else; 2: nothing answers.
 port_state() {
   local out
   out=$(psql -X -At -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c \
@@ -123,15 +119,8 @@ port_state() {
 start_cluster() {
   local bin=$1/usr/lib/postgresql/17/bin
   if runuser -u postgres -- "$bin/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
-    return 0
-  fi
-  local state=0
-  port_state || state=$?
-  if [ "$state" = 0 ]; then
-    return 0
-  elif [ "$state" = 1 ]; then
-    fail "port $PGPORT serves a PostgreSQL that is not 17 with pg_stat_statements preloaded" \
-      "and hypopg; stop it or choose another port: DBARCHITECT_PG17_PORT=5546 make test"
+    fail "the cluster in $DATA is running but 127.0.0.1:$PGPORT does not answer as a" \
+      "PostgreSQL 17 with hypopg; see $LOG"
   fi
   if [ ! -f "$DATA/PG_VERSION" ]; then
     say "creating a PostgreSQL 17 cluster in $DATA (port $PGPORT)"
@@ -154,7 +143,6 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 CONF
-    changed=1
   fi
   mkdir -p "$RUN"
   touch "$LOG"
@@ -162,17 +150,26 @@ CONF
   say "starting PostgreSQL 17 on 127.0.0.1:$PGPORT"
   runuser -u postgres -- "$bin/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null \
     || fail "PostgreSQL 17 did not start; see $LOG"
-  changed=1
 }
 
+server_version() {
+  psql -X -At -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "SHOW server_version"
+}
+
+state=0
+port_state || state=$?
+if [ "$state" = 0 ]; then
+  say "nothing to do: PostgreSQL $(server_version) on 127.0.0.1:$PGPORT is up"
+  exit 0
+elif [ "$state" = 1 ]; then
+  fail "port $PGPORT serves a PostgreSQL that is not 17 with pg_stat_statements preloaded" \
+    "and hypopg; stop it or choose another port: DBARCHITECT_PG17_PORT=5546 make test"
+fi
+[ "$(id -u)" = 0 ] || fail "installing and starting PostgreSQL 17 needs root; run as root (sudo make test)"
 mkdir -p "$CACHE"
 # The postgres user runs the binaries and owns the cluster: it must reach the cache.
 chmod 755 "$CACHE"
 root=$(cached_root) || { install_tree; root=$(cached_root); }
 start_cluster "$root"
-version=$("$root/usr/lib/postgresql/17/bin/postgres" -V | cut -d' ' -f3)
-if [ "$changed" = 0 ]; then
-  say "nothing to do: PostgreSQL $version on 127.0.0.1:$PGPORT is up"
-else
-  say "ready: PostgreSQL $version on 127.0.0.1:$PGPORT"
-fi
+port_state || fail "PostgreSQL 17 started but does not answer on 127.0.0.1:$PGPORT; see $LOG"
+say "ready: PostgreSQL $(server_version) on 127.0.0.1:$PGPORT"
