@@ -37,6 +37,7 @@ from .catalog import (
     catalog_partition_roots,
     catalog_tables,
     column_resolve,
+    search_path_widened,
 )
 from .collector import MARKER
 
@@ -91,7 +92,8 @@ class SkippedQuery:
 class RewriteHint:
     queryid: int
     query: str
-    kind: str  # "offset_pagination", "function_on_column", "ilike", "select_star"
+    # "offset_pagination", "function_on_column", "ilike", "not_distinct", "select_star"
+    kind: str
     message: str
 
 
@@ -174,21 +176,24 @@ def advise(
             "extension hypopg is not installed on the target database: "
             "CREATE EXTENSION hypopg there (it needs the hypopg package on the server)"
         )
-    # Catalog: tables (views expanded into their definition), columns, indexes, statistics.
-    tables, views = _catalog_with_views(conn, [advice.analyses[q.queryid] for q in live])
-    stats = catalog_column_stats(conn, _stat_columns(advice.analyses.values(), tables))
-    context = _Context(conn, tables, stats, server_version, min_table_rows, min_cost_reduction)
-    context.views = views
-    context.rows_written = _rows_written(conn, workload or queries, tables)
-    _hypopg_reset(conn)
-    try:
-        with conn.transaction(force_rollback=True):
-            conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            conn.execute(sql.SQL("SAVEPOINT {}").format(sql.Identifier(COSTING)))
-            _advise_costed(context, live, advice)
-    finally:
+    relations = {rel for q in live for rel in advice.analyses[q.queryid].relations}
+    with search_path_widened(conn, relations) as ambiguous:
+        # Catalog: tables (views expanded into their definition), columns, indexes, stats.
+        tables, views = _catalog_with_views(conn, [advice.analyses[q.queryid] for q in live])
+        stats = catalog_column_stats(conn, _stat_columns(advice.analyses.values(), tables))
+        context = _Context(conn, tables, stats, server_version, min_table_rows, min_cost_reduction)
+        context.views = views
+        context.ambiguous = ambiguous
+        context.rows_written = _rows_written(conn, workload or queries, tables)
         _hypopg_reset(conn)
-        gp.prepared_statements_forget(conn)
+        try:
+            with conn.transaction(force_rollback=True):
+                conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                conn.execute(sql.SQL("SAVEPOINT {}").format(sql.Identifier(COSTING)))
+                _advise_costed(context, live, advice)
+        finally:
+            _hypopg_reset(conn)
+            gp.prepared_statements_forget(conn)
     return advice
 
 
@@ -206,9 +211,8 @@ def _advise_costed(ctx: _Context, queries: list[QueryLike], advice: Advice) -> N
                 server_version=ctx.server_version,
             )
         except gp.NotCostable as exc:
-            advice.skipped.append(
-                SkippedQuery(query.queryid, query.query, f"could not be planned: {exc}")
-            )
+            reason = _ambiguous_reason(ctx, analysis) or f"could not be planned: {exc}"
+            advice.skipped.append(SkippedQuery(query.queryid, query.query, reason))
             continue
         ctx.forms[query.queryid] = form
         ctx.analyses[query.queryid] = analysis
@@ -237,6 +241,20 @@ def _advise_costed(ctx: _Context, queries: list[QueryLike], advice: Advice) -> N
     advice.recommendations.extend(_recommendations(ctx, chosen))
 
 
+def _ambiguous_reason(ctx: _Context, analysis: an.QueryAnalysis) -> str | None:
+    """Why a query naming a table that several schemas hold cannot be planned."""
+    for relation in analysis.relations:
+        schemas = ctx.ambiguous.get(relation.name) if relation.schema is None else None
+        if schemas:
+            return (
+                f"could not be planned: {relation.name} is not on the audit's search_path "
+                f"and schemas {', '.join(schemas)} each have one; pg_stat_statements does "
+                "not record the search_path the application ran it with: set the audit "
+                "role's search_path to the application's (ALTER ROLE ... SET search_path)"
+            )
+    return None
+
+
 # --- catalog ----------------------------------------------------------------------------
 
 
@@ -257,6 +275,7 @@ class _Context:
         self.candidate_queries: dict[Candidate, set[int]] = defaultdict(set)
         self.hypo: dict[Candidate, tuple[int, int]] = {}  # candidate -> (oid, size bytes)
         self.views: dict[int, an.QueryAnalysis] = {}  # a view's oid -> its definition
+        self.ambiguous: dict[str, list[str]] = {}  # unqualified name -> schemas holding it
         self.hypo_oids: dict[int, Candidate] = {}  # every HypoPG oid -> its candidate
         self.stand_in_oids: set[int] = set()  # HypoPG oids of partial indexes' stand-ins
         self.failed: set[Candidate] = set()
@@ -916,6 +935,17 @@ def _rewrites(ctx: _Context, queries: list[QueryLike], advice: Advice) -> list[R
                             f"{predicate.expression} hides the index on "
                             f"{info.name}.{column}: compare the column as stored, or index "
                             "the expression.",
+                        )
+                    )
+                if predicate.kind == an.NOT_DISTINCT:
+                    hints.append(
+                        RewriteHint(
+                            query.queryid,
+                            query.query,
+                            "not_distinct",
+                            f"IS NOT DISTINCT FROM on {info.name}.{column} has no index "
+                            f"operator: write {column} = <value> (with OR {column} IS NULL only "
+                            "where the value may be NULL) so an index can serve it.",
                         )
                     )
                 if predicate.kind == an.ILIKE:

@@ -28,6 +28,7 @@ IS_NULL = "is_null"
 IS_NOT_NULL = "is_not_null"
 CONTAINS = "contains"  # jsonb / array @>, <@, ?, ?|, ?&, &&: GIN territory
 NEQ = "neq"  # <>: not indexable, kept for completeness
+NOT_DISTINCT = "not_distinct"  # IS NOT DISTINCT FROM: no index operator, = is the rewrite
 
 _RANGE_OPS = {"<", "<=", ">", ">="}
 GIN_OPERATORS = _GIN_OPS = {"@>", "<@", "?", "?|", "?&", "&&", "@?", "@@"}
@@ -167,6 +168,11 @@ def analyze_query(sql: str) -> QueryAnalysis:
         result.error = "query nests too deeply to analyze"
     result.max_param = max(all_params(node), default=0)
     return result
+
+
+def find_nodes(node: Any, kind: type) -> list[Any]:
+    """Every node of `kind` under `node`, sub-selects included."""
+    return list(_find(node, kind, into_sublinks=True))
 
 
 def all_params(node: ast.Node) -> set[int]:
@@ -483,8 +489,14 @@ class _Walker:
                 scope.predicates.append(
                     Predicate(column, IN, "= ANY", expression, None, params, in_or)
                 )
+                # ANY($1): the parameter is the whole array; ANY(ARRAY[$1, $2]): elements.
+                array = _cast_type(node.rexpr) or ""
+                whole = isinstance(node.rexpr, ast.ParamRef) or array.endswith("[]")
                 for number in params:
-                    self.note_param(ParamUse(number, column, IN))
+                    if whole:
+                        self.note_param(ParamUse(number, column, IN, "= ANY", array or None))
+                    else:
+                        self.note_param(ParamUse(number, column, IN))
         elif kind in (K.AEXPR_LIKE, K.AEXPR_ILIKE) and op in ("~~", "~~*"):
             column, expression = self.indexable(node.lexpr, level)
             if column is not None and self.is_value(node.rexpr, level):
@@ -498,6 +510,8 @@ class _Walker:
                 )
                 for number in params:
                     self.note_param(ParamUse(number, column, like_kind, op))
+        elif kind == K.AEXPR_NOT_DISTINCT:
+            self.comparison(node.lexpr, "IS NOT DISTINCT FROM", node.rexpr, level, scope, in_or)
         elif kind == K.AEXPR_BETWEEN:
             column, expression = self.indexable(node.lexpr, level)
             bounds = node.rexpr or ()
@@ -683,6 +697,8 @@ def _kind_of(operator: str) -> str | None:
         return CONTAINS
     if operator in ("<>", "!="):
         return NEQ
+    if operator == "IS NOT DISTINCT FROM":
+        return NOT_DISTINCT
     if operator in ("~~",):
         return LIKE
     return None

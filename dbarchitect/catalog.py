@@ -2,14 +2,18 @@
 
 Tables are resolved the way the server resolves them (`to_regclass` under the session's
 search_path), so an unqualified name in a query lands on the same table the query used.
+pg_stat_statements does not record the search_path an application ran a query with:
+`search_path_widened` reaches the one schema an otherwise unknown name is in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from .analysis import Relation
@@ -198,6 +202,49 @@ def catalog_partition_roots(
             ([r.schema for r in wanted], [r.name for r in wanted]),
         )
         return {wanted[ordinal - 1]: int(root) for ordinal, root in cur.fetchall()}
+
+
+@contextmanager
+def search_path_widened(
+    conn: psycopg.Connection, relations: Iterable[Relation]
+) -> Iterator[dict[str, list[str]]]:
+    """For the block, the session's search_path also reaches the schema of each unqualified
+    name it does not find, where exactly one user schema has a relation of that name.
+
+    Yields the names found in several schemas (name -> schemas), which stay unresolved.
+    """
+    names = sorted({r.name for r in relations if r.schema is None})
+    rows = []
+    if names:
+        with conn.cursor() as cur:
+            cur.execute(
+                """
+                SELECT w.rel_name, array_agg(DISTINCT n.nspname ORDER BY n.nspname)
+                FROM unnest(%s::text[]) AS w(rel_name)
+                JOIN pg_class c ON c.relname = w.rel_name AND c.relkind IN ('r', 'p', 'v', 'm')
+                JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE to_regclass(quote_ident(w.rel_name)) IS NULL
+                  AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%'
+                GROUP BY w.rel_name
+                """,
+                (names,),
+            )
+            rows = cur.fetchall()
+    reach = sorted({schemas[0] for _name, schemas in rows if len(schemas) == 1})
+    ambiguous = {name: list(schemas) for name, schemas in rows if len(schemas) > 1}
+    if not reach:
+        yield ambiguous
+        return
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting('search_path')")
+        (original,) = cur.fetchone()
+        widened = ", ".join([original, *(sql.Identifier(s).as_string(conn) for s in reach)])
+        cur.execute("SELECT set_config('search_path', %s, false)", (widened,))
+    try:
+        yield ambiguous
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("SELECT set_config('search_path', %s, false)", (original,))
 
 
 def catalog_column_stats(

@@ -24,11 +24,11 @@ import datetime as dt
 import itertools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
-from pglast import ast
+from pglast import ast, enums
 from psycopg import sql
 
 from . import analysis as an
@@ -41,6 +41,8 @@ SAVEPOINT = "dbarchitect_attempt"
 # LIMIT / OFFSET values when the query's own are parameters: a page of a typical list.
 REPRESENTATIVE_LIMIT = 10
 REPRESENTATIVE_OFFSET = 0
+# Values in the array of a representative `col = ANY($n)`.
+ANY_ARRAY_VALUES = 3
 # Range parameters pick the value at this quantile of the column's histogram (or its
 # mirror for "<"), so "ts > $1" selects about the newest tenth: a selective, common use.
 RANGE_QUANTILE = 0.9
@@ -76,11 +78,24 @@ class PlanCost:
 
 
 def statement_text(analysis: an.QueryAnalysis) -> str:
-    """The statement as pglast prints it: same meaning, typed literals turned into casts."""
+    """The statement as pglast prints it: same meaning, typed literals turned into casts,
+    SQL-syntax calls with a parameter as plain calls (see _plain_calls)."""
     try:
-        return an.deparse(an.parse_statement(analysis.query))
+        return an.deparse(_plain_calls(an.parse_statement(analysis.query)))
     except Exception:
         return analysis.query
+
+
+def _plain_calls(node: Any) -> Any:
+    """`EXTRACT($1 FROM ts)`, `position($1 IN s)`... written as the function calls they
+    are (`pg_catalog.extract($1, ts)`): pg_stat_statements puts a $n where the SQL syntax
+    takes only a keyword or a literal, which PREPARE (and pglast's printer) refuse."""
+    for call in an.find_nodes(node, ast.FuncCall):
+        if call.funcformat == enums.CoercionForm.COERCE_SQL_SYNTAX and an.find_nodes(
+            call.args, ast.ParamRef
+        ):
+            call.funcformat = enums.CoercionForm.COERCE_EXPLICIT_CALL
+    return node
 
 
 def costing_form(
@@ -266,6 +281,8 @@ def _type_for(use: an.ParamUse | None, resolve: Resolver) -> str:
                 return "text"
             if use.kind == an.IN and use.operator is None:
                 return col.type_name
+            if use.kind == an.IN and use.operator == "= ANY":
+                return f"{col.type_name}[]"
             if use.kind == an.CONTAINS and use.operator in ("?",):
                 return "text"
             if use.kind == an.CONTAINS and use.operator in ("?|", "?&"):
@@ -351,6 +368,14 @@ def inferred_param_types(
 def _value_for(conn, use, resolve, stats, in_list_position, rare=False) -> Any:
     if use.kind == "limit":
         return REPRESENTATIVE_LIMIT
+    if use.operator == "= ANY":
+        # The whole array: a few of the column's values, as an IN list would have.
+        element = replace(use, operator=None, type_name=None)
+        values = [
+            _value_for(conn, element, resolve, stats, in_list_position, rare)
+            for _ in range(ANY_ARRAY_VALUES)
+        ]
+        return _array_literal(values)
     if use.kind == "offset":
         return REPRESENTATIVE_OFFSET
     found = resolve(use.column) if use.column is not None else None
@@ -476,6 +501,13 @@ def sampled_operand(conn, info: TableInfo, col: ColumnInfo, operator: str | None
     return row[0]
 
 
+def _array_literal(values: list[Any]) -> str:
+    """A PostgreSQL array literal ('{"a","b"}') of the values, each quoted."""
+    texts = dict.fromkeys(str(value) for value in values if value is not None)
+    quoted = ('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"' for text in texts)
+    return "{" + ",".join(quoted) + "}"
+
+
 def _value_for_type(type_name: str | None) -> Any:
     name = (type_name or "").lower()
     today = dt.date.today()
@@ -501,9 +533,14 @@ def _value_for_type(type_name: str | None) -> Any:
 
 
 def literal_text(analysis: an.QueryAnalysis, values: dict[int, Any]) -> str:
-    """The statement with each $n replaced by its value as a SQL literal (pglast quotes it)."""
-    node = copy.deepcopy(an.parse_statement(analysis.query))
-    return an.deparse(_replace_params(node, values))
+    """The statement with each $n replaced by its value as a SQL literal (pglast quotes it).
+
+    Raises ValueError when the statement cannot be printed with these values."""
+    node = _plain_calls(copy.deepcopy(an.parse_statement(analysis.query)))
+    try:
+        return an.deparse(_replace_params(node, values))
+    except Exception as exc:  # pglast's printers assume shapes only the parser makes
+        raise ValueError(f"cannot write the statement with values in place: {exc!r}") from None
 
 
 def _constant(value: Any) -> ast.Node:

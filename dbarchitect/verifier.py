@@ -30,6 +30,7 @@ from psycopg import errors, sql
 from . import analysis as an
 from .advisor import IndexRecommendation, QueryLike, RepresentativeStatement
 from .advisor import representative_statements as advisor_representative_statements
+from .catalog import search_path_widened
 from .collector import MARKER
 from .generic_plan import prepared_statements_forget
 
@@ -75,8 +76,19 @@ def verify(
     lock_timeout_ms: int,
 ) -> list[Verification]:
     """One Verification per recommendation, in order; failures carry their reason."""
-    served = {qid for rec in recommendations for qid in rec.queryids if qid in queries}
-    representative = advisor_representative_statements(conn, [queries[q] for q in sorted(served)])
+    served = [
+        queries[q]
+        for q in sorted({q for rec in recommendations for q in rec.queryids})
+        if q in queries
+    ]
+    relations = {rel for query in served for rel in an.analyze_query(query.query).relations}
+    # The queries run where the advisor planned them (see catalog.search_path_widened).
+    with search_path_widened(conn, relations):
+        return _verify_all(conn, recommendations, served, lock_timeout_ms)
+
+
+def _verify_all(conn, recommendations, served, lock_timeout_ms) -> list[Verification]:
+    representative = advisor_representative_statements(conn, served)
     before: dict[str, _Measurement | str] = {}
     results = []
     for rec in recommendations:

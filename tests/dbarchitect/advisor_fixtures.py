@@ -132,14 +132,21 @@ def stat(queryid: int, query: str, calls: int = 100) -> QueryStat:
 
 
 def collected(
-    conn: psycopg.Connection, statements: Sequence[str], *, fragment: str = "adv_"
+    conn: psycopg.Connection,
+    statements: Sequence[str | tuple[str, Sequence]],
+    *,
+    fragment: str = "adv_",
 ) -> list[QueryStat]:
-    """Run statements as a client would (constants in the text), then read back from
-    pg_stat_statements, with the normalized text it made of them, those naming `fragment`."""
+    """Run statements as a client would (constants in the text, or a (text, values) pair
+    prepared on the server), then read back from pg_stat_statements, with the normalized
+    text it made of them, those naming `fragment`."""
     pgss_reset_own_database(conn)
     with psycopg.connect(conn.info.dsn, autocommit=True) as client:
         for statement in statements:
-            cursor = client.execute(statement)
+            if isinstance(statement, tuple):
+                cursor = client.execute(statement[0], statement[1], prepare=True)
+            else:
+                cursor = client.execute(statement)
             if cursor.description is not None:
                 cursor.fetchall()
     rows = conn.execute(
