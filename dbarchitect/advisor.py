@@ -92,7 +92,8 @@ class SkippedQuery:
 class RewriteHint:
     queryid: int
     query: str
-    # "offset_pagination", "function_on_column", "ilike", "not_distinct", "select_star"
+    # "offset_pagination", "function_on_column", "ilike", "not_distinct",
+    # "hidden_constant", "select_star"
     kind: str
     message: str
 
@@ -935,6 +936,22 @@ def _rewrites(ctx: _Context, queries: list[QueryLike], advice: Advice) -> list[R
                             f"{predicate.expression} hides the index on "
                             f"{info.name}.{column}: compare the column as stored, or index "
                             "the expression.",
+                        )
+                    )
+                if predicate.kind == an.PARAM_EXPRESSION:
+                    table = sql.Identifier(info.schema, info.name).as_string(ctx.conn)
+                    method = " USING gin" if predicate.operator in an.GIN_OPERATORS else ""
+                    hints.append(
+                        RewriteHint(
+                            query.queryid,
+                            query.query,
+                            "hidden_constant",
+                            f"{predicate.expression} on {info.name}.{column}: "
+                            "pg_stat_statements replaced the constants in it by parameters, "
+                            "so no expression index could be costed for it; if the "
+                            "application always passes the same constants there, index the "
+                            f"expression written with them (CREATE INDEX ON {table}{method} "
+                            "((<the expression>)))",
                         )
                     )
                 if predicate.kind == an.NOT_DISTINCT:

@@ -29,6 +29,9 @@ IS_NOT_NULL = "is_not_null"
 CONTAINS = "contains"  # jsonb / array @>, <@, ?, ?|, ?&, &&: GIN territory
 NEQ = "neq"  # <>: not indexable, kept for completeness
 NOT_DISTINCT = "not_distinct"  # IS NOT DISTINCT FROM: no index operator, = is the rewrite
+# An expression of one column whose constants pg_stat_statements made parameters
+# (payload->>$1 = $2, date_trunc($1, ts) = $2): its expression index needs the constants.
+PARAM_EXPRESSION = "param_expression"
 
 _RANGE_OPS = {"<", "<=", ">", ">="}
 GIN_OPERATORS = _GIN_OPS = {"@>", "<@", "?", "?|", "?&", "&&", "@?", "@@"}
@@ -552,6 +555,23 @@ class _Walker:
         for side in (left, right):
             for number, type_name in _cast_params(side):
                 self.note_param(ParamUse(number, type_name=type_name))
+        for side, other in ((left, right), (right, left)):
+            column = self.param_expression(side, level)
+            if column is not None and self.is_value(other, level):
+                expression = deparse(_unqualified(side))
+                scope.predicates.append(
+                    Predicate(column, PARAM_EXPRESSION, op, expression, in_or=in_or)
+                )
+                return
+
+    def param_expression(self, node: Any, level: _Level) -> ColumnUse | None:
+        """The column of an expression over one column and parameters, else None."""
+        if not isinstance(node, ast.FuncCall | ast.A_Expr | ast.CoalesceExpr):
+            return None
+        refs = list(_find(node, ast.ColumnRef))
+        if len(refs) != 1 or not _params_in(node) or list(_find(node, ast.SubLink)):
+            return None
+        return self.column(refs[0], level)
 
     def sublink(self, node: Any, level: _Level, scope: Scope) -> None:
         sub = node.subselect

@@ -107,6 +107,11 @@ def test_shop_workload_gets_the_indexes_each_query_shape_needs(shop_advice):
     # IS NOT DISTINCT FROM has no index operator: a rewrite, not an index.
     [hint] = [h for h in advice.rewrites if h.kind == "not_distinct"]
     assert "IS NOT DISTINCT FROM" in texts[hint.queryid] and "orders.total" in hint.message
+    # COALESCE(attrs->>'brand', '') became COALESCE(attrs->>$1, $2): its expression index
+    # cannot be written from the text, and the hint says so instead of staying silent.
+    [hint] = [h for h in advice.rewrites if h.kind == "hidden_constant"]
+    assert "COALESCE(" in texts[hint.queryid] and "products.attrs" in hint.message
+    assert 'CREATE INDEX ON "Shop"."products" ((<the expression>))' in hint.message
 
 
 def test_a_partitioned_table_gets_its_composite_and_a_ddl_that_builds(shop_advice, unseen_conn):
@@ -239,10 +244,14 @@ def test_tenant_queries_on_soft_deleted_rows_get_partial_composites(unseen_conn)
             "SELECT count(*) FROM saas.documents WHERE tenant_id = 17 AND owner_id = 1017 "
             "AND deleted_at IS NULL",
             'SELECT id FROM saas.documents WHERE payload @> \'{"ref": "r77"}\'',
+            "SELECT id FROM saas.documents WHERE payload->>'ref' = 'r7' AND tenant_id = 7",
         ],
         fragment="saas.documents",
     )
     assert advice.skipped == []
+    # payload->>'ref' became payload->>$1: named in a hint, not guessed at.
+    [hint] = [h for h in advice.rewrites if h.kind == "hidden_constant"]
+    assert hint.message.startswith("payload ->> $1 on documents.payload")
     shapes = by_shape(advice)
     live = "deleted_at IS NULL"
     assert ("documents", ('"tenant_id"', '"updated_at" DESC'), live) in shapes
