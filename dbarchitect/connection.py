@@ -15,8 +15,6 @@ from .targets import UnknownTarget, configured_targets, target_connection
 logger = logging.getLogger(__name__)
 
 APPLICATION_NAME = "dbarchitect"
-# A target that does not answer within this many seconds counts as down.
-CONNECT_TIMEOUT_S = 10
 
 
 class TargetUnavailable(Exception):
@@ -33,21 +31,42 @@ def target_connect(
     target = target_connection(name)
     statement_ms = statement_timeout_ms or settings.DBARCHITECT_STATEMENT_TIMEOUT_MS
     lock_ms = settings.DBARCHITECT_LOCK_TIMEOUT_MS
+    timeout_s = settings.DBARCHITECT_CONNECT_TIMEOUT_S
     try:
         conn = psycopg.connect(
             target.conninfo,
             autocommit=True,
             application_name=APPLICATION_NAME,
-            connect_timeout=CONNECT_TIMEOUT_S,
+            connect_timeout=timeout_s,
             options=f"-c statement_timeout={int(statement_ms)} -c lock_timeout={int(lock_ms)}",
         )
+        extensions_on_path(conn)
     except psycopg.Error as exc:
+        why = secrets_scrub(str(exc)).strip()
+        if isinstance(exc, psycopg.errors.ConnectionTimeout):
+            why += f" (no answer within DBARCHITECT_CONNECT_TIMEOUT_S={timeout_s}s)"
         raise TargetUnavailable(
             f"target {name!r} is unreachable for {purpose} ({conninfo_describe(target.conninfo)}): "
-            f"{secrets_scrub(str(exc)).strip()}"
+            f"{why}"
         ) from None
     logger.debug("connected to target %s for %s", name, purpose)
     return conn
+
+
+def extensions_on_path(conn: psycopg.Connection) -> None:
+    """Append hypopg's schema to the session's search_path when the extension was created
+    outside it: its functions are called unqualified, the workload's names resolve as before."""
+    conn.execute(
+        f"""{MARKER}
+        SELECT set_config(
+            'search_path',
+            concat_ws(', ', nullif(current_setting('search_path'), ''), quote_ident(n.nspname)),
+            false
+        ) AS search_path
+        FROM pg_extension AS e
+        JOIN pg_namespace AS n ON n.oid = e.extnamespace
+        WHERE e.extname = 'hypopg' AND n.nspname <> ALL (current_schemas(true))"""
+    )
 
 
 @contextmanager

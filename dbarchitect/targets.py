@@ -3,16 +3,22 @@
 Connection URLs stay in the environment; the Target rows only hold names and switches.
 """
 
+import re
 from dataclasses import dataclass
 
+import psycopg
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .models import Target
 
 DEFAULT_TARGET = "default"
+# What Target.name (a SlugField of 63 characters) can hold.
+TARGET_NAME = re.compile(r"[-a-zA-Z0-9_]{1,63}")
+# Entries are separated by commas before "name=": a multi-host URL keeps its own commas.
+ENTRY_SEPARATOR = re.compile(r",(?=\s*[-a-zA-Z0-9_]+\s*=)")
 
 
 @dataclass(frozen=True)
@@ -29,18 +35,44 @@ def _default_conninfo() -> str:
 
 
 def configured_targets() -> dict[str, str]:
-    """Name -> connection string of every target the environment names."""
+    """Name -> connection string of every target the environment names.
+
+    Errors name the entry, never its URL: a URL holds a password."""
     targets = {DEFAULT_TARGET: _default_conninfo()}
     raw = settings.DBARCHITECT_TARGETS.strip()
-    for item in filter(None, (part.strip() for part in raw.split(","))):
+    entries = (part.strip() for part in ENTRY_SEPARATOR.split(raw))
+    for number, item in enumerate(filter(None, entries), start=1):
         name, sep, url = item.partition("=")
         name, url = name.strip(), url.strip()
         if not sep or not name or not url.startswith(("postgres://", "postgresql://")):
+            what = repr(name) if sep else f"number {number}"
             raise ImproperlyConfigured(
-                f"DBARCHITECT_TARGETS entry {name or item!r} must look like name=postgres://..."
+                f"DBARCHITECT_TARGETS entry {what} must look like name=postgres://..."
+            )
+        if not TARGET_NAME.fullmatch(name):
+            raise ImproperlyConfigured(
+                f"DBARCHITECT_TARGETS entry {name!r}: a target name is 1 to 63 letters, digits, "
+                "'-' or '_'"
+            )
+        if name in targets:
+            why = "is the app's own database" if name == DEFAULT_TARGET else "is named twice"
+            raise ImproperlyConfigured(f"DBARCHITECT_TARGETS entry {name!r}: {name!r} {why}")
+        if not _url_parses(url):
+            raise ImproperlyConfigured(
+                f"DBARCHITECT_TARGETS entry {name!r} is not a valid connection URL "
+                "(check its brackets, port and %-escapes)"
             )
         targets[name] = url
     return targets
+
+
+def _url_parses(url: str) -> bool:
+    """libpq can read the URL, ports included (it reads those only when it connects)."""
+    try:
+        ports = str(conninfo_to_dict(url).get("port") or "")
+    except psycopg.ProgrammingError:
+        return False
+    return all(port.isdigit() for port in filter(None, ports.split(",")))
 
 
 def target_sync() -> list[Target]:

@@ -4,6 +4,22 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError, connections
 
+from dbarchitect.checks import numeric_setting_errors
+
+# Limits of ask-the-database: each must allow at least one of what it counts.
+NUMERIC_SETTINGS: dict[str, tuple[float | None, float | None]] = {
+    name: (1, None)
+    for name in (
+        "NLSQL_STATEMENT_TIMEOUT_MS",  # 0 would switch the timeout off
+        "NLSQL_MAX_ROWS",
+        "NLSQL_MAX_QUESTION_LENGTH",
+        "NLSQL_MAX_SQL_LENGTH",
+        "NLSQL_CONTEXT_TOKEN_BUDGET",
+        "NLSQL_RETRIEVE_LIMIT",
+        "NLSQL_PAGE_SIZE",
+    )
+}
+
 
 @register()
 def check_nlsql_settings(app_configs, **kwargs):
@@ -32,7 +48,7 @@ def check_nlsql_settings(app_configs, **kwargs):
                 id="nlsql.E003",
             )
         )
-    return errors
+    return errors + numeric_setting_errors(NUMERIC_SETTINGS, check_id="nlsql.E004")
 
 
 @register(Tags.security, Tags.database, deploy=True)

@@ -11,6 +11,7 @@ from dbarchitect.targets import DEFAULT_TARGET, configured_targets
 from .catalog import catalog_read, table_ddl
 from .guard import SqlRefused, sql_check
 from .models import TrainingItem
+from .runner import QueryFailed, query_plan
 from .vectors import embed_text, embed_texts
 
 
@@ -58,10 +59,18 @@ def training_add_pair(
     source: str = TrainingItem.Source.ADMIN,
     created_by=None,
 ) -> TrainingItem:
-    """Store a question with its SQL; the SQL must pass the guard. Same pair twice: one row."""
+    """Store a question with its SQL; the SQL must pass the guard and plan on the target.
+
+    Same pair twice: one row."""
     question, sql = _text("question", question), _text("sql", sql)
     _check_target(target)
-    _check_sql(sql)
+    _check_sql(sql, target=target)
+    return _pair_store(
+        question=question, sql=sql, target=target, source=source, created_by=created_by
+    )
+
+
+def _pair_store(*, question: str, sql: str, target: str, source: str, created_by) -> TrainingItem:
     existing = TrainingItem.objects.filter(
         kind=TrainingItem.Kind.QUESTION_SQL, target=target, question=question, sql=sql
     ).first()
@@ -85,8 +94,14 @@ def training_add_documentation(
     source: str = TrainingItem.Source.ADMIN,
     created_by=None,
 ) -> TrainingItem:
+    """Store a piece of documentation. The same text twice: one row."""
     text = _text("documentation", text)
     _check_target(target)
+    existing = TrainingItem.objects.filter(
+        kind=TrainingItem.Kind.DOCUMENTATION, target=target, text=text
+    ).first()
+    if existing is not None:
+        return existing
     return TrainingItem.objects.create(
         kind=TrainingItem.Kind.DOCUMENTATION,
         target=target,
@@ -105,26 +120,26 @@ class FileEntry:
 
 
 def training_load_file(*, path: Path, target: str = DEFAULT_TARGET, created_by=None) -> int:
-    """Load a YAML list of {question, sql} and {documentation} entries, all or nothing."""
+    """Load a YAML list of {question, sql} and {documentation} entries, all or nothing.
+
+    Every entry is checked first, each query planned on the target: a query that cannot
+    run there would teach the LLM a wrong example."""
+    _check_target(target)
     entries = read_pairs_file(path)
+    for number, entry in enumerate(entries, start=1):
+        if entry.sql:
+            try:
+                _check_sql(entry.sql, target=target)
+            except TrainingError as exc:
+                raise TrainingError(f"Entry {number} ({entry.question!r}): {exc}") from None
     embed_texts([entry.documentation or entry.question for entry in entries])  # one batch
+    common = {"target": target, "source": TrainingItem.Source.FILE, "created_by": created_by}
     with transaction.atomic():
         for entry in entries:
             if entry.documentation:
-                training_add_documentation(
-                    text=entry.documentation,
-                    target=target,
-                    source=TrainingItem.Source.FILE,
-                    created_by=created_by,
-                )
+                training_add_documentation(text=entry.documentation, **common)
             else:
-                training_add_pair(
-                    question=entry.question,
-                    sql=entry.sql,
-                    target=target,
-                    source=TrainingItem.Source.FILE,
-                    created_by=created_by,
-                )
+                _pair_store(question=entry.question, sql=entry.sql, **common)
     return len(entries)
 
 
@@ -134,6 +149,8 @@ def read_pairs_file(path: Path) -> list[FileEntry]:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise TrainingError(f"Cannot read {path}: {exc.strerror}.") from None
+    except UnicodeDecodeError as exc:
+        raise TrainingError(f"{path} is not UTF-8 text (byte {exc.start}).") from None
     except yaml.YAMLError as exc:
         raise TrainingError(f"{path} is not valid YAML: {exc}") from None
     if isinstance(data, dict) and "pairs" in data:
@@ -168,12 +185,20 @@ def read_pairs_file(path: Path) -> list[FileEntry]:
 def _text(what: str, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise TrainingError(f"The {what} must be non-empty text.")
+    if "\x00" in value:
+        raise TrainingError(f"The {what} contains a NUL character.")
     return value.strip()
 
 
-def _check_sql(sql: str) -> None:
-    """Only SQL the guard would run may become an example for the LLM."""
+def _check_sql(sql: str, *, target: str | None = None) -> None:
+    """Only SQL the guard would run (and, given a target, that plans there) may become an
+    example for the LLM."""
     try:
-        sql_check(sql)
+        checked = sql_check(sql)
     except SqlRefused as exc:
         raise TrainingError(f"The SQL is refused: {exc.reason}") from None
+    if target is not None:
+        try:
+            query_plan(checked=checked, target=target)
+        except QueryFailed as exc:
+            raise TrainingError(f"The SQL does not run on target {target!r}: {exc}") from None

@@ -1,11 +1,41 @@
 """Settings shared by every environment; everything that differs comes from the environment."""
 
+import os
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-env = environ.Env()
+
+
+class Env(environ.Env):
+    """django-environ whose errors name the variable at fault (its own say only 'abc')."""
+
+    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        try:
+            return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+        except ValueError:
+            kind = getattr(cast, "__name__", "value")
+            raise ImproperlyConfigured(
+                f"{var}={os.environ.get(var, '')!r} is not a valid {kind}; "
+                "fix it in the environment or in .env"
+            ) from None
+
+    def postgres_db(self, var: str, default=environ.Env.NOTSET) -> dict:
+        """A DATABASES entry from a postgres:// URL; the error names the variable, never
+        the URL (it holds the password)."""
+        usage = f"{var} must look like postgres://user:password@host:5432/dbname"
+        try:
+            config = self.db(var, default=default)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{usage}: {exc}") from None
+        if config.get("ENGINE") != "django.db.backends.postgresql" or not config.get("NAME"):
+            raise ImproperlyConfigured(f"{usage} (PostgreSQL only, with a database name)")
+        return config
+
+
+env = Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
@@ -65,7 +95,9 @@ TEMPLATES = [
 
 # The app's own store; the private cluster that `make services` starts listens on 5544.
 DATABASES = {
-    "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5544/dbarchitect"),
+    "default": env.postgres_db(
+        "DATABASE_URL", default="postgres://postgres@127.0.0.1:5544/dbarchitect"
+    ),
 }
 DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
@@ -86,7 +118,9 @@ _db_options["options"] = " ".join(
 # Ask-the-database runs here: point it at a read-only role in production.
 DATABASES["readonly"] = {
     **DATABASES["default"],
-    **(env.db("READONLY_DATABASE_URL") if env("READONLY_DATABASE_URL", default="") else {}),
+    **(
+        env.postgres_db("READONLY_DATABASE_URL") if env("READONLY_DATABASE_URL", default="") else {}
+    ),
     "ENGINE": "django.db.backends.postgresql",
     "TEST": {"MIRROR": "default"},
 }
@@ -215,6 +249,8 @@ DBARCHITECT_UNUSED_INDEX_MIN_BYTES = env.int(
 )
 # Verification: "on", "off" or "database:<target name>" (verify on a copy).
 DBARCHITECT_VERIFY = env("DBARCHITECT_VERIFY", default="on")
+# A target that does not answer within this many seconds counts as down (libpq minimum 2).
+DBARCHITECT_CONNECT_TIMEOUT_S = env.int("DBARCHITECT_CONNECT_TIMEOUT_S", default=10)
 # Audits never wait long for a lock or a statement on a database that serves traffic.
 DBARCHITECT_STATEMENT_TIMEOUT_MS = env.int("DBARCHITECT_STATEMENT_TIMEOUT_MS", default=60_000)
 DBARCHITECT_LOCK_TIMEOUT_MS = env.int("DBARCHITECT_LOCK_TIMEOUT_MS", default=2_000)

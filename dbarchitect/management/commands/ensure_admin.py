@@ -1,6 +1,9 @@
+import os
 import secrets
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 
@@ -20,8 +23,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, username: str, email: str, password: str | None, **options):
-        import os
-
         if not username.strip():
             raise CommandError("--username must not be empty")
         user_model = get_user_model()
@@ -32,6 +33,7 @@ class Command(BaseCommand):
         generated = not password
         if generated:
             password = secrets.token_urlsafe(12)
+        _validate(user_model(username=username, email=email), password)
         user_model.objects.create_superuser(username=username, email=email, password=password)
         if generated:
             self.stdout.write(
@@ -40,3 +42,21 @@ class Command(BaseCommand):
             self.stdout.write("It is shown only this once.")
         else:
             self.stdout.write(self.style.SUCCESS(f"Created admin user {username!r}."))
+
+
+def _validate(user, password: str) -> None:
+    """The admin's checks: a valid username and e-mail, a password the validators accept."""
+    try:
+        user.full_clean(exclude=["password"])
+    except ValidationError as exc:
+        fields = "; ".join(
+            f"--{name}: {' '.join(errors)}" for name, errors in exc.message_dict.items()
+        )
+        raise CommandError(f"Cannot create the admin user: {fields}") from None
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise CommandError(
+            f"The admin password is refused: {' '.join(exc.messages)} Choose another with "
+            "--password or DJANGO_ADMIN_PASSWORD, or give neither to generate one."
+        ) from None

@@ -1,12 +1,14 @@
 """manage.py run_audit: audit one target now and print the report."""
 
 import json
+import uuid
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from dbarchitect.agent import AuditAlreadyRunning, UnknownTarget, run_audit
 from dbarchitect.models import AuditRun
+from dbarchitect.recording import audit_fail
 from dbarchitect.report import report_text
 from dbarchitect.targets import DEFAULT_TARGET, target_sync
 
@@ -38,9 +40,16 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, target: str, no_verify: bool, as_json: bool, **options):
+        audit_id = uuid.uuid4()
         try:
             target_sync()
-            audit = run_audit(target=target, verify=False if no_verify else None)
+            audit = run_audit(target=target, verify=False if no_verify else None, audit_id=audit_id)
+        except KeyboardInterrupt:
+            _mark_interrupted(audit_id)
+            raise CommandError(
+                f"interrupted: audit {audit_id} of target {target!r} was stopped and marked "
+                "failed; nothing of it was recorded. Run it again."
+            ) from None
         except ImproperlyConfigured as exc:
             raise CommandError(f"{exc}. Fix DBARCHITECT_TARGETS and run again.") from None
         except UnknownTarget as exc:
@@ -56,6 +65,17 @@ class Command(BaseCommand):
                 "Fix the cause (is the target up, reachable, with pg_stat_statements and "
                 "hypopg installed?) and run again."
             )
+
+
+def _mark_interrupted(audit_id: uuid.UUID) -> None:
+    """Ctrl-C skips the agent's own failure handling: no audit may stay `running`."""
+    audit = AuditRun.objects.filter(id=audit_id, status=AuditRun.Status.RUNNING).first()
+    if audit is not None:
+        audit_fail(
+            audit=audit,
+            error="interrupted (Ctrl-C) before the audit finished; nothing of it was recorded",
+            phase_seconds=audit.phase_seconds,
+        )
 
 
 def _render(report: dict, *, as_json: bool) -> str:

@@ -2,6 +2,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from demo.workload import DEFAULT_REPEAT, NoDemoData, workload_run
 
+# Enough for any statistics; more is a mistyped number that would run for days.
+MAX_REPEAT = 10_000
+
 
 class Command(BaseCommand):
     help = (
@@ -21,6 +24,8 @@ class Command(BaseCommand):
     def handle(self, *args, repeat, seed, **options):
         if repeat < 1:
             raise CommandError("--repeat must be at least 1.")
+        if repeat > MAX_REPEAT:
+            raise CommandError(f"--repeat must be at most {MAX_REPEAT:,}.")
         try:
             results = workload_run(repeat=repeat, seed=seed)
         except NoDemoData as exc:

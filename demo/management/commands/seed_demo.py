@@ -7,6 +7,11 @@ from tqdm import tqdm
 
 from demo.seeding import demo_clear, demo_has_data, demo_seed
 
+# Sizes a demo can use: users are built in memory (about 1 kB each) and logs go in at
+# roughly 60,000 rows a second, so more than this is a mistyped number, not a demo.
+MAX_USERS = 1_000_000
+MAX_LOGS = 100_000_000
+
 
 class Command(BaseCommand):
     help = (
@@ -18,7 +23,10 @@ class Command(BaseCommand):
         parser.add_argument("--users", type=int, default=20_000, help="Users to create.")
         parser.add_argument("--logs", type=int, default=1_000_000, help="Behaviour logs.")
         parser.add_argument(
-            "--seed", type=int, default=0, help="Random seed: the same seed gives the same data."
+            "--seed",
+            type=int,
+            default=0,
+            help="Random seed (0 or more): the same seed gives the same data.",
         )
         group = parser.add_mutually_exclusive_group()
         group.add_argument(
@@ -33,8 +41,14 @@ class Command(BaseCommand):
     def handle(self, *args, users, logs, seed, if_empty, replace, **options):
         if users < 1:
             raise CommandError("--users must be at least 1.")
+        if users > MAX_USERS:
+            raise CommandError(f"--users must be at most {MAX_USERS:,}.")
         if logs < 0:
             raise CommandError("--logs must not be negative.")
+        if logs > MAX_LOGS:
+            raise CommandError(f"--logs must be at most {MAX_LOGS:,} (the demo needs ~1,000,000).")
+        if seed < 0:
+            raise CommandError("--seed must not be negative.")
         if demo_has_data() and not replace:
             if if_empty:
                 self.stdout.write("The demo tables already hold data: nothing to do.")
