@@ -9,6 +9,7 @@ through the same services the API calls.
 import json
 import uuid
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import flatten_fieldsets
@@ -32,13 +33,24 @@ from .applying import (
     recommendation_apply_progress,
     recommendation_apply_start,
 )
-from .decisions import DecisionError, recommendation_approve, recommendation_reject
+from .decisions import (
+    MAX_REJECT_REASON_LENGTH,
+    DecisionError,
+    recommendation_approve,
+    recommendation_reject,
+)
 from .models import OptimizationLog
 from .services import optimization_list_near_vector
 
 Status = OptimizationLog.Status
 # The change page lists this many similar past optimizations.
 SIMILAR_LIMIT = 5
+
+
+class RejectForm(forms.Form):
+    """The reject button's reason: bounded, and no NUL (the reason is stored in JSON)."""
+
+    reason = forms.CharField(required=False, max_length=MAX_REJECT_REASON_LENGTH)
 
 
 @admin.register(OptimizationLog)
@@ -243,12 +255,16 @@ class OptimizationLogAdmin(admin.ModelAdmin):
         if not self.has_decide_permission(request):
             raise PermissionDenied
         log = get_object_or_404(OptimizationLog, pk=pk)
-        reason = request.POST.get("reason", "").strip()
+        form = RejectForm(request.POST)
+        if not form.is_valid():
+            for error in form.errors["reason"]:
+                self.message_user(request, f"Not rejected: reason: {error}", messages.ERROR)
+            return HttpResponseRedirect(self._change_url(log))
         self._decide(
             request,
             [log],
             lambda item: recommendation_reject(
-                recommendation=item, user=request.user, reason=reason
+                recommendation=item, user=request.user, reason=form.cleaned_data["reason"]
             ),
             "rejected",
         )

@@ -43,7 +43,7 @@ SECRET_KEY = env("SECRET_KEY", default="insecure-local-only-change-me")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin_site.CheckedAdminConfig",  # django.contrib.admin, input checked
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

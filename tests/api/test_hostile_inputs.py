@@ -7,13 +7,13 @@ Also the routes outside the API and the admin (health, metrics), walked from the
 import json
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from dbarchitect.models import AuditRun
 from nlsql.models import QuestionLog, TrainingItem
 from optimizations.models import OptimizationLog
+from tests.routes import route_templates
 
 pytestmark = [
     pytest.mark.django_db,
@@ -76,23 +76,7 @@ HOSTILE_PATH_IDS = {
 }
 
 
-def _route_templates(resolver: URLResolver, prefix: str = "") -> list[str]:
-    """Every route of the resolver as "/api/items/{id}/" (converters become {name})."""
-    routes = []
-    for pattern in resolver.url_patterns:
-        route = str(pattern.pattern)
-        for name in pattern.pattern.converters:
-            route = route.replace(f"<{name}>", f"{{{name}}}")
-            for converter in ("str", "int", "uuid", "slug", "path"):
-                route = route.replace(f"<{converter}:{name}>", f"{{{name}}}")
-        if isinstance(pattern, URLResolver):
-            routes += _route_templates(pattern, prefix + route)
-        elif isinstance(pattern, URLPattern):
-            routes.append("/" + prefix + route)
-    return routes
-
-
-ROUTES = _route_templates(get_resolver())
+ROUTES = route_templates()
 OTHER_ROUTES = [
     route for route in ROUTES if not route.startswith(("/admin/", "/api/")) and "{" not in route
 ]
