@@ -7,7 +7,8 @@ the delta is then the counters themselves, never a negative number.
 """
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -281,8 +282,25 @@ def pgss_stats_reset(conn: psycopg.Connection) -> datetime | None:
     query = sql.SQL("{marker} SELECT stats_reset FROM {info}").format(
         marker=sql.SQL(MARKER), info=sql.Identifier(pgss_schema(conn), "pg_stat_statements_info")
     )
-    row = conn.execute(query).fetchone()
+    with _pgss_readable():
+        row = conn.execute(query).fetchone()
     return row[0] if row else None
+
+
+@contextmanager
+def _pgss_readable() -> Iterator[None]:
+    """The view's own refusals (not preloaded, not allowed), as what to do about them."""
+    try:
+        yield
+    except psycopg.errors.ObjectNotInPrerequisiteState as exc:
+        raise CollectError(
+            "pg_stat_statements must be loaded via shared_preload_libraries on the target "
+            f"server (restart needed): {exc}"
+        ) from exc
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise CollectError(
+            f"the audit role cannot read pg_stat_statements: GRANT pg_read_all_stats TO it ({exc})"
+        ) from exc
 
 
 def _refuse_hidden_statements(conn: psycopg.Connection, *, view: sql.Composable) -> None:
@@ -330,17 +348,8 @@ def pgss_read(conn: psycopg.Connection) -> list[Counters]:
         view=sql.Identifier(pgss_schema(conn), "pg_stat_statements"),
         toplevel=toplevel,
     )
-    try:
+    with _pgss_readable():
         rows = conn.execute(query).fetchall()
-    except psycopg.errors.ObjectNotInPrerequisiteState as exc:
-        raise CollectError(
-            "pg_stat_statements must be loaded via shared_preload_libraries on the target "
-            f"server (restart needed): {exc}"
-        ) from exc
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise CollectError(
-            f"the audit role cannot read pg_stat_statements: GRANT pg_read_all_stats TO it ({exc})"
-        ) from exc
     _refuse_hidden_statements(conn, view=sql.Identifier(pgss_schema(conn), "pg_stat_statements"))
     return [
         Counters(

@@ -1,11 +1,17 @@
 """Management commands given bad arguments and bad files: a CommandError that says what to
 fix, and nothing written."""
 
+import os
+import signal
+import subprocess
+import sys
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from demo.models import BehaviorLog, User
 from nlsql.models import TrainingItem
@@ -15,6 +21,7 @@ from nlsql.training import (
     training_add_pair,
     training_train_schema,
 )
+from tests.dbarchitect.waiting import wait_for
 
 GOOD_PAIR = "- question: How many users?\n  sql: SELECT count(*) FROM demo_user\n"
 
@@ -23,6 +30,76 @@ def run(name: str, *args: str) -> str:
     out = StringIO()
     call_command(name, *args, stdout=out, stderr=StringIO())
     return out.getvalue()
+
+
+def manage(*args: str, database_url: str, **popen) -> subprocess.Popen:
+    """The real command in a child process that handles Ctrl-C as a terminal would."""
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "LLM_PROVIDER": ""}
+        | {"DATABASE_URL": database_url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A background shell ignores SIGINT and children inherit that: restore the default,
+        # so Python turns it into KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        **popen,
+    )
+
+
+# --- every command: the app's database down, Ctrl-C -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run_audit", "--no-verify"],
+        ["ensure_admin"],
+        ["seed_demo", "--users", "1", "--logs", "1"],
+        ["run_demo_workload"],
+        ["ask", "--sql", "SELECT 1"],
+        ["nlsql_train", "--schema"],
+        ["backfill_embeddings"],
+        ["apply_recommendation", "00000000-0000-0000-0000-000000000000", "--user", "root"],
+    ],
+    ids=lambda args: args[0],
+)
+def test_every_command_says_the_app_database_is_down_without_a_traceback(args):
+    child = manage(*args, database_url="postgres://app:hunter2@127.0.0.1:1/app")
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 1, err
+    assert "CommandError: cannot connect to the app's database" in err
+    assert "Check DATABASE_URL" in err and "Connection refused" in err
+    assert "Traceback" not in err and "hunter2" not in err + out
+
+
+def test_seed_demo_interrupted_mid_way_leaves_no_rows(transactional_db):
+    db = connection.settings_dict
+    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    child = manage("seed_demo", "--users", "1000", "--logs", "5000000", database_url=url)
+    try:
+        # Mid-way: the logs' COPY has run at least once in the seeding transaction.
+        wait_for(lambda: _copying_logs(child), seconds=120, what="seed_demo to copy logs")
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert child.returncode == 1, err
+    assert "CommandError: interrupted (Ctrl-C): its transaction was rolled back" in err
+    assert "Traceback" not in err
+    assert not User.objects.exists() and not BehaviorLog.objects.exists()
+
+
+def _copying_logs(child: subprocess.Popen) -> bool:
+    assert child.poll() is None, child.communicate()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query LIKE 'COPY %%demo_behavior_log%%' AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0] > 0
 
 
 # --- seed_demo, run_demo_workload -------------------------------------------------------

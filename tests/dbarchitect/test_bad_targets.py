@@ -7,10 +7,15 @@ pg_stat_statements.
 """
 
 import logging
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from io import StringIO
+from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
@@ -193,6 +198,68 @@ def test_a_read_only_verification_target_reports_why_nothing_was_measured(cluste
     index = audit.optimizations.get(kind="index")
     assert index.measured_ms_after is None
     assert "read-only transaction" in index.details["verification_error"], index.details
+
+
+BARE_PASSWORD = "bare-s3cret"
+
+
+@pytest.fixture(scope="module")
+def bare_server(cluster) -> Iterator[str]:
+    """A second PostgreSQL as installed: nothing preloaded, passwords required. Returns the
+    URL of its database `shop` (pg_stat_statements and hypopg created, a slow query run)."""
+    with cluster.admin() as conn:
+        major = conn.info.server_version // 10000
+    bindir = Path(f"/usr/lib/postgresql/{major}/bin")
+    # initdb refuses root: as root, the cluster belongs to the postgres user.
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    home = Path(tempfile.mkdtemp(prefix="dbarchitect-bare-pg-"))
+    (home / "pw").write_text(BARE_PASSWORD)
+    if as_owner:
+        for path in (home, home / "pw"):
+            shutil.chown(path, "postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = home / "data"
+    initdb = [bindir / "initdb", "-D", data, "-U", "postgres", "-A", "scram-sha-256"]
+    run = [*as_owner, *initdb, "--pwfile", home / "pw", "--no-sync"]
+    subprocess.run(run, check=True, capture_output=True)
+    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1"
+    pg_ctl = [*as_owner, bindir / "pg_ctl", "-D", data, "-l", home / "log", "-w"]
+    subprocess.run([*pg_ctl, "-o", options, "start"], check=True, capture_output=True)
+    url = f"postgres://postgres:{BARE_PASSWORD}@127.0.0.1:{port}"
+    try:
+        with psycopg.connect(f"{url}/postgres", autocommit=True) as conn:
+            conn.execute("CREATE DATABASE shop")
+        with psycopg.connect(f"{url}/shop", autocommit=True) as conn:
+            for statement in SCENARIOS["read_only"] + TABLE:
+                conn.execute(statement)
+            for number in range(12):
+                conn.execute(SLOW_QUERY, [number]).fetchall()
+        yield f"{url}/shop"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_pg_stat_statements_not_preloaded_fails_with_the_restart_to_do(bare_server):
+    with targets(bare=bare_server):
+        audit = run_audit(target="bare", verify=False)
+    assert_failed_cleanly(audit)
+    assert audit.error.startswith(
+        "pg_stat_statements must be loaded via shared_preload_libraries on the target server"
+    )
+    assert BARE_PASSWORD not in audit.error
+
+
+def test_a_wrong_password_fails_with_the_user_and_without_either_password(bare_server):
+    wrong = bare_server.replace(BARE_PASSWORD, "not-the-pw")
+    with targets(bare=wrong):
+        audit = run_audit(target="bare", verify=False)
+    assert_failed_cleanly(audit)
+    assert 'password authentication failed for user "postgres"' in audit.error
+    assert "target 'bare' is unreachable for audit (postgres@127.0.0.1:" in audit.error
+    assert "not-the-pw" not in audit.error and BARE_PASSWORD not in audit.error
 
 
 def test_a_missing_database_fails_with_its_name_and_no_password(cluster):

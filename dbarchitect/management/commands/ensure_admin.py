@@ -4,14 +4,18 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+
+from config.commands import ProjectCommand
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Create the admin superuser if it does not exist. The password comes from "
         "--password or DJANGO_ADMIN_PASSWORD, otherwise one is generated and printed once."
     )
+
+    interrupted = "run it again; it creates the user only once."
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin", help="Username (default: admin).")

@@ -4,8 +4,9 @@ import json
 import uuid
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from config.commands import ProjectCommand
 from dbarchitect.agent import AuditAlreadyRunning, UnknownTarget, run_audit
 from dbarchitect.models import AuditRun
 from dbarchitect.recording import audit_fail
@@ -13,7 +14,7 @@ from dbarchitect.report import report_text
 from dbarchitect.targets import DEFAULT_TARGET, target_sync
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Audit one target database: collect slow queries from pg_stat_statements, recommend "
         "indexes proven with HypoPG (and measured, where verification is on), check index "

@@ -1,16 +1,19 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from config.commands import ProjectCommand
 from demo.workload import DEFAULT_REPEAT, NoDemoData, workload_run
 
 # Enough for any statistics; more is a mistyped number that would run for days.
 MAX_REPEAT = 10_000
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Run the demo's query workload (several shapes slow without the right index) often "
         "enough to show in pg_stat_statements, then print each shape's mean time."
     )
+
+    interrupted = "it only reads; the queries that ran are in pg_stat_statements."
 
     def add_arguments(self, parser):
         parser.add_argument(

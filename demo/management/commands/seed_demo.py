@@ -1,10 +1,11 @@
 import sys
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 from tqdm import tqdm
 
+from config.commands import ProjectCommand
 from demo.seeding import demo_clear, demo_has_data, demo_seed
 
 # Sizes a demo can use: users are built in memory (about 1 kB each) and logs go in at
@@ -13,11 +14,13 @@ MAX_USERS = 1_000_000
 MAX_LOGS = 100_000_000
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Fill the demo tables (demo_user, demo_behavior_log) with realistic, skewed data: "
         "a few very active users, a long tail of event types, one rare type, 90 days."
     )
+
+    interrupted = "its transaction was rolled back, nothing was written."
 
     def add_arguments(self, parser):
         parser.add_argument("--users", type=int, default=20_000, help="Users to create.")

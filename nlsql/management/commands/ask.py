@@ -2,18 +2,21 @@
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from config.commands import ProjectCommand
 from nlsql.ask import InvalidInput, question_ask, sql_run
 
 EXIT_CODES = {"ok": 0, "error": 1, "refused": 2}
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Ask the database a question in plain language (or run one SELECT with --sql) through "
         "the SQL guard and the read-only runner. Exit code 0: ok, 2: refused, 1: error."
     )
+
+    interrupted = "the query was cancelled and nothing was logged."
 
     def add_arguments(self, parser):
         parser.add_argument("question", nargs="?", help="The question, in plain language.")

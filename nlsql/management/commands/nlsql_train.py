@@ -2,19 +2,22 @@
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
+from config.commands import ProjectCommand
 from nlsql.runner import QueryFailed
 from nlsql.training import TrainingError, training_load_file, training_train_schema
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Train ask-the-database: --schema reads the target's catalog into one DDL item per "
         "table (replacing the previous ones); --file loads question/sql and documentation "
         "entries from a YAML list, each query planned on the target first. All or nothing."
     )
+
+    interrupted = "its transaction was rolled back, nothing was stored."
 
     def add_arguments(self, parser):
         parser.add_argument("--file", help="YAML list of {question, sql} or {documentation}.")

@@ -1,14 +1,15 @@
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from kombu.exceptions import OperationalError as BrokerError
 
+from config.commands import ProjectCommand
 from optimizations.applying import recommendation_apply_start
 from optimizations.decisions import DecisionError
 from optimizations.models import OptimizationLog
 from optimizations.selectors import optimization_get
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Apply a recommended index (CREATE INDEX CONCURRENTLY on its target): queue the build "
         "for a Celery worker, or with --wait build it in this process and wait for the result."

@@ -1,10 +1,13 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from config.commands import ProjectCommand
 from optimizations.services import optimization_backfill_embeddings
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Compute the missing embeddings of stored optimizations (all-MiniLM-L6-v2, 384 dims)."
+
+    interrupted = "the batches embedded so far are saved; run it again for the rest."
 
     def add_arguments(self, parser):
         parser.add_argument(
