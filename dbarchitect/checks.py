@@ -105,8 +105,9 @@ def check_settings(app_configs, **kwargs):
     from .targets import configured_targets
 
     errors = []
+    known = None
     try:
-        configured_targets()
+        known = configured_targets()
     except ImproperlyConfigured as exc:
         errors.append(
             Error(
@@ -120,6 +121,15 @@ def check_settings(app_configs, **kwargs):
         errors.append(
             Error(
                 f"DBARCHITECT_VERIFY={verify!r} is not on, off or database:<target>",
+                id="dbarchitect.E011",
+            )
+        )
+    elif verify.startswith("database:") and known and verify[len("database:") :] not in known:
+        errors.append(
+            Error(
+                f"DBARCHITECT_VERIFY={verify!r} names a target that is not configured; "
+                f"configured targets: {', '.join(sorted(known))}",
+                hint="Add the copy to verify on to DBARCHITECT_TARGETS.",
                 id="dbarchitect.E011",
             )
         )

@@ -87,6 +87,15 @@ def test_an_ask_limit_of_zero_is_a_check_error(settings, name):
     assert error.id == "nlsql.E004" and error.msg.startswith(f"{name}=0 is out of range")
 
 
+def test_verifying_on_a_target_that_is_not_configured_is_a_check_error(settings):
+    settings.DBARCHITECT_VERIFY = "database:copy"
+    (error,) = check_settings(None)
+    assert error.id == "dbarchitect.E011"
+    assert "'database:copy' names a target that is not configured" in error.msg
+    settings.DBARCHITECT_TARGETS = "copy=postgres://auditor@replica/shop"
+    assert check_settings(None) == []
+
+
 def test_a_soft_time_limit_above_the_hard_one_is_a_check_error(settings):
     settings.CELERY_TASK_SOFT_TIME_LIMIT = settings.CELERY_TASK_TIME_LIMIT
     (error,) = check_settings(None)
