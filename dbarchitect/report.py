@@ -8,6 +8,15 @@ from optimizations.models import OptimizationLog
 TEXT_MAX_QUERIES = 20
 # Rationale lines per recommendation in the text report (the JSON has it all).
 TEXT_RATIONALE_LINES = 8
+# What each reason the collector leaves a statement out for means (collector.py).
+LEFT_OUT_REASONS = {
+    "utility": "utility statements (SET, VACUUM, DDL, transactions)",
+    "no_table": "naming no table (such as function calls: what a function runs inside "
+    "is not audited)",
+    "catalog": "reading only system catalogs",
+    "architect": "the architect's own",
+    "no_text": "without text (pg_stat_statements lost it)",
+}
 
 
 def report_build(*, audit, found, logs: Sequence[OptimizationLog], settled: Iterable[str]) -> dict:
@@ -102,6 +111,15 @@ def report_text(report: dict) -> str:
     queries = report.get("queries", [])
     if "queries" in report:
         lines += ["", f"Slow queries analyzed: {len(queries)}"]
+    left_out = (report.get("collector") or {}).get("left_out") or {}
+    if left_out:
+        lines.append(
+            "  Left out: "
+            + ", ".join(
+                f"{count} {LEFT_OUT_REASONS.get(reason, reason)}"
+                for reason, count in sorted(left_out.items())
+            )
+        )
     for query in queries[:TEXT_MAX_QUERIES]:
         lines.append(
             f"  {query['queryid']:>20}  {query['calls']:>8} calls  {query['mean_ms']:>10.2f} ms  "

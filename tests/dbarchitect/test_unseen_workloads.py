@@ -10,6 +10,7 @@ from psycopg import sql
 from dbarchitect.advisor import advise, representative_statements
 from dbarchitect.agent import run_audit
 from dbarchitect.models import AuditRun
+from dbarchitect.report import report_text
 from dbarchitect.targets import target_sync
 
 from .advisor_fixtures import collected, stat
@@ -209,6 +210,7 @@ def test_a_whole_audit_of_the_shop_costs_or_explains_every_query(unseen_conn, se
         client.execute('SET search_path = "Shop"')
         for product in range(5):
             client.execute('SELECT qty FROM "OrderLines" WHERE product_id = %s', [product])
+            client.execute("SELECT units_sold(%s)", [product])
 
     audit = run_audit(target="default", verify=True)
 
@@ -229,6 +231,11 @@ def test_a_whole_audit_of_the_shop_costs_or_explains_every_query(unseen_conn, se
     assert all("cannot build this index CONCURRENTLY" in log.recommendation for log in orders)
     assert all(log.details["partitioned"] for log in orders)
     # The partitioned table's indexes stay out of a migration, which builds CONCURRENTLY.
+    # What was left out, and why, is in the report too.
+    assert report["collector"]["left_out"]["no_table"] >= 1
+    text = report_text(report)
+    assert "naming no table (such as function calls" in text
+    assert "utility statements (SET, VACUUM, DDL, transactions)" in text
     held = {h["id"] for h in report["proposal"]["held_back"]}
     assert held == {str(log.pk) for log in orders}
     candidates = set(report["proposal"]["candidates"])

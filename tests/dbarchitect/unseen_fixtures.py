@@ -91,6 +91,9 @@ SCHEMA = [
     f"""INSERT INTO "Shop"."OrderLines"
         SELECT o, l, (o * 31 + l * 7) % {PRODUCTS} + 1, (o + l) % 5 + 1, ((o + l) % 300) + 0.25
         FROM generate_series(1, {ORDERS}) AS o, generate_series(1, 2) AS l""",
+    # What a function runs is not the statement pg_stat_statements shows at the top.
+    """CREATE FUNCTION "Shop".units_sold(product int) RETURNS bigint LANGUAGE sql STABLE
+        AS 'SELECT sum(qty) FROM "Shop"."OrderLines" WHERE product_id = product'""",
     """CREATE MATERIALIZED VIEW "Shop".daily_sales AS
         SELECT date_trunc('day', ordered_at) AS day, "customerId", sum(total) AS revenue
         FROM "Shop".orders GROUP BY 1, 2""",
