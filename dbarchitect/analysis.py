@@ -34,6 +34,9 @@ NOT_DISTINCT = "not_distinct"  # IS NOT DISTINCT FROM: no index operator, = is t
 PARAM_EXPRESSION = "param_expression"
 
 _RANGE_OPS = {"<", "<=", ">", ">="}
+# Functions whose first argument is a time unit ('day', 'month'...), and its ParamUse kind.
+TIME_UNIT_FUNCTIONS = {"date_trunc", "date_part", "extract"}
+TIME_UNIT = "time_unit"
 GIN_OPERATORS = _GIN_OPS = {"@>", "<@", "?", "?|", "?&", "&&", "@?", "@@"}
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "<>": "<>", "!=": "!="}
 
@@ -115,7 +118,7 @@ class ParamUse:
 
     number: int
     column: ColumnUse | None = None
-    kind: str | None = None  # a predicate kind, or "limit" / "offset"
+    kind: str | None = None  # a predicate kind, or "limit" / "offset" / TIME_UNIT
     operator: str | None = None  # for ranges: the operator with the column on the left
     type_name: str | None = None  # from a cast: $1::date, date $1, interval $2
 
@@ -165,10 +168,16 @@ def analyze_query(sql: str) -> QueryAnalysis:
         return result
     node = statements[0].stmt
     result.statement = type(node).__name__
+    walker = _Walker(result)
     try:
-        _Walker(result).statement(node)
+        walker.statement(node)
     except RecursionError:
         result.error = "query nests too deeply to analyze"
+    # date_trunc($1, ts), EXTRACT($1 FROM ts): the $n is a unit name, not any text.
+    for call in _find(node, ast.FuncCall, into_sublinks=True):
+        name = call.funcname[-1].sval if isinstance(call.funcname[-1], ast.String) else ""
+        if name in TIME_UNIT_FUNCTIONS and call.args and isinstance(call.args[0], ast.ParamRef):
+            walker.note_param(ParamUse(call.args[0].number, kind=TIME_UNIT))
     result.max_param = max(all_params(node), default=0)
     return result
 

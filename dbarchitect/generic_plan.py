@@ -41,6 +41,8 @@ SAVEPOINT = "dbarchitect_attempt"
 # LIMIT / OFFSET values when the query's own are parameters: a page of a typical list.
 REPRESENTATIVE_LIMIT = 10
 REPRESENTATIVE_OFFSET = 0
+# The unit of date_trunc($1, ts) / EXTRACT($1 FROM ts) when it is a parameter.
+REPRESENTATIVE_TIME_UNIT = "day"
 # Values in the array of a representative `col = ANY($n)`.
 ANY_ARRAY_VALUES = 3
 # Range parameters pick the value at this quantile of the column's histogram (or its
@@ -272,6 +274,8 @@ def _type_for(use: an.ParamUse | None, resolve: Resolver) -> str:
         return use.type_name
     if use.kind in ("limit", "offset"):
         return "bigint"
+    if use.kind == an.TIME_UNIT:
+        return "text"
     if use.column is not None:
         found = resolve(use.column)
         if found is not None:
@@ -314,7 +318,9 @@ def representative_values(
     inferred: dict[int, str] | None = None
     for number in range(1, analysis.max_param + 1):
         use = analysis.params.get(number)
-        if use is None or (use.column is None and use.kind not in ("limit", "offset")):
+        if use is None or (
+            use.column is None and use.kind not in ("limit", "offset", an.TIME_UNIT)
+        ):
             if inferred is None:
                 inferred = inferred_param_types(conn, analysis, resolve)
             type_name = (use.type_name if use else None) or inferred.get(number)
@@ -378,6 +384,8 @@ def _value_for(conn, use, resolve, stats, in_list_position, rare=False) -> Any:
         return _array_literal(values)
     if use.kind == "offset":
         return REPRESENTATIVE_OFFSET
+    if use.kind == an.TIME_UNIT:
+        return REPRESENTATIVE_TIME_UNIT
     found = resolve(use.column) if use.column is not None else None
     if found is None:
         return _value_for_type(use.type_name)
