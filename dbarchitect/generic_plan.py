@@ -324,7 +324,9 @@ def representative_values(
             if inferred is None:
                 inferred = inferred_param_types(conn, analysis, resolve)
             type_name = (use.type_name if use else None) or inferred.get(number)
-            value = _value_for_type(type_name)
+            value = _enum_label(conn, type_name) if type_name else None
+            if value is None:
+                value = _value_for_type(type_name)
             values[number] = Typed(value, type_name) if type_name else value
             continue
         values[number] = _value_for(conn, use, resolve, stats, in_list_position, rare)
@@ -516,6 +518,21 @@ def _array_literal(values: list[Any]) -> str:
     return "{" + ",".join(quoted) + "}"
 
 
+def _enum_label(conn: psycopg.Connection, type_name: str) -> str | None:
+    """The first label of an enum type (a number does not cast to one), else None."""
+    try:
+        with conn.transaction(savepoint_name="dbarchitect_sample"), conn.cursor() as cur:
+            cur.execute(
+                f"{MARKER} SELECT e.enumlabel FROM pg_enum AS e "
+                "WHERE e.enumtypid = to_regtype(%s) ORDER BY e.enumsortorder LIMIT 1",
+                (type_name,),
+            )
+            row = cur.fetchone()
+    except psycopg.Error:  # a type name to_regtype cannot even parse: not an enum
+        return None
+    return row[0] if row else None
+
+
 def _value_for_type(type_name: str | None) -> Any:
     name = (type_name or "").lower()
     today = dt.date.today()
@@ -533,6 +550,10 @@ def _value_for_type(type_name: str | None) -> Any:
         return "{}"
     if name == "uuid":
         return "00000000-0000-0000-0000-000000000000"
+    if name in ("inet", "cidr"):
+        return "10.0.0.1"
+    if name in ("macaddr", "macaddr8"):
+        return "08:00:2b:01:02:03"
     if name.endswith("[]") or name.startswith("_"):
         return "{}"
     if name in ("text", "varchar", "character varying", "bpchar", "char", "name", "citext"):

@@ -339,8 +339,8 @@ def test_unqualified_names_the_application_resolved_through_its_search_path(unse
 
 def test_parameters_of_awkward_shapes_get_representative_values_that_run(unseen_conn):
     # "= ANY($1::int[])" took one integer from pg_stats: "cannot cast type integer to
-    # integer[]"; date_trunc($1, ts) took 'a': "unit "a" not recognized". Verification
-    # never measured the indexes such queries got.
+    # integer[]"; date_trunc($1, ts) took 'a': "unit "a" not recognized"; an enum took 1.
+    # Verification never measured the indexes such queries got.
     orders, lines = '"Shop".orders', '"Shop"."OrderLines"'
     queries = [
         f"SELECT qty FROM {lines} WHERE product_id = ANY($1::int[])",
@@ -350,6 +350,8 @@ def test_parameters_of_awkward_shapes_get_representative_values_that_run(unseen_
         "GROUP BY 1",
         f"SELECT count(*) FROM {orders} WHERE EXTRACT($1 FROM ordered_at) = $2 "
         'AND "customerId" = $3',
+        # An enum the $n is compared with through an array: no number casts to it.
+        f'SELECT count(*) FROM {orders} WHERE ARRAY[status] <@ ARRAY[$1]::"Shop".order_status[]',
     ]
     statements = representative_statements(
         unseen_conn, [stat(n, q) for n, q in enumerate(queries, start=1)]
