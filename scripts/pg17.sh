@@ -48,8 +48,9 @@ apt_install() {
   fi
 }
 
-# apt-get or apt-cache ($1) with its own lists, cache and an empty dpkg status: it resolves trixie's packages
-# with every dependency and downloads them, and never touches the system's apt state.
+# apt-get or apt-cache ($1) with its own lists, cache and an empty dpkg status: it resolves
+# trixie's packages with every dependency and downloads them, and never touches the
+# system's apt state.
 trixie_apt() {
   local tool=$1
   shift
@@ -148,7 +149,8 @@ CONF
   touch "$LOG"
   chown postgres:postgres "$RUN" "$LOG"
   say "starting PostgreSQL 17 on 127.0.0.1:$PGPORT"
-  runuser -u postgres -- "$bin/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null \
+  # 9>&-: the server must not inherit (and hold for ever) the lock of this run.
+  runuser -u postgres -- "$bin/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null 9>&- \
     || fail "PostgreSQL 17 did not start; see $LOG"
 }
 
@@ -156,19 +158,28 @@ server_version() {
   psql -X -At -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "SHOW server_version"
 }
 
-state=0
-port_state || state=$?
-if [ "$state" = 0 ]; then
-  say "nothing to do: PostgreSQL $(server_version) on 127.0.0.1:$PGPORT is up"
-  exit 0
-elif [ "$state" = 1 ]; then
-  fail "port $PGPORT serves a PostgreSQL that is not 17 with pg_stat_statements preloaded" \
-    "and hypopg; stop it or choose another port: DBARCHITECT_PG17_PORT=5546 make test"
-fi
+# A server already up is all the tests need; checked again under the lock, which keeps
+# two runs (two checkouts' `make test`) from installing or starting it at once.
+up_or_refuse() {
+  local state=0
+  port_state || state=$?
+  if [ "$state" = 0 ]; then
+    say "nothing to do: PostgreSQL $(server_version) on 127.0.0.1:$PGPORT is up"
+    exit 0
+  elif [ "$state" = 1 ]; then
+    fail "port $PGPORT serves a PostgreSQL that is not 17 with pg_stat_statements preloaded" \
+      "and hypopg; stop it or choose another port: DBARCHITECT_PG17_PORT=5546 make test"
+  fi
+}
+
+up_or_refuse
 [ "$(id -u)" = 0 ] || fail "installing and starting PostgreSQL 17 needs root; run as root (sudo make test)"
 mkdir -p "$CACHE"
 # The postgres user runs the binaries and owns the cluster: it must reach the cache.
 chmod 755 "$CACHE"
+exec 9>"$CACHE/pg17.lock"
+flock 9
+up_or_refuse
 root=$(cached_root) || { install_tree; root=$(cached_root); }
 start_cluster "$root"
 port_state || fail "PostgreSQL 17 started but does not answer on 127.0.0.1:$PGPORT; see $LOG"
