@@ -309,3 +309,18 @@ def test_admin_posts_without_a_csrf_token_are_refused_with_a_reason(superuser, o
         assert response.status_code == 403, name
         assert "CSRF verification failed" in response.content.decode(), name
     assert OptimizationLog.objects.get(pk=objects["pk"]).status == OptimizationLog.Status.PROPOSED
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("admin:optimizations_optimizationlog_apply", "Only a superuser applies an index."),
+        ("admin:optimizations_optimizationlog_add", "You do not have permission to do this."),
+    ],
+)
+def test_a_forbidden_page_says_why(staff_client, objects, name, message):
+    """Django's built-in 403 page dropped the reason: an empty <p></p>."""
+    args = [objects["pk"]] if name.endswith("_apply") else []
+    response = staff_client.get(reverse(name, args=args))
+    assert response.status_code == 403
+    assert f"<p>{message}</p>" in response.content.decode()
