@@ -153,6 +153,8 @@ def read_pairs_file(path: Path) -> list[FileEntry]:
         raise TrainingError(f"{path} is not UTF-8 text (byte {exc.start}).") from None
     except yaml.YAMLError as exc:
         raise TrainingError(f"{path} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise TrainingError(f"{path} is nested too deeply to be a list of entries.") from None
     if isinstance(data, dict) and "pairs" in data:
         data = data["pairs"]
     if not isinstance(data, list) or not data:

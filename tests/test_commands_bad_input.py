@@ -142,6 +142,14 @@ def test_ensure_admin_refuses_what_the_admin_would_refuse(db, args, message):
     assert not get_user_model().objects.exists()
 
 
+def test_ensure_admin_does_not_take_a_plain_user_for_the_admin(db, django_user_model):
+    django_user_model.objects.create_user(username="admin", password="user-pass-123")
+    with pytest.raises(CommandError, match="'admin' exists but is not a superuser"):
+        run("ensure_admin")
+    user = django_user_model.objects.get()
+    assert not user.is_superuser and user.check_password("user-pass-123")
+
+
 def test_ensure_admin_refuses_a_weak_password_from_the_environment(db, monkeypatch):
     monkeypatch.setenv("DJANGO_ADMIN_PASSWORD", "admin")
     with pytest.raises(CommandError, match="--password or DJANGO_ADMIN_PASSWORD"):
@@ -172,6 +180,7 @@ def pairs_file(tmp_path):
         ('- question: "a\\0b"\n  sql: SELECT 1\n', "entry 1 question contains a NUL"),
         ('- documentation: "x\\0y"\n', "entry 1 documentation contains a NUL"),
         (b"- question: caf\xe9\n  sql: SELECT 1\n", r"is not UTF-8 text \(byte 15\)"),
+        ("[" * 50_000, "is nested too deeply"),
         # Passes the guard, but the target has no such table: a wrong example for the LLM.
         (
             GOOD_PAIR + "- question: Orders?\n  sql: SELECT id FROM no_such_table\n",

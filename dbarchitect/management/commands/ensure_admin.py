@@ -30,7 +30,13 @@ class Command(ProjectCommand):
         if not username.strip():
             raise CommandError("--username must not be empty")
         user_model = get_user_model()
-        if user_model.objects.filter(username=username).exists():
+        existing = user_model.objects.filter(username=username).first()
+        if existing is not None and not existing.is_superuser:
+            raise CommandError(
+                f"User {username!r} exists but is not a superuser; it was left as it is. "
+                "Choose another --username, or make it a superuser in the admin."
+            )
+        if existing is not None:
             self.stdout.write(f"Admin user {username!r} exists; password unchanged.")
             return
         password = password or os.environ.get("DJANGO_ADMIN_PASSWORD") or ""
