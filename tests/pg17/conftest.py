@@ -65,6 +65,18 @@ def database_name(suffix: str) -> str:
     return f"{settings.DATABASES['default']['TEST']['NAME']}_{suffix}"
 
 
+def architect_statements(conn, fragment: str) -> list[tuple[str, int]]:
+    """The architect's statements that pg_stat_statements recorded in this database and
+    whose text contains `fragment`, with their calls."""
+    rows = conn.execute(
+        "SELECT query, calls FROM pg_stat_statements "
+        "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND starts_with(query, '/* dbarchitect */') AND strpos(query, %s) > 0",
+        [fragment],
+    )
+    return rows.fetchall()
+
+
 @pytest.fixture(scope="session")
 def pg17_workload(django_db_setup) -> Iterator[str]:
     """The pipeline workload of tests/dbarchitect in a database on PostgreSQL 17."""

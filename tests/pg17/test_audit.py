@@ -7,20 +7,9 @@ from dbarchitect.models import AuditRun
 from tests.dbarchitect.conftest import recent_logs
 from tests.dbarchitect.pgss import pgss_reset_own_database
 
-from .conftest import TARGET, pg17
+from .conftest import TARGET, architect_statements, pg17
 
 pytestmark = [pg17, pytest.mark.django_db(transaction=True)]
-
-
-def architect_statements(conn, fragment: str) -> list[tuple[str, int]]:
-    """The architect's statements pg_stat_statements recorded in this database."""
-    rows = conn.execute(
-        "SELECT query, calls FROM pg_stat_statements "
-        "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-        "AND starts_with(query, '/* dbarchitect */') AND strpos(query, %s) > 0",
-        [fragment],
-    )
-    return rows.fetchall()
 
 
 def test_an_audit_of_postgresql_17_costs_generic_plans_and_verifies_the_index(

@@ -9,7 +9,7 @@ from dbarchitect.catalog import catalog_tables, column_resolve
 from tests.dbarchitect.conftest import RECENT_LOGS_QUERY
 from tests.dbarchitect.pgss import pgss_reset_own_database
 
-from .conftest import pg17
+from .conftest import architect_statements, pg17
 
 pytestmark = pg17
 
@@ -36,11 +36,7 @@ def test_plan_cost_explains_the_generic_plan_as_often_as_the_advisor_asks(pg17_c
     assert with_index[-1].total < without[0].total
     # What the server ran: the normalized statement under EXPLAIN (GENERIC_PLAN), ten times;
     # no PREPARE and EXPLAIN EXECUTE with NULLs (the PostgreSQL 15 way).
-    ran = pg17_conn.execute(
-        "SELECT query, calls FROM pg_stat_statements "
-        "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-        "AND starts_with(query, '/* dbarchitect */')"
-    ).fetchall()
+    ran = architect_statements(pg17_conn, "")
     assert ran == [(f"/* dbarchitect */ EXPLAIN (GENERIC_PLAN, FORMAT JSON) {NORMALIZED}", 10)]
 
 
