@@ -199,6 +199,25 @@ def check_extensions(app_configs, databases=None, **kwargs):
     return errors
 
 
+@register(Tags.database)
+def check_targets(app_configs, databases=None, **kwargs):
+    """The audit targets besides the app's own database (check_extensions covers that one)."""
+    from .connection import target_problems
+    from .targets import DEFAULT_TARGET, configured_targets
+
+    if "default" not in (databases or []):
+        return []
+    try:
+        names = [name for name in configured_targets() if name != DEFAULT_TARGET]
+    except ImproperlyConfigured:
+        return []  # check_settings names it (dbarchitect.E010)
+    return [
+        Error(f"audit target {name!r}: {problem}", id="dbarchitect.E020")
+        for name in names
+        for problem in target_problems(name)
+    ]
+
+
 def _migrated(connection) -> bool:
     from django.db.migrations.recorder import MigrationRecorder
 

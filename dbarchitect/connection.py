@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from psycopg.conninfo import conninfo_to_dict
 
-from .collector import MARKER
+from .collector import MARKER, CollectError, pgss_read
 from .targets import UnknownTarget, configured_targets, target_connection
 
 logger = logging.getLogger(__name__)
@@ -89,6 +89,29 @@ def target_session(name: str, *, purpose: str) -> Iterator[psycopg.Connection]:
             except psycopg.Error:
                 logger.warning("hypopg_reset failed on target %s", name, exc_info=True)
         conn.close()
+
+
+def target_problems(name: str) -> list[str]:
+    """What would fail an audit of `name` before it looks at a query, for `manage.py check`:
+    unreachable, pg_stat_statements missing, not preloaded or hidden, hypopg missing."""
+    try:
+        with target_session(name, purpose="check") as conn:
+            problems = []
+            try:
+                pgss_read(conn)
+            except CollectError as exc:
+                problems.append(str(exc))
+            hypopg = conn.execute(
+                f"{MARKER} SELECT 1 FROM pg_extension WHERE extname = 'hypopg'"
+            ).fetchone()
+            if hypopg is None:
+                problems.append(
+                    "extension hypopg is not installed on the target database: "
+                    "CREATE EXTENSION hypopg there (it needs the hypopg package on the server)"
+                )
+            return problems
+    except TargetUnavailable as exc:
+        return [str(exc)]
 
 
 def conninfo_describe(conninfo: str) -> str:

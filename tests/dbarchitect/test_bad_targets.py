@@ -28,6 +28,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from dbarchitect import advisor
 from dbarchitect.agent import run_audit
+from dbarchitect.checks import check_targets
 from dbarchitect.locking import audit_lock_free
 from dbarchitect.models import AuditRun, QuerySnapshot, Target
 from dbarchitect.targets import target_connection
@@ -361,3 +362,22 @@ def test_a_queued_audit_of_a_target_dropped_since_is_a_failed_audit_not_queued_f
     audit = AuditRun.objects.get(id=audit_id)
     assert audit.status == AuditRun.Status.FAILED
     assert audit.error == "unknown target 'retired'; configured targets: default"
+
+
+def test_manage_py_check_names_what_each_target_lacks_before_an_audit(cluster):
+    urls = {
+        "fine": cluster.url(cluster.db("hypopg_elsewhere")),
+        "plain": cluster.url(cluster.db("no_hypopg")),
+        "hidden": cluster.url(cluster.db("stats_hidden"), user=cluster.auditor),
+        "closed": "postgres://auditor@127.0.0.1:1/shop",
+    }
+    slow_workload(cluster, "stats_hidden")
+    with targets(**urls):
+        errors = check_targets(None, databases=["default"])
+        assert check_targets(None, databases=None) == []  # only with --database
+    found = {error.msg.split(":", 1)[0]: error.msg for error in errors}
+    assert {error.id for error in errors} == {"dbarchitect.E020"}
+    assert set(found) == {"audit target 'plain'", "audit target 'hidden'", "audit target 'closed'"}
+    assert "extension hypopg is not installed" in found["audit target 'plain'"]
+    assert f"GRANT pg_read_all_stats TO {cluster.auditor}" in found["audit target 'hidden'"]
+    assert "is unreachable for check" in found["audit target 'closed'"]
