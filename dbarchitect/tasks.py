@@ -6,11 +6,10 @@ import uuid
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections
 from django.utils import timezone
 
-from .agent import AuditAlreadyRunning, UnknownTarget, run_audit
+from .agent import AuditAlreadyRunning, run_audit
 from .locking import audit_lock_free
 from .models import AuditRun, Target
 from .recording import audit_mark_dead, audit_mark_stale
@@ -72,9 +71,7 @@ def audit_run_task(
         return str(audit_uuid)
     try:
         audit = run_audit(target=target, verify=verify, audit_id=audit_uuid)
-    except (AuditAlreadyRunning, UnknownTarget, ImproperlyConfigured) as exc:
-        # Also a target dropped from DBARCHITECT_TARGETS after it was queued: the caller
-        # follows this id, which must not read "queued" forever.
+    except AuditAlreadyRunning as exc:
         logger.warning("audit %s not run: %s", audit_uuid, exc)
         _record_refusal(audit_id=audit_uuid, target=target, error=str(exc))
         return str(audit_uuid)

@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from io import StringIO
@@ -30,9 +29,8 @@ from dbarchitect import advisor
 from dbarchitect.agent import run_audit
 from dbarchitect.checks import check_targets
 from dbarchitect.locking import audit_lock_free
-from dbarchitect.models import AuditRun, QuerySnapshot, Target
+from dbarchitect.models import AuditRun, QuerySnapshot
 from dbarchitect.targets import target_connection
-from dbarchitect.tasks import audit_run_task
 from optimizations.models import OptimizationLog
 
 from .pgss import pgss_reset_own_database
@@ -353,15 +351,6 @@ def test_an_audit_interrupted_by_ctrl_c_is_marked_failed_and_frees_the_target(cl
     assert audit.status == AuditRun.Status.FAILED and "interrupted" in audit.error
     assert audit.finished_at is not None and audit_lock_free("shop")
     assert not QuerySnapshot.objects.exists() and not OptimizationLog.objects.exists()
-
-
-def test_a_queued_audit_of_a_target_dropped_since_is_a_failed_audit_not_queued_forever(cluster):
-    Target.objects.create(name="retired")  # queued while DBARCHITECT_TARGETS still named it
-    audit_id = uuid.uuid4()
-    audit_run_task.delay(target="retired", audit_id=str(audit_id))
-    audit = AuditRun.objects.get(id=audit_id)
-    assert audit.status == AuditRun.Status.FAILED
-    assert audit.error == "unknown target 'retired'; configured targets: default"
 
 
 def test_manage_py_check_names_what_each_target_lacks_before_an_audit(cluster):
