@@ -83,7 +83,10 @@ def _answer_context(request, answer: dict, *, page_number: int) -> dict:
 
 
 def _positive_int(raw) -> int | None:
-    return int(raw) if isinstance(raw, str) and raw.isdigit() and int(raw) > 0 else None
+    """ASCII digits only: str.isdigit() also accepts "²", which int() refuses."""
+    if not (isinstance(raw, str) and raw.isascii() and raw.isdigit()):
+        return None
+    return int(raw) or None
 
 
 @require_POST

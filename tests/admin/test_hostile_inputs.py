@@ -61,6 +61,8 @@ HOSTILE_FORM_VALUES = {
     "rtl_emoji": "\u202e\U0001f4a5 \u05e9\u05dc\u05d5\u05dd",
     "sql_injection": "'; DROP TABLE demo_user; --",
 }
+# The query parameters the admin's views read: changelists, the ask page, the dashboard.
+QUERY_NAMES = ["q", "o", "p", "e", "all", "log", "page", "audit", "term", "next"]
 # The form fields of the project's admin views, and the ones Django's own pages read.
 FORM_FIELDS = ["question", "target", "run", "reason", "feedback", "verify", "confirm", "kind",
                "text", "sql", "name", "enabled", "allow_verify", "action", "index",
@@ -123,11 +125,14 @@ def test_every_admin_route_answers_hostile_input_without_a_5xx(route, super_clie
     id_sets = [real] if real else []
     if "{" in route:  # every form value on a real object, a NUL form on the malformed ids
         id_sets += [{name: value for name in PARAMETERS} for value in HOSTILE_IDS.values()]
-    query = "&".join(f"{name}={value}" for name, value in HOSTILE_QUERY.items())
     for number, ids in enumerate(id_sets or [{}]):
         path = route.format(**ids)
-        response = super_client.get(f"{path}?q=x&o=9&p=x&e=1&log=x&page=x&audit=x&{query}")
-        _assert_answered(response, context=(path, "GET"))
+        # On the real object every hostile value in every parameter the views read.
+        values = HOSTILE_QUERY if number == 0 else {"long_text": HOSTILE_QUERY["long_text"]}
+        for label, value in values.items():
+            query = "&".join(f"{name}={value}" for name in QUERY_NAMES)
+            response = super_client.get(f"{path}?{query}")
+            _assert_answered(response, context=(path, "GET", label))
         forms = HOSTILE_FORM_VALUES if number == 0 else {"nul": NUL}
         for label, value in forms.items():
             response = super_client.post(path, {field: value for field in FORM_FIELDS})
@@ -231,6 +236,13 @@ def test_a_queryid_search_ignores_digits_int_cannot_read(super_client, objects):
     found = super_client.get(url, {"q": "11"})
     assert found.context["cl"].result_count == QuerySnapshot.objects.filter(queryid=11).count()
     assert super_client.get(url, {"q": str(2**63)}).status_code == 200
+
+
+@pytest.mark.parametrize("log", ["\u00b2", "0", "-1", str(10**30)])
+def test_the_ask_page_answers_a_malformed_log_id_with_a_404(staff_client, log):
+    """ "²" passed str.isdigit() and failed in int(): a 500."""
+    response = staff_client.get(reverse("admin:nlsql_ask"), {"log": log, "page": "\u00b2"})
+    assert response.status_code == 404
 
 
 @pytest.mark.parametrize(
