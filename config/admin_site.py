@@ -15,6 +15,8 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import ValidationError
 
+from config.parsing import parse_int
+
 
 def invalid_selection(values: list[str], *, pk_field) -> list[str]:
     """The posted ids that the primary key cannot hold ("abc" for a UUID, "1.5" for an int)."""
@@ -37,11 +39,12 @@ def date_hierarchy_valid(params, *, field: str) -> bool:
     if year is None:
         return True  # Django ignores a month or a day without a year
     parts = [year, params.get(f"{field}__month") or "1", params.get(f"{field}__day") or "1"]
-    if not all(part.isascii() and part.isdigit() and len(part) <= 4 for part in parts):
+    numbers = [parse_int(part) for part in parts]
+    if None in numbers:
         return False
     try:
-        date = datetime.date(*map(int, parts))
-    except ValueError:
+        date = datetime.date(*numbers)
+    except (ValueError, OverflowError):
         return False
     return datetime.MINYEAR < date.year < datetime.MAXYEAR
 

@@ -11,6 +11,8 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from config.parsing import parse_int
+
 # The most rows one page of a list returns, whatever the client asks for.
 MAX_PAGE_SIZE = 200
 
@@ -128,11 +130,6 @@ def json_server_error(request: HttpRequest):
     return defaults.server_error(request)
 
 
-def _is_number(raw: str) -> bool:
-    """ASCII digits only: str.isdigit() also accepts "²", which int() refuses."""
-    return raw.isascii() and raw.isdigit()
-
-
 class ApiPagination(PageNumberPagination):
     """Page numbers, with ?page_size= up to MAX_PAGE_SIZE; a malformed page is a 400."""
 
@@ -143,15 +140,17 @@ class ApiPagination(PageNumberPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        if not _is_number(raw) or not 1 <= int(raw) <= self.max_page_size:
+        size = parse_int(raw)
+        if size is None or not 1 <= size <= self.max_page_size:
             raise exceptions.ValidationError(
                 {"page_size": [f"Must be an integer from 1 to {self.max_page_size}."]}
             )
-        return int(raw)
+        return size
 
     def paginate_queryset(self, queryset, request, view=None):
         raw = request.query_params.get(self.page_query_param, "1")
-        if raw not in self.last_page_strings and not (_is_number(raw) and int(raw) >= 1):
+        page = parse_int(raw)
+        if raw not in self.last_page_strings and (page is None or page < 1):
             raise exceptions.ValidationError({"page": ["Must be a positive integer or 'last'."]})
         # A page past the last one stays DRF's 404 "Invalid page."
         return super().paginate_queryset(queryset, request, view)

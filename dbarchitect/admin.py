@@ -16,6 +16,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
+from config.parsing import parse_int
+
 from .dashboard import audit_progress, dashboard_data
 from .models import AuditRun, QuerySnapshot, Target
 from .reports import audit_report_build, audit_report_markdown
@@ -259,8 +261,8 @@ class QuerySnapshotAdmin(StaffReadMixin, admin.ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         """A number searches the queryid too (staff paste it from pg_stat_statements)."""
         queryset, duplicates = super().get_search_results(request, queryset, search_term)
-        queryid = _bigint_or_none(search_term.strip())
-        if queryid is not None:
+        queryid = parse_int(search_term.strip())
+        if queryid is not None and -(2**63) <= queryid < 2**63:  # queryids are bigints
             queryset |= self.model.objects.filter(queryid=queryid)
         return queryset, duplicates
 
@@ -285,16 +287,6 @@ def _short(text: str, limit: int = 90) -> str:
 def _dashboard_url(audit_id: uuid.UUID | None = None) -> str:
     url = reverse("admin:dbarchitect_dashboard")
     return f"{url}?audit={audit_id}" if audit_id else url
-
-
-def _bigint_or_none(term: str) -> int | None:
-    """A search term that is a bigint (queryids are), in ASCII digits: "²" is a digit to
-    str.isdigit() but not to int()."""
-    digits = term.removeprefix("-")
-    if not (digits.isascii() and digits.isdigit()):
-        return None
-    number = int(term)
-    return number if -(2**63) <= number < 2**63 else None
 
 
 def _uuid_or_none(value: str | None) -> uuid.UUID | None:

@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from config.parsing import parse_int
 from dbarchitect.targets import configured_targets
 
 from .ask import InvalidInput, question_ask, question_log_feedback
@@ -83,10 +84,8 @@ def _answer_context(request, answer: dict, *, page_number: int) -> dict:
 
 
 def _positive_int(raw) -> int | None:
-    """ASCII digits only: str.isdigit() also accepts "²", which int() refuses."""
-    if not (isinstance(raw, str) and raw.isascii() and raw.isdigit()):
-        return None
-    return int(raw) or None
+    number = parse_int(raw)
+    return number if number is not None and number > 0 else None
 
 
 @require_POST
