@@ -47,8 +47,8 @@ class IndexSpec:
     descending: tuple[bool, ...]
     plain: bool  # btree, no expression/WHERE/UNIQUE/NULLS/opclass/collation: a models.Index
 
-    def create_sql(self, *, if_not_exists: bool = True) -> str:
-        self.statement.concurrent = True
+    def create_sql(self, *, if_not_exists: bool = True, concurrent: bool = True) -> str:
+        self.statement.concurrent = concurrent
         self.statement.if_not_exists = if_not_exists
         self.statement.idxname = self.name
         return RawStream()(self.statement)

@@ -237,3 +237,43 @@ def test_an_unreachable_task_queue_leaves_the_recommendation_as_it_was(superuser
     log.refresh_from_db()
     assert log.status == "proposed"
     assert log.details["apply_error"].startswith("Could not queue the apply: the task queue")
+
+
+@pytest.fixture
+def partitioned_orders():
+    """A range-partitioned table: PostgreSQL refuses CREATE INDEX CONCURRENTLY on it."""
+    with connect() as conn:
+        conn.execute("DROP TABLE IF EXISTS dec_parted")
+        conn.execute(
+            "CREATE TABLE dec_parted (id bigint, customer_id int, at date) PARTITION BY RANGE (at)"
+        )
+        for month in (1, 2):
+            conn.execute(
+                f"CREATE TABLE dec_parted_{month} PARTITION OF dec_parted "
+                f"FOR VALUES FROM ('2026-0{month}-01') TO ('2026-0{month + 1}-01')"
+            )
+        conn.execute(
+            "INSERT INTO dec_parted SELECT g, g % 500, date '2026-01-01' + g % 59 "
+            "FROM generate_series(1, 20000) AS g"
+        )
+    yield "dec_parted"
+    with connect() as conn:
+        conn.execute("DROP TABLE IF EXISTS dec_parted")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_index_on_a_partitioned_table_is_built_plainly_on_every_partition(
+    partitioned_orders, superuser
+):
+    ddl = f"CREATE INDEX dec_parted_customer_idx ON {partitioned_orders} (customer_id)"
+    log = recommendation(ddl, details={"partitioned": True})
+    started = recommendation_apply_start(recommendation=log, applied_by=superuser)
+    log.refresh_from_db()
+    assert log.status == "applied", log.details.get("apply_error")
+    assert "not concurrently" in started.message
+    assert index_valid("dec_parted_customer_idx") is True
+    with connect() as conn:
+        attached = conn.execute(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'dec_parted_customer_idx'::regclass"
+        ).fetchone()[0]
+    assert attached == 2
