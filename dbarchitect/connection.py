@@ -40,7 +40,6 @@ def target_connect(
             connect_timeout=timeout_s,
             options=f"-c statement_timeout={int(statement_ms)} -c lock_timeout={int(lock_ms)}",
         )
-        extensions_on_path(conn)
     except psycopg.Error as exc:
         why = secrets_scrub(str(exc)).strip()
         if isinstance(exc, psycopg.errors.ConnectionTimeout):
@@ -49,6 +48,11 @@ def target_connect(
             f"target {name!r} is unreachable for {purpose} ({conninfo_describe(target.conninfo)}): "
             f"{why}"
         ) from None
+    try:
+        extensions_on_path(conn)
+    except BaseException:
+        conn.close()
+        raise
     logger.debug("connected to target %s for %s", name, purpose)
     return conn
 
