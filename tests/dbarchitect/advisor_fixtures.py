@@ -7,7 +7,7 @@ selective jsonb keys, an unindexed join key, and a tiny table.
 """
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -16,6 +16,7 @@ from dbarchitect.collector import QueryStat
 from dbarchitect.targets import target_connection
 
 from .pgss import pgss_reset_own_database
+from .schema_db import SchemaDatabase, schema_database
 
 ORDERS = 200_000
 LINEITEMS = 300_000
@@ -88,25 +89,11 @@ TEARDOWN = [
 ]
 
 
-@dataclass(frozen=True)
-class AdvisorDatabase:
-    conninfo: str
-
-    def connect(self) -> psycopg.Connection:
-        return psycopg.connect(self.conninfo, autocommit=True)
-
-
 @pytest.fixture(scope="session", name="advisor_db")
-def advisor_db_fixture(django_db_setup, django_db_blocker) -> Iterator[AdvisorDatabase]:
+def advisor_db_fixture(django_db_setup, django_db_blocker) -> Iterator[SchemaDatabase]:
     with django_db_blocker.unblock():
         conninfo = target_connection("default").conninfo
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        for statement in SCHEMA:
-            conn.execute(statement)
-    yield AdvisorDatabase(conninfo)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        for statement in TEARDOWN:
-            conn.execute(statement)
+    yield from schema_database(conninfo, SCHEMA, TEARDOWN)
 
 
 @pytest.fixture(name="conn")

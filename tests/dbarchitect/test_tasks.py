@@ -1,7 +1,5 @@
 import os
 import signal
-import subprocess
-import sys
 
 import psycopg
 import pytest
@@ -14,6 +12,7 @@ from dbarchitect.models import AuditRun, QuerySnapshot, Target
 from dbarchitect.services import audit_queue
 from dbarchitect.tasks import audit_run_task, audit_weekly_task
 from optimizations.models import OptimizationLog
+from tests.celery_queue import worker_process
 from tests.dbarchitect.waiting import wait_for
 
 # A Redis database of its own: other checkouts' workers on db 0 must not take these tasks.
@@ -108,16 +107,6 @@ def test_worker_killed_mid_audit_leaves_a_failed_audit_and_nothing_else(
     pgss_reset_own_database(workload_conn)
     recent_logs(workload_conn, 30)
     params = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{params['USER']}@{params['HOST']}:{params['PORT']}/"
-        f"{params['NAME']}",
-        "REDIS_URL": BROKER,
-        "DBARCHITECT_VERIFY": "on",
-        # The verification build waits for the test's lock instead of giving up at once.
-        "DBARCHITECT_LOCK_TIMEOUT_MS": "600000",
-    }
     conninfo = f"host={params['HOST']} port={params['PORT']} user={params['USER']} " + (
         f"dbname={params['NAME']}"
     )
@@ -128,26 +117,12 @@ def test_worker_killed_mid_audit_leaves_a_failed_audit_and_nothing_else(
         # An open write transaction: the audit collects, advises and checks health, then
         # its verification's CREATE INDEX waits for this writer.
         blocker.execute("UPDATE pl_behavior_log SET event_type = event_type WHERE id = 1")
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool=solo",
-                "--concurrency=1",
-                "-l",
-                "warning",
-                "--without-heartbeat",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        worker = worker_process(
+            "--concurrency=1",
+            REDIS_URL=BROKER,
+            DBARCHITECT_VERIFY="on",
+            # The verification build waits for the test's lock instead of giving up at once.
+            DBARCHITECT_LOCK_TIMEOUT_MS="600000",
         )
         try:
             _use_broker(BROKER, eager=False)

@@ -10,12 +10,13 @@ Plain SQL, not Django models, so the flush of transactional tests leaves them al
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import psycopg
 import pytest
 
 from dbarchitect.targets import target_connection
+
+from .schema_db import SchemaDatabase, schema_database
 
 ORDERS = 120_000
 CUSTOMERS = 30_000
@@ -128,25 +129,11 @@ SCHEMA = [
 TEARDOWN = ['DROP SCHEMA IF EXISTS "Shop", saas CASCADE']
 
 
-@dataclass(frozen=True)
-class UnseenDatabase:
-    conninfo: str
-
-    def connect(self) -> psycopg.Connection:
-        return psycopg.connect(self.conninfo, autocommit=True)
-
-
 @pytest.fixture(scope="session", name="unseen_db")
-def unseen_db_fixture(django_db_setup, django_db_blocker) -> Iterator[UnseenDatabase]:
+def unseen_db_fixture(django_db_setup, django_db_blocker) -> Iterator[SchemaDatabase]:
     with django_db_blocker.unblock():
         conninfo = target_connection("default").conninfo
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        for statement in SCHEMA:
-            conn.execute(statement)
-    yield UnseenDatabase(conninfo)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        for statement in TEARDOWN:
-            conn.execute(statement)
+    yield from schema_database(conninfo, SCHEMA, TEARDOWN)
 
 
 @pytest.fixture(name="unseen_conn")

@@ -3,14 +3,11 @@ real Celery worker builds it on the test database, and the recommendation shows 
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 
 import pytest
 from celery.contrib.testing.worker import start_worker
-from django.conf import settings
 from django.contrib.messages import get_messages
 from django.db import connections
 from django.urls import reverse
@@ -24,7 +21,7 @@ from optimizations.applying import (
 )
 from optimizations.decisions import DecisionError
 from optimizations.models import OptimizationLog
-from tests.celery_queue import own_queue
+from tests.celery_queue import own_queue, worker_process
 from tests.dbarchitect.pgss import pgss_reset_own_database
 from tests.dbarchitect.waiting import wait_for
 
@@ -205,38 +202,9 @@ def test_a_worker_killed_mid_build_leaves_an_apply_that_can_be_applied_again(
     orders, superuser, apply_queue
 ):
     """A real worker process is SIGKILLed while its build waits for the test's writer."""
-    params = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{params['USER']}@{params['HOST']}:{params['PORT']}/"
-        f"{params['NAME']}",
-        "DBARCHITECT_LOCK_TIMEOUT_MS": "600000",
-    }
     log = recommendation(DDL)
     writer = _holding_writer()
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            apply_queue,
-            "-l",
-            "warning",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = worker_process("-Q", apply_queue, DBARCHITECT_LOCK_TIMEOUT_MS="600000")
     try:
         recommendation_apply_start(recommendation=log, applied_by=superuser)
 

@@ -8,10 +8,10 @@ builds the same tables on the PostgreSQL 17 server.
 
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
-from tests.dbarchitect.advisor_fixtures import SCHEMA, AdvisorDatabase
+from tests.dbarchitect.advisor_fixtures import SCHEMA
+from tests.dbarchitect.schema_db import SchemaDatabase, schema_database
 from tests.dbarchitect.test_advisor import *  # noqa: F403 - the tests, collected again here
 from tests.dbarchitect.test_verifier import *  # noqa: F403
 
@@ -21,11 +21,7 @@ pytestmark = pg17
 
 
 @pytest.fixture(scope="session", name="advisor_db")
-def advisor_db_fixture(django_db_setup) -> Iterator[AdvisorDatabase]:
+def advisor_db_fixture(django_db_setup) -> Iterator[SchemaDatabase]:
     name = database_name("pg17_advisor")
-    conninfo = database_create(name)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        for statement in SCHEMA:
-            conn.execute(statement)
-    yield AdvisorDatabase(conninfo)
+    yield from schema_database(database_create(name), SCHEMA)
     database_drop(name)

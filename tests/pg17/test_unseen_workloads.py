@@ -4,11 +4,11 @@ with EXPLAIN (GENERIC_PLAN). `unseen_db` below builds the same schemas there."""
 
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
+from tests.dbarchitect.schema_db import SchemaDatabase, schema_database
 from tests.dbarchitect.test_unseen_workloads import *  # noqa: F403 - collected again here
-from tests.dbarchitect.unseen_fixtures import SCHEMA, UnseenDatabase
+from tests.dbarchitect.unseen_fixtures import SCHEMA
 
 from .conftest import database_create, database_drop, database_name, pg17
 
@@ -20,11 +20,7 @@ del test_a_whole_audit_of_the_shop_costs_or_explains_every_query  # noqa: F821
 
 
 @pytest.fixture(scope="session", name="unseen_db")
-def unseen_db_fixture(django_db_setup) -> Iterator[UnseenDatabase]:
+def unseen_db_fixture(django_db_setup) -> Iterator[SchemaDatabase]:
     name = database_name("pg17_unseen")
-    conninfo = database_create(name)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        for statement in SCHEMA:
-            conn.execute(statement)
-    yield UnseenDatabase(conninfo)
+    yield from schema_database(database_create(name), SCHEMA)
     database_drop(name)
