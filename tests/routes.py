@@ -4,6 +4,16 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RoutePattern
 
 CONVERTERS = ("str", "int", "uuid", "slug", "path")
+# Ids no route may answer with a 500, already percent-encoded for a path.
+HOSTILE_PATH_IDS = {
+    "nul": "a%00b",
+    "not_an_id": "not-an-id",
+    "huge_int": str(10**30),
+    "negative": "-1",
+    "float": "1.5",
+    "unknown_uuid": "00000000-0000-0000-0000-000000000000",
+    "invalid_utf8": "%ED%A0%80",
+}
 
 
 def route_templates(resolver: URLResolver | None = None, prefix: str = "") -> list[str]:

@@ -16,7 +16,7 @@ from django.urls import reverse
 from dbarchitect.models import QuerySnapshot
 from nlsql.models import QuestionLog, TrainingItem
 from optimizations.models import OptimizationLog
-from tests.routes import route_templates
+from tests.routes import HOSTILE_PATH_IDS, route_templates
 
 from .factories import make_audit, make_recommendation
 
@@ -44,15 +44,6 @@ HOSTILE_QUERY = {
     "rtl_emoji": "%E2%80%AE%F0%9F%92%A5",
     "like_wildcards": "%25_%5C",
     "sql_injection": "%27%3B+DROP+TABLE+demo_user%3B+--",
-}
-HOSTILE_IDS = {
-    "nul": "a%00b",
-    "not_an_id": "not-an-id",
-    "huge_int": str(10**30),
-    "negative": "-1",
-    "float": "1.5",
-    "unknown_uuid": "00000000-0000-0000-0000-000000000000",
-    "invalid_utf8": "%ED%A0%80",
 }
 HOSTILE_FORM_VALUES = {
     "nul": NUL,
@@ -124,7 +115,7 @@ def test_every_admin_route_answers_hostile_input_without_a_5xx(route, super_clie
     real = _real_ids(route, objects)
     id_sets = [real] if real else []
     if "{" in route:  # every form value on a real object, a NUL form on the malformed ids
-        id_sets += [{name: value for name in PARAMETERS} for value in HOSTILE_IDS.values()]
+        id_sets += [{name: value for name in PARAMETERS} for value in HOSTILE_PATH_IDS.values()]
     for number, ids in enumerate(id_sets or [{}]):
         path = route.format(**ids)
         # On the real object every hostile value in every parameter the views read.

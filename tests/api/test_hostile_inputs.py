@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from dbarchitect.models import AuditRun
 from nlsql.models import QuestionLog, TrainingItem
 from optimizations.models import OptimizationLog
-from tests.routes import route_templates
+from tests.routes import HOSTILE_PATH_IDS, route_templates
 
 pytestmark = [
     pytest.mark.django_db,
@@ -64,15 +64,6 @@ HOSTILE_QUERY = {
     "rtl_emoji": "%E2%80%AE%F0%9F%92%A5",
     "bad_date": "2024-13-45T99:99",
     "sql_injection": "%27%3B+DROP+TABLE+demo_user%3B+--",
-}
-HOSTILE_PATH_IDS = {
-    "nul": "a%00b",
-    "not_an_id": "not-an-id",
-    "huge_int": str(10**30),
-    "negative": "-1",
-    "float": "1.5",
-    "unknown_uuid": "00000000-0000-0000-0000-000000000000",
-    "invalid_utf8": "%ED%A0%80",
 }
 
 
