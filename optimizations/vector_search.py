@@ -10,9 +10,21 @@ def nearest_rows(queryset, *, limit: int) -> list:
     The connection already searches settings.HNSW_EF_SEARCH candidates with iterative scans
     (config/settings/base.py), so a search is one round trip; only a larger limit needs a
     wider search, set for this query alone.
+
+    An HNSW scan can still come back short: its graph keeps the entries of deleted and
+    rolled-back rows until a vacuum, and they take up the candidates it visits. When fewer
+    than `limit` rows come back, an exact scan says what is really there (cheap when the
+    rows are few, which is when it happens).
     """
     if limit <= settings.HNSW_EF_SEARCH:
-        return list(queryset)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL hnsw.ef_search = %s", [limit])
-        return list(queryset)
+        rows = list(queryset)
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL hnsw.ef_search = %s", [limit])
+            rows = list(queryset)
+    if len(rows) < limit:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_indexscan = off")
+            cursor.execute("SET LOCAL enable_seqscan = on")
+            rows = list(queryset.all())
+    return rows

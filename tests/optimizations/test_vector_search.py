@@ -33,3 +33,22 @@ def test_a_limit_over_the_setting_widens_the_search_for_that_query(settings):
     assert [r.distance for r in rows] == sorted(r.distance for r in rows)
     assert rows[0].distance == pytest.approx(0.0, abs=1e-6)
     assert _ef_search() == 4  # SET LOCAL: this transaction only
+
+
+def test_a_short_index_scan_is_completed_by_an_exact_one():
+    optimization_bulk_store(
+        [OptimizationLog(query_text=f"SELECT * FROM t{i}", recommendation="r") for i in range(4)]
+    )
+    vector = OptimizationLog.objects.first().embedding
+    with connection.cursor() as cursor:
+        # The index scan alone, and one that can see a single candidate: it comes back short.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL hnsw.iterative_scan = off")
+        cursor.execute("SET LOCAL hnsw.ef_search = 1")
+    queryset = OptimizationLog.objects.annotate(
+        distance=CosineDistance("embedding", vector)
+    ).order_by("distance")[:4]
+    assert len(list(queryset.all())) < 4
+    rows = nearest_rows(queryset, limit=4)
+    assert len(rows) == 4
+    assert [r.distance for r in rows] == sorted(r.distance for r in rows)
