@@ -465,12 +465,21 @@ def _build(conn: psycopg.Connection, spec: IndexSpec) -> ApplyResult:
     """CREATE INDEX CONCURRENTLY, after dropping an INVALID leftover of an earlier build.
 
     PostgreSQL cannot build an index on a partitioned table concurrently: there the build
-    is a plain CREATE INDEX, which blocks writes while it runs (the recommendation says so).
+    is a plain CREATE INDEX, which blocks writes while it runs (the recommendation says so)
+    and, when it fails, rolls back whole: no INVALID index is left to clean up.
     """
-    if _partitioned(conn, spec):
-        return _build_partitioned(conn, spec)
+    concurrent = not _partitioned(conn, spec)
     state = _index_state(conn, spec)
+    if state is True:
+        message = f"Index {spec.name} already exists and is valid: marked applied."
+        return ApplyResult(True, message, spec.name, elapsed_ms=0.0)
     note = ""
+    if state is False and not concurrent:
+        message = (
+            f"Index {spec.name} exists but is INVALID: a partition lacks its index. "
+            "Attach the partitions' indexes or drop it, then apply again."
+        )
+        return ApplyResult(False, message, spec.name)
     if state is False:
         dropped = _drop_invalid(conn, spec)
         if "failed" in dropped:
@@ -478,45 +487,24 @@ def _build(conn: psycopg.Connection, spec: IndexSpec) -> ApplyResult:
                 False, f"Index {spec.name} exists but is INVALID{dropped}", spec.name
             )
         note = f"Dropped the INVALID index {spec.name} a failed build had left. "
-    if state is True:
-        message = f"Index {spec.name} already exists and is valid: marked applied."
-        return ApplyResult(True, message, spec.name, elapsed_ms=0.0)
     started = time.perf_counter()
     try:
-        conn.execute(spec.create_sql(if_not_exists=False))
+        conn.execute(spec.create_sql(if_not_exists=False, concurrent=concurrent))
     except psycopg.Error as exc:
         error = secrets_scrub(str(exc).strip())
-        dropped = _drop_invalid(conn, spec) if _index_state(conn, spec) is False else ""
-        message = f"{note}CREATE INDEX CONCURRENTLY {spec.name} failed: {error}{dropped}"
+        left_invalid = concurrent and _index_state(conn, spec) is False
+        dropped = _drop_invalid(conn, spec) if left_invalid else ""
+        statement = "CREATE INDEX CONCURRENTLY" if concurrent else "CREATE INDEX"
+        message = f"{note}{statement} {spec.name} failed: {error}{dropped}"
         return ApplyResult(False, message, spec.name)
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-    message = f"{note}Index {spec.name} built concurrently in {elapsed_ms:,.0f} ms."
-    return ApplyResult(True, message, spec.name, elapsed_ms=elapsed_ms)
-
-
-def _build_partitioned(conn: psycopg.Connection, spec: IndexSpec) -> ApplyResult:
-    # A failed plain CREATE INDEX rolls back whole: no INVALID index is left to clean up.
-    state = _index_state(conn, spec)
-    if state is True:
-        message = f"Index {spec.name} already exists and is valid: marked applied."
-        return ApplyResult(True, message, spec.name, elapsed_ms=0.0)
-    if state is False:
+    if concurrent:
+        message = f"{note}Index {spec.name} built concurrently in {elapsed_ms:,.0f} ms."
+    else:
         message = (
-            f"Index {spec.name} exists but is INVALID: a partition lacks its index. "
-            "Attach the partitions' indexes or drop it, then apply again."
+            f"Index {spec.name} built in {elapsed_ms:,.0f} ms on the partitioned table "
+            f"{spec.table} (not concurrently: writes to it waited for the build)."
         )
-        return ApplyResult(False, message, spec.name)
-    started = time.perf_counter()
-    try:
-        conn.execute(spec.create_sql(if_not_exists=False, concurrent=False))
-    except psycopg.Error as exc:
-        error = secrets_scrub(str(exc).strip())
-        return ApplyResult(False, f"CREATE INDEX {spec.name} failed: {error}", spec.name)
-    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-    message = (
-        f"Index {spec.name} built in {elapsed_ms:,.0f} ms on the partitioned table "
-        f"{spec.table} (not concurrently: writes to it waited for the build)."
-    )
     return ApplyResult(True, message, spec.name, elapsed_ms=elapsed_ms)
 
 
