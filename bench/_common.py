@@ -81,7 +81,8 @@ def median(values: list[float]) -> float:
 
 def _rounded(value):
     if isinstance(value, float):
-        return round(value, 4)
+        # Four decimals, or three significant digits for what is smaller than that.
+        return round(value, 4) if abs(value) >= 0.01 else float(f"{value:.3g}")
     if isinstance(value, dict):
         return {key: _rounded(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

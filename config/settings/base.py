@@ -217,6 +217,9 @@ EMBEDDING_DIMENSIONS = 384
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=16)
 # Threads that encode batches side by side, one torch thread each; 0 = one per core torch uses.
 EMBEDDING_WORKERS = env.int("EMBEDDING_WORKERS", default=0)
+# "auto": bfloat16 for batches where the CPU has it natively (AMX, AVX512-BF16), else
+# float32; "float32" or "bfloat16" to force one.
+EMBEDDING_PRECISION = env("EMBEDDING_PRECISION", default="auto")
 
 # --- LLM (empty = no LLM; every feature works without one) ---
 LLM_PROVIDER = env("LLM_PROVIDER", default="")  # "", "gemini" or "openai"
