@@ -12,6 +12,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from config.parsing import parse_int
+
 from .models import Target
 
 DEFAULT_TARGET = "default"
@@ -72,7 +74,10 @@ def _url_parses(url: str) -> bool:
         ports = str(conninfo_to_dict(url).get("port") or "")
     except psycopg.ProgrammingError:
         return False
-    return all(port.isdigit() for port in filter(None, ports.split(",")))
+    return all(
+        (number := parse_int(port)) is not None and 1 <= number <= 65535
+        for port in filter(None, ports.split(","))
+    )
 
 
 def target_sync() -> list[Target]:
