@@ -46,6 +46,10 @@ logger = logging.getLogger(__name__)
 # A chosen index is dropped again when removing it costs the workload less than this share
 # of what it saved (a wider index chosen later does its job).
 REDUNDANCY_TOLERANCE = 0.05
+# ...or less than this share of what the queries it changes cost without any new index:
+# it only polishes a plan the others made (a 15,000-row dimension next to the fact
+# table's index), which is not worth its upkeep.
+MIN_CONTRIBUTION = 0.1
 # Planner cost charged per 8 kB page of a new index, per audit window: its upkeep and cache.
 SIZE_COST_PER_PAGE = 0.1
 # Planner cost charged per row the workload wrote to a table in the audit window, per new
@@ -767,8 +771,10 @@ def _prune(ctx: _Context, chosen: list[_Chosen]) -> list[_Chosen]:
         for qid in relevant:
             cost = _cost(ctx, qid)
             after[qid] = cost.total if cost is not None else math.inf
-        # Redundant when the others now do (nearly) all it did when it was picked.
+        # Redundant when the others now do (nearly) all it did when it was picked, or all
+        # but a sliver of what its queries cost.
         loss = sum(ctx.calls[q] * max(0.0, after[q] - before[q]) for q in relevant)
+        changed = sum(ctx.calls[q] * ctx.base[q].total for q in relevant if after[q] > before[q])
         still_served = all(
             after[q] <= _target(ctx, q) for q in relevant if before[q] <= _target(ctx, q)
         )
@@ -779,7 +785,8 @@ def _prune(ctx: _Context, chosen: list[_Chosen]) -> list[_Chosen]:
             item.gain,
             still_served,
         )
-        if still_served and loss <= REDUNDANCY_TOLERANCE * max(item.gain, 1.0):
+        polish = loss <= MIN_CONTRIBUTION * changed
+        if still_served and (loss <= REDUNDANCY_TOLERANCE * max(item.gain, 1.0) or polish):
             kept.remove(item)
             ctx.chosen_members.discard(item.candidate)
             for qid in relevant:

@@ -276,11 +276,14 @@ def _table_candidates(ctx: CandidateContext, info: TableInfo, need: _TableNeeds)
             add(need.sort)
     if need.group:
         add(need.group)
-    # Join keys on the inner side, alone and after the equality filters.
+    # Join keys on the inner side, alone and after the equality filters; then the sort
+    # order, which a correlated top-N (LATERAL ... ORDER BY ... LIMIT) reads per outer row.
     for key in need.joins:
         if equality:
             add([*equality, key])
             add([key, *equality])
+        if need.sort:
+            add([*equality, key, *need.sort])
     # Partial indexes: a rare value or IS [NOT] NULL as the predicate, the rest as keys.
     for predicate, column, share in need.partial:
         rest_eq = [k for k in equality if k.text != column]
