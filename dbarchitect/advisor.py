@@ -96,7 +96,7 @@ class SkippedQuery:
 class RewriteHint:
     queryid: int
     query: str
-    # "offset_pagination", "function_on_column", "ilike", "not_distinct",
+    # "offset_pagination", "function_on_column", "ilike", "substring", "not_distinct",
     # "hidden_constant", "select_star"
     kind: str
     message: str
@@ -173,9 +173,10 @@ def advise(
     with conn.cursor() as cur:
         cur.execute(
             f"{MARKER} SELECT current_setting('server_version_num')::int, "
-            "EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg')"
+            "EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg'), "
+            "EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')"
         )
-        server_version, has_hypopg = cur.fetchone()
+        server_version, has_hypopg, has_trigram = cur.fetchone()
     if not has_hypopg:
         raise AdvisorError(
             "extension hypopg is not installed on the target database: "
@@ -189,6 +190,7 @@ def advise(
         context = _Context(conn, tables, stats, server_version, min_table_rows, min_cost_reduction)
         context.views = views
         context.ambiguous = ambiguous
+        context.trigram = has_trigram
         context.rows_written = _rows_written(conn, workload or queries, tables)
         _hypopg_reset(conn)
         try:
@@ -281,6 +283,7 @@ class _Context:
         self.hypo: dict[Candidate, tuple[int, int]] = {}  # candidate -> (oid, size bytes)
         self.views: dict[int, an.QueryAnalysis] = {}  # a view's oid -> its definition
         self.ambiguous: dict[str, list[str]] = {}  # unqualified name -> schemas holding it
+        self.trigram = False  # pg_trgm is installed on the target
         self.hypo_oids: dict[int, Candidate] = {}  # every HypoPG oid -> its candidate
         self.stand_in_oids: set[int] = set()  # HypoPG oids of partial indexes' stand-ins
         self.failed: set[Candidate] = set()
@@ -592,16 +595,9 @@ def _gin_options(ctx: _Context, candidates: list[Candidate]) -> list[_Option]:
     options = []
     for candidate in candidates:
         info = ctx.by_oid[candidate.table_oid]
-        column = candidate.keys[0].text
         estimated = {}
         for qid in ctx.candidate_queries[candidate]:
-            operator = _contains_operator(ctx, ctx.analyses[qid], info, column)
-            key = (info.oid, column, operator)
-            if key not in ctx.selectivity:
-                ctx.selectivity[key] = gin.sampled_selectivity(ctx.conn, info, column, operator)
-            selectivity = ctx.selectivity[key]
-            rows = None if selectivity is None else max(1.0, selectivity * max(info.rows, 1))
-            estimate = gin.estimated_cost(ctx.base[qid].plan, info, rows)
+            estimate = gin.estimated_cost(ctx.base[qid].plan, info, _gin_rows(ctx, candidate, qid))
             if estimate is not None and estimate <= _target(ctx, qid):
                 estimated[qid] = estimate
         if estimated:
@@ -610,6 +606,21 @@ def _gin_options(ctx: _Context, candidates: list[Candidate]) -> list[_Option]:
                 _Option(frozenset([candidate]), set(estimated), size, estimated=estimated)
             )
     return options
+
+
+def _gin_rows(ctx: _Context, candidate: Candidate, qid: int) -> float | None:
+    """The rows a containment filter matches in a sample of the table; None (the planner's
+    own estimate) for a substring search, which no operand sample stands for."""
+    key = candidate.keys[0]
+    if key.opclass == cd.TRIGRAM_OPCLASS:
+        return None
+    info = ctx.by_oid[candidate.table_oid]
+    operator = _contains_operator(ctx, ctx.analyses[qid], info, key.text)
+    sample = (info.oid, key.text, operator)
+    if sample not in ctx.selectivity:
+        ctx.selectivity[sample] = gin.sampled_selectivity(ctx.conn, info, key.text, operator)
+    selectivity = ctx.selectivity[sample]
+    return None if selectivity is None else max(1.0, selectivity * max(info.rows, 1))
 
 
 def _contains_operator(ctx, analysis: an.QueryAnalysis, info: TableInfo, column: str) -> str:
@@ -980,10 +991,33 @@ def _rewrites(ctx: _Context, queries: list[QueryLike], advice: Advice) -> list[R
                             "ilike",
                             f"ILIKE on {info.name}.{column} cannot use a btree index: use "
                             f"lower({column}) LIKE lower($1) with an index on lower({column}) "
-                            "text_pattern_ops, or a pg_trgm GIN index.",
+                            f"text_pattern_ops, or a pg_trgm GIN index.{_trigram_note(ctx)}",
+                        )
+                    )
+                if predicate.kind == an.SUBSTRING and not ctx.trigram:
+                    like = "ILIKE" if predicate.operator == "~~*" else "LIKE"
+                    hints.append(
+                        RewriteHint(
+                            query.queryid,
+                            query.query,
+                            "substring",
+                            f"{like} with a leading wildcard on "
+                            f"{info.name}.{column}: no btree index can serve it, only a "
+                            f"pg_trgm GIN index.{_trigram_note(ctx)}",
                         )
                     )
     return list({(h.queryid, h.kind, h.message): h for h in hints}.values())
+
+
+def _trigram_note(ctx: _Context) -> str:
+    """Why no pg_trgm index was costed, when that is the reason."""
+    if ctx.trigram:
+        return ""
+    return (
+        " The extension pg_trgm is not installed on this database, so no such index was "
+        "costed: CREATE EXTENSION pg_trgm there, then CREATE INDEX ... USING gin "
+        "(<column> gin_trgm_ops)."
+    )
 
 
 def _has_plain_index(info: TableInfo, column: str) -> bool:

@@ -24,6 +24,11 @@ IN = "in"  # col IN (...), col = ANY(...)
 RANGE = "range"  # <, <=, >, >=, BETWEEN
 LIKE = "like"  # col LIKE 'prefix%' (or a $n pattern whose prefix only the value knows)
 ILIKE = "ilike"
+# col LIKE / ILIKE '%...%', or a pattern whose leading part pg_stat_statements hid
+# ($2 || $1 || $3 was '%' || $1 || '%'): no btree prefix; only a pg_trgm GIN index serves it.
+SUBSTRING = "substring"
+# A $n that stood for a constant around a LIKE pattern's value: a wildcard, most likely.
+WILDCARD = "wildcard"
 IS_NULL = "is_null"
 IS_NOT_NULL = "is_not_null"
 CONTAINS = "contains"  # jsonb / array @>, <@, ?, ?|, ?&, &&: GIN territory
@@ -514,8 +519,16 @@ class _Walker:
             if column is not None and self.is_value(node.rexpr, level):
                 params = _params_in(node.rexpr)
                 pattern = _literal(node.rexpr)
-                if pattern is not None and pattern[:1] in ("%", "_"):
-                    return  # a leading wildcard: no btree prefix to use
+                hidden = _hidden_constants(node.rexpr)
+                if (pattern is not None and pattern[:1] in ("%", "_")) or hidden:
+                    # No btree prefix to use: a substring search.
+                    scope.predicates.append(
+                        Predicate(column, SUBSTRING, op, expression, pattern, params, in_or)
+                    )
+                    for number in params:
+                        use = ParamUse(number, kind=WILDCARD) if number in hidden else None
+                        self.note_param(use or ParamUse(number, column, SUBSTRING, op))
+                    return
                 like_kind = LIKE if kind == K.AEXPR_LIKE else ILIKE
                 scope.predicates.append(
                     Predicate(column, like_kind, op, expression, pattern, params, in_or)
@@ -760,6 +773,27 @@ def _find(node: Any, kind: type, *, into_sublinks: bool = False) -> Any:
 
 def _params_in(node: Any) -> tuple[int, ...]:
     return tuple(sorted({p.number for p in _find(node, ast.ParamRef)}))
+
+
+def _hidden_constants(pattern: Any) -> set[int]:
+    """The $n of a concatenated LIKE pattern that stood for constants, when one leads it.
+
+    pg_stat_statements numbers the constants it replaces after the statement's own
+    parameters, in text order: in `$2 || $1 || $3` the $2 before $1 was a constant (the
+    '%' of '%' || $1 || '%'). Every parameter but the lowest-numbered is such a constant.
+    """
+    operands = _concatenated(pattern)
+    numbers = [p.number if isinstance(p, ast.ParamRef) else None for p in operands]
+    if len(operands) < 2 or None in numbers or numbers[0] == min(numbers):
+        return set()
+    return set(numbers) - {min(numbers)}
+
+
+def _concatenated(node: Any) -> list[Any]:
+    """The operands of `a || b || c` in order (the node itself when it is no `||`)."""
+    if isinstance(node, ast.A_Expr) and node.name and node.name[-1].sval == "||":
+        return _concatenated(node.lexpr) + _concatenated(node.rexpr)
+    return [node]
 
 
 def _cast_type(node: Any) -> str | None:

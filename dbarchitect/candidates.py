@@ -4,8 +4,9 @@ From a query's analysis (per SELECT scope, per table): single columns; equality 
 first, then one range, a LIKE prefix or the ORDER BY (directions kept, mixed ones too);
 join keys on the inner side; expression keys for function-wrapped filters; the pattern
 operator class where the collation needs one; partial indexes for a rare value or
-IS [NOT] NULL; GIN for jsonb and array containment. A shape an existing valid index
-already leads with is not a candidate. Costing and choosing happen in advisor.py.
+IS [NOT] NULL; GIN for jsonb and array containment, and pg_trgm's GIN for substring
+searches. A shape an existing valid index already leads with is not a candidate.
+Costing and choosing happen in advisor.py.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ PARTIAL_MAX_FRACTION = 0.2
 PARTIAL_MAX_DISTINCT = 1000
 # Operators jsonb_path_ops serves; any other jsonb operator needs the default jsonb_ops.
 GIN_PATH_OPERATORS = {"@>", "@?", "@@"}
+# pg_trgm's GIN operator class: the one index a LIKE '%...%' or an ILIKE can use.
+TRIGRAM_OPCLASS = "gin_trgm_ops"
 
 
 class CandidateContext(Protocol):
@@ -39,6 +42,7 @@ class CandidateContext(Protocol):
 
     by_oid: dict[int, TableInfo]
     min_table_rows: int
+    trigram: bool  # pg_trgm is installed on the target: its GIN operator class exists
 
     def resolve(self, use: an.ColumnUse) -> tuple[TableInfo, str] | None: ...
 
@@ -76,6 +80,7 @@ class _TableNeeds:
     # (predicate, its column, the share of rows it keeps)
     partial: list[tuple[str, str, float]] = field(default_factory=list)
     contains: dict[str, set[str]] = field(default_factory=dict)  # column -> operators
+    trigram: set[str] = field(default_factory=set)  # text columns searched by substring
     sort: list[IndexKey] = field(default_factory=list)
     group: list[IndexKey] = field(default_factory=list)
 
@@ -110,6 +115,13 @@ def _scope_needs(ctx: CandidateContext, scope: an.Scope) -> dict[int, _TableNeed
             pattern_key = _pattern_key(key, col)
             if pattern_key is not None:
                 need.likes.append(pattern_key)
+        elif (
+            predicate.kind in (an.SUBSTRING, an.ILIKE)
+            and predicate.expression is None
+            and col.category == "S"
+            and ctx.trigram
+        ):
+            need.trigram.add(column)
         elif predicate.kind in (an.IS_NULL, an.IS_NOT_NULL) and predicate.expression is None:
             stats = ctx.column_stats(info, column)
             if stats is not None:
@@ -298,6 +310,8 @@ def _table_candidates(ctx: CandidateContext, info: TableInfo, need: _TableNeeds)
         else:
             opclass = None
         out.add(Candidate(oid, (IndexKey(column, opclass=opclass),), "gin"))
+    for column in need.trigram:
+        out.add(Candidate(oid, (IndexKey(column, opclass=TRIGRAM_OPCLASS),), "gin"))
     return out
 
 
@@ -343,6 +357,7 @@ def interesting_keys(ctx: CandidateContext, analysis: an.QueryAnalysis) -> dict[
             result[oid].update(k.text for k in keys)
             result[oid].update(column for _pred, column, _share in need.partial)
             result[oid].update(need.contains)
+            result[oid].update(need.trigram)
     return result
 
 

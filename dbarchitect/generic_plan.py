@@ -111,7 +111,7 @@ def costing_form(
     """The first form of the query the server plans, and its plan without new indexes."""
     failures: list[str] = []
     value_dependent = any(
-        use.kind in (an.LIKE, an.ILIKE) and use.column is not None
+        use.kind in (an.LIKE, an.ILIKE, an.SUBSTRING) and use.column is not None
         for use in analysis.params.values()
     )
     text = statement_text(analysis)
@@ -274,14 +274,14 @@ def _type_for(use: an.ParamUse | None, resolve: Resolver) -> str:
         return use.type_name
     if use.kind in ("limit", "offset"):
         return "bigint"
-    if use.kind == an.TIME_UNIT:
+    if use.kind in (an.TIME_UNIT, an.WILDCARD):
         return "text"
     if use.column is not None:
         found = resolve(use.column)
         if found is not None:
             info, column = found
             col = info.columns[column]
-            if use.kind in (an.LIKE, an.ILIKE):
+            if use.kind in (an.LIKE, an.ILIKE, an.SUBSTRING):
                 return "text"
             if use.kind == an.IN and use.operator is None:
                 return col.type_name
@@ -319,7 +319,7 @@ def representative_values(
     for number in range(1, analysis.max_param + 1):
         use = analysis.params.get(number)
         if use is None or (
-            use.column is None and use.kind not in ("limit", "offset", an.TIME_UNIT)
+            use.column is None and use.kind not in ("limit", "offset", an.TIME_UNIT, an.WILDCARD)
         ):
             if inferred is None:
                 inferred = inferred_param_types(conn, analysis, resolve)
@@ -388,6 +388,8 @@ def _value_for(conn, use, resolve, stats, in_list_position, rare=False) -> Any:
         return REPRESENTATIVE_OFFSET
     if use.kind == an.TIME_UNIT:
         return REPRESENTATIVE_TIME_UNIT
+    if use.kind == an.WILDCARD:
+        return "%"
     found = resolve(use.column) if use.column is not None else None
     if found is None:
         return _value_for_type(use.type_name)
@@ -397,7 +399,7 @@ def _value_for(conn, use, resolve, stats, in_list_position, rare=False) -> Any:
     if use.kind == an.CONTAINS or col.category == "A" or col.base_type in ("jsonb", "json"):
         return sampled_operand(conn, info, col, use.operator)
     value = None
-    like = use.kind in (an.LIKE, an.ILIKE)
+    like = use.kind in (an.LIKE, an.ILIKE, an.SUBSTRING)
     if column_stats is not None and not (like and not column_stats.common_values):
         # (A LIKE prefix taken from the histogram would match a histogram entry, and the
         # planner would estimate it from that one match: a row of the table is fairer.)
@@ -406,6 +408,11 @@ def _value_for(conn, use, resolve, stats, in_list_position, rare=False) -> Any:
         value = _sampled_value(conn, info, col)
     if value is None:
         return _value_for_type(use.type_name or col.base_type)
+    if use.kind == an.SUBSTRING:
+        # The middle of a real value: what a "contains" search box is typed with.
+        text = str(value)
+        start = len(text) // 4
+        return text[start : start + max(3, len(text) // 2)]
     if like:
         # A real value less its last character: a prefix that finds a handful of rows,
         # as a search box or a "starts with" filter does.

@@ -36,10 +36,22 @@ def test_filters_get_their_kind_and_aliases_resolve_to_tables():
     assert analysis.max_param == 9
 
 
-def test_a_leading_wildcard_is_not_an_indexable_like():
+def test_a_leading_wildcard_is_a_substring_search_not_a_like_prefix():
     analysis = an.analyze_query("SELECT 1 FROM orders WHERE code LIKE '%x' AND name LIKE 'ab%'")
     kinds = {p.column.column: (p.kind, p.value) for p in analysis.scopes[0].predicates}
-    assert kinds == {"name": (an.LIKE, "ab%")}
+    assert kinds == {"name": (an.LIKE, "ab%"), "code": (an.SUBSTRING, "%x")}
+
+
+def test_a_pattern_pg_stat_statements_built_around_the_value_is_a_substring_search():
+    # '%' || $1 || '%' was normalized to $2 || $1 || $3: the constants are numbered after
+    # the statement's own parameter, so the $2 leading the pattern was one.
+    analysis = an.analyze_query(
+        "SELECT 1 FROM t WHERE a ILIKE $2 || $1 || $3 AND b LIKE $4 || $5 AND c LIKE $6"
+    )
+    kinds = {p.column.column: p.kind for p in analysis.scopes[0].predicates}
+    assert kinds == {"a": an.SUBSTRING, "b": an.LIKE, "c": an.LIKE}
+    assert analysis.params[1].kind == an.SUBSTRING
+    assert {analysis.params[2].kind, analysis.params[3].kind} == {an.WILDCARD}
 
 
 def test_function_wrapped_columns_keep_the_expression_without_qualifiers():
