@@ -97,7 +97,7 @@ class RewriteHint:
     queryid: int
     query: str
     # "offset_pagination", "function_on_column", "ilike", "substring", "not_distinct",
-    # "hidden_constant", "select_star"
+    # "hidden_constant", "text_search_config", "select_star"
     kind: str
     message: str
 
@@ -191,6 +191,7 @@ def advise(
         context.views = views
         context.ambiguous = ambiguous
         context.trigram = has_trigram
+        context.text_search_config = gp.text_search_config(conn)
         context.rows_written = _rows_written(conn, workload or queries, tables)
         _hypopg_reset(conn)
         try:
@@ -284,6 +285,7 @@ class _Context:
         self.views: dict[int, an.QueryAnalysis] = {}  # a view's oid -> its definition
         self.ambiguous: dict[str, list[str]] = {}  # unqualified name -> schemas holding it
         self.trigram = False  # pg_trgm is installed on the target
+        self.text_search_config = "simple"  # the target's default_text_search_config
         self.hypo_oids: dict[int, Candidate] = {}  # every HypoPG oid -> its candidate
         self.stand_in_oids: set[int] = set()  # HypoPG oids of partial indexes' stand-ins
         self.failed: set[Candidate] = set()
@@ -610,9 +612,9 @@ def _gin_options(ctx: _Context, candidates: list[Candidate]) -> list[_Option]:
 
 def _gin_rows(ctx: _Context, candidate: Candidate, qid: int) -> float | None:
     """The rows a containment filter matches in a sample of the table; None (the planner's
-    own estimate) for a substring search, which no operand sample stands for."""
+    own estimate) for a substring or full-text search, which no operand sample stands for."""
     key = candidate.keys[0]
-    if key.opclass == cd.TRIGRAM_OPCLASS:
+    if key.expression or key.opclass == cd.TRIGRAM_OPCLASS:
         return None
     info = ctx.by_oid[candidate.table_oid]
     operator = _contains_operator(ctx, ctx.analyses[qid], info, key.text)
@@ -956,7 +958,26 @@ def _rewrites(ctx: _Context, queries: list[QueryLike], advice: Advice) -> list[R
                             "the expression.",
                         )
                     )
-                if predicate.kind == an.PARAM_EXPRESSION:
+                searched = (
+                    predicate.kind == an.PARAM_EXPRESSION
+                    and predicate.operator == "@@"
+                    and an.text_search_expression(predicate.expression, ctx.text_search_config)
+                )
+                if searched:
+                    hints.append(
+                        RewriteHint(
+                            query.queryid,
+                            query.query,
+                            "text_search_config",
+                            f"{predicate.expression} on {info.name}.{column}: "
+                            "pg_stat_statements hid the text search configuration; its GIN "
+                            "index was costed with this database's default_text_search_config "
+                            f"({ctx.text_search_config}), as {searched}: if the application "
+                            "passes another one, write that one in the index, or the query "
+                            "will not use it.",
+                        )
+                    )
+                elif predicate.kind == an.PARAM_EXPRESSION:
                     table = sql.Identifier(info.schema, info.name).as_string(ctx.conn)
                     method = " USING gin" if predicate.operator in an.GIN_OPERATORS else ""
                     hints.append(

@@ -29,6 +29,8 @@ ILIKE = "ilike"
 SUBSTRING = "substring"
 # A $n that stood for a constant around a LIKE pattern's value: a wildcard, most likely.
 WILDCARD = "wildcard"
+# The search text of `to_tsvector(...) @@ plainto_tsquery($1)`: a word of the column.
+TS_QUERY = "ts_query"
 IS_NULL = "is_null"
 IS_NOT_NULL = "is_not_null"
 CONTAINS = "contains"  # jsonb / array @>, <@, ?, ?|, ?&, &&: GIN territory
@@ -584,6 +586,9 @@ class _Walker:
                 scope.predicates.append(
                     Predicate(column, PARAM_EXPRESSION, op, expression, in_or=in_or)
                 )
+                if op == "@@":
+                    for number in _search_text_params(other):
+                        self.note_param(ParamUse(number, column, TS_QUERY))
                 return
 
     def param_expression(self, node: Any, level: _Level) -> ColumnUse | None:
@@ -773,6 +778,35 @@ def _find(node: Any, kind: type, *, into_sublinks: bool = False) -> Any:
 
 def _params_in(node: Any) -> tuple[int, ...]:
     return tuple(sorted({p.number for p in _find(node, ast.ParamRef)}))
+
+
+def text_search_expression(expression: str, config: str) -> str | None:
+    """`to_tsvector($n, col)` with the configuration written in, as an index needs it.
+
+    pg_stat_statements hides the configuration of to_tsvector('english', body); an
+    expression index must name one, and the query uses the index only when it is the same.
+    None for any other expression."""
+    call = parse_statement(f"SELECT {expression}").targetList[0].val
+    if not (
+        isinstance(call, ast.FuncCall)
+        and call.funcname[-1].sval == "to_tsvector"
+        and len(call.args or ()) == 2
+        and isinstance(call.args[0], ast.ParamRef)
+        and isinstance(call.args[1], ast.ColumnRef)
+    ):
+        return None
+    regconfig = ast.TypeName(names=(ast.String(sval="regconfig"),), typemod=-1)
+    constant = ast.A_Const(isnull=False, val=ast.String(sval=config))
+    call.args = (ast.TypeCast(arg=constant, typeName=regconfig), call.args[1])
+    return deparse(call)
+
+
+def _search_text_params(node: Any) -> list[int]:
+    """The $n of the search text in to_tsquery / plainto_tsquery / websearch_to_tsquery..."""
+    if not isinstance(node, ast.FuncCall) or not node.funcname[-1].sval.endswith("tsquery"):
+        return []
+    last = (node.args or (None,))[-1]
+    return [last.number] if isinstance(last, ast.ParamRef) else []
 
 
 def _hidden_constants(pattern: Any) -> set[int]:

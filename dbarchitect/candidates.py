@@ -4,9 +4,9 @@ From a query's analysis (per SELECT scope, per table): single columns; equality 
 first, then one range, a LIKE prefix or the ORDER BY (directions kept, mixed ones too);
 join keys on the inner side; expression keys for function-wrapped filters; the pattern
 operator class where the collation needs one; partial indexes for a rare value or
-IS [NOT] NULL; GIN for jsonb and array containment, and pg_trgm's GIN for substring
-searches. A shape an existing valid index already leads with is not a candidate.
-Costing and choosing happen in advisor.py.
+IS [NOT] NULL; GIN for jsonb and array containment, pg_trgm's GIN for substring
+searches, an expression GIN for full-text search. A shape an existing valid index
+already leads with is not a candidate. Costing and choosing happen in advisor.py.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class CandidateContext(Protocol):
     by_oid: dict[int, TableInfo]
     min_table_rows: int
     trigram: bool  # pg_trgm is installed on the target: its GIN operator class exists
+    text_search_config: str  # the configuration a hidden to_tsvector($n, col) is taken as
 
     def resolve(self, use: an.ColumnUse) -> tuple[TableInfo, str] | None: ...
 
@@ -81,6 +82,7 @@ class _TableNeeds:
     partial: list[tuple[str, str, float]] = field(default_factory=list)
     contains: dict[str, set[str]] = field(default_factory=dict)  # column -> operators
     trigram: set[str] = field(default_factory=set)  # text columns searched by substring
+    text_search: set[IndexKey] = field(default_factory=set)  # to_tsvector(...) @@ keys
     sort: list[IndexKey] = field(default_factory=list)
     group: list[IndexKey] = field(default_factory=list)
 
@@ -122,6 +124,10 @@ def _scope_needs(ctx: CandidateContext, scope: an.Scope) -> dict[int, _TableNeed
             and ctx.trigram
         ):
             need.trigram.add(column)
+        elif predicate.kind == an.PARAM_EXPRESSION and predicate.operator == "@@":
+            expression = an.text_search_expression(predicate.expression, ctx.text_search_config)
+            if expression is not None:
+                need.text_search.add(IndexKey(expression, expression=True))
         elif predicate.kind in (an.IS_NULL, an.IS_NOT_NULL) and predicate.expression is None:
             stats = ctx.column_stats(info, column)
             if stats is not None:
@@ -312,6 +318,8 @@ def _table_candidates(ctx: CandidateContext, info: TableInfo, need: _TableNeeds)
         out.add(Candidate(oid, (IndexKey(column, opclass=opclass),), "gin"))
     for column in need.trigram:
         out.add(Candidate(oid, (IndexKey(column, opclass=TRIGRAM_OPCLASS),), "gin"))
+    for key in need.text_search:
+        out.add(Candidate(oid, (key,), "gin"))
     return out
 
 
@@ -358,6 +366,7 @@ def interesting_keys(ctx: CandidateContext, analysis: an.QueryAnalysis) -> dict[
             result[oid].update(column for _pred, column, _share in need.partial)
             result[oid].update(need.contains)
             result[oid].update(need.trigram)
+            result[oid].update(k.text for k in need.text_search)
     return result
 
 

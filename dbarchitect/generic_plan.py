@@ -281,7 +281,7 @@ def _type_for(use: an.ParamUse | None, resolve: Resolver) -> str:
         if found is not None:
             info, column = found
             col = info.columns[column]
-            if use.kind in (an.LIKE, an.ILIKE, an.SUBSTRING):
+            if use.kind in (an.LIKE, an.ILIKE, an.SUBSTRING, an.TS_QUERY):
                 return "text"
             if use.kind == an.IN and use.operator is None:
                 return col.type_name
@@ -325,6 +325,8 @@ def representative_values(
                 inferred = inferred_param_types(conn, analysis, resolve)
             type_name = (use.type_name if use else None) or inferred.get(number)
             value = _enum_label(conn, type_name) if type_name else None
+            if type_name == "regconfig":
+                value = text_search_config(conn)
             if value is None:
                 value = _value_for_type(type_name)
             values[number] = Typed(value, type_name) if type_name else value
@@ -408,6 +410,9 @@ def _value_for(conn, use, resolve, stats, in_list_position, rare=False) -> Any:
         value = _sampled_value(conn, info, col)
     if value is None:
         return _value_for_type(use.type_name or col.base_type)
+    if use.kind == an.TS_QUERY:
+        # Its longest word: a term people search for, rarely a stop word.
+        return max(str(value).split() or ["a"], key=len)
     if use.kind == an.SUBSTRING:
         # The middle of a real value: what a "contains" search box is typed with.
         text = str(value)
@@ -523,6 +528,14 @@ def _array_literal(values: list[Any]) -> str:
     texts = dict.fromkeys(str(value) for value in values if value is not None)
     quoted = ('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"' for text in texts)
     return "{" + ",".join(quoted) + "}"
+
+
+def text_search_config(conn: psycopg.Connection) -> str:
+    """The target's default_text_search_config: what a to_tsvector($1, col) whose
+    configuration pg_stat_statements hid most likely used (one-argument calls use it)."""
+    with conn.cursor() as cur:
+        cur.execute(f"{MARKER} SELECT current_setting('default_text_search_config')")
+        return cur.fetchone()[0]
 
 
 def _enum_label(conn: psycopg.Connection, type_name: str) -> str | None:

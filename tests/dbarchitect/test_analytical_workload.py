@@ -1,7 +1,7 @@
 """The advisor on workloads it was not tuned on: decision-support SQL over a TPC-H-like star
 (multi-way joins, windows, CTEs, sub-selects, LATERAL, set operations, grouping sets) and
 the idioms of an application (keyset pagination, case-insensitive and NULLS LAST order,
-IN / ANY over uuid keys, flags, substring search, jsonb keys). Each query
+IN / ANY over uuid keys, flags, full-text and substring search, jsonb keys). Each query
 is run for real and read back from pg_stat_statements, as the collector sees it."""
 
 import psycopg
@@ -115,6 +115,11 @@ APP = {
     "'1a2b3c4d-0000-0000-0000-000000000002')",
     "any": ("SELECT id FROM app.posts WHERE account_id = ANY(%s)", [[ACCOUNT]]),
     "flag": "SELECT id, email FROM app.accounts WHERE is_admin",
+    "full_text": (
+        "SELECT id, title FROM app.posts "
+        "WHERE to_tsvector('english', body) @@ plainto_tsquery('english', %s)",
+        ["w77"],
+    ),
     "substring": (
         "SELECT id, email FROM app.accounts WHERE email ILIKE '%%' || %s || '%%'",
         ["son123@"],
@@ -250,6 +255,22 @@ def test_application_idioms_get_the_index_each_needs(app_advice):
     assert ("accounts", ('"is_admin"',), "is_admin = 'true'") in shapes
 
 
+def test_full_text_search_gets_an_expression_gin_with_the_configuration_written_in(
+    app_advice, analytical_conn
+):
+    # pg_stat_statements turned to_tsvector('english', body) into to_tsvector($2, body):
+    # the index is written with the database's default configuration, and the hint says so.
+    stats, advice = app_advice
+    search = queryid_of(stats, "@@ plainto_tsquery")
+    config = analytical_conn.execute("SHOW default_text_search_config").fetchone()[0]
+    [rec] = [r for r in advice.recommendations if search in r.queryids]
+    assert rec.method == "gin" and rec.needs_real_build
+    assert rec.columns == [f"(to_tsvector(CAST('{config}' AS regconfig), body))"]
+    assert rec.cost_reduction >= 0.9
+    [hint] = [h for h in advice.rewrites if h.queryid == search]
+    assert hint.kind == "text_search_config" and config in hint.message
+
+
 def test_a_substring_search_without_pg_trgm_says_what_to_install(app_advice):
     stats, advice = app_advice
     search = queryid_of(stats, "ILIKE $2 || $1 || $3")
@@ -336,6 +357,8 @@ def test_a_whole_audit_costs_or_explains_every_statement_and_measures_its_gains(
     for log in indexes:
         assert log.measured_ms_before is not None, log.recommendation
         assert log.measured_ms_after < log.measured_ms_before, log.recommendation
+    full_text = next(log for log in indexes if "to_tsvector" in log.ddl)
+    assert full_text.measured_ms_before > 5 * full_text.measured_ms_after
     # No whole-table aggregate is among the queries any index was recommended for.
     whole = {
         q["queryid"] for q in report["queries"] if q["query"].startswith("SELECT l_returnflag")
