@@ -828,9 +828,13 @@ def _recommendations(ctx: _Context, chosen: list[_Chosen]) -> list[IndexRecommen
         cost = _cost(ctx, qid)
         if cost is None or cost.total > _target(ctx, qid):
             continue
-        for oid in _used_indexes(cost.plan):
-            if oid in ctx.hypo_oids:
-                served[ctx.hypo_oids[oid]].add(qid)
+        used = {ctx.hypo_oids[o] for o in _used_indexes(cost.plan) if o in ctx.hypo_oids}
+        # A correlated sub-select in an expression (CASE WHEN EXISTS ...) is planned both
+        # ways and EXPLAIN shows only its hashed alternative: the plan is cheaper but
+        # names no index. Each chosen index it could use is then measured alone.
+        used = used or {c.candidate for c in chosen if qid in _relevant_queries(ctx, c.candidate)}
+        for candidate in used:
+            served[candidate].add(qid)
     for candidate in list(ctx.hypo):
         _hypo_drop(ctx, candidate)
     names_taken = _relation_names(ctx, {c.candidate.table_oid for c in chosen})

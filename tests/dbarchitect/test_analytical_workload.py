@@ -47,6 +47,10 @@ SELECTIVE = {
     "exists": "SELECT c.c_custkey FROM dss.customer c WHERE c.c_nationkey = 7 "
     "AND c.c_mktsegment = 'MACHINERY' AND EXISTS (SELECT 1 FROM dss.orders o "
     "WHERE o.o_custkey = c.c_custkey AND o.o_orderdate >= date '1998-01-01')",
+    # Planned both ways (per row, or hashed once); EXPLAIN shows only the hashed one.
+    "case_exists": "SELECT c.c_custkey, CASE WHEN EXISTS (SELECT 1 FROM dss.orders o "
+    "WHERE o.o_custkey = c.c_custkey) THEN 'yes' ELSE 'no' END FROM dss.customer c "
+    "WHERE c.c_custkey < 100",
     "materialized": "WITH week AS MATERIALIZED (SELECT l_partkey, sum(l_quantity) AS q "
     "FROM dss.lineitem WHERE l_shipdate BETWEEN date '1996-01-01' AND date '1996-01-07' "
     "GROUP BY l_partkey) SELECT p.p_name, week.q FROM week "
@@ -203,7 +207,7 @@ def test_join_keys_on_the_inner_side_and_selective_filters_get_their_indexes(
     assert ("lineitem", ('"l_suppkey"',), None) in shapes  # the FILTER aggregates' WHERE
     assert ("lineitem", ('"l_shipdate"',), None) in shapes  # the MATERIALIZED CTE's week
     assert queryid_of(stats, "WITH RECURSIVE") in led_by(advice, "orders", '"o_orderdate"')
-    for name in ("join", "row_number", "running_sum", "exists"):
+    for name in ("join", "row_number", "running_sum", "exists", "case_exists"):
         assert queryid_of_statement(analytical_conn, SELECTIVE[name]) in served(advice), name
 
 
