@@ -848,9 +848,13 @@ def _recommendations(ctx: _Context, chosen: list[_Chosen]) -> list[IndexRecommen
         else:
             per_query, plans = _alone(ctx, candidate, served.get(candidate, set()))
             size = sizes.get(candidate, 0)
-            alone_serves = any(after <= _target(ctx, q) for q, (_b, after) in per_query.items())
-            if not (alone_serves or item.in_bundle):
-                # It only polished a plan another chosen index made: not worth its upkeep.
+            # The queries it serves on its own: where it only polished a plan another chosen
+            # index made, that one takes the credit. Serving none on its own, it is worth
+            # its upkeep only as part of a bundle one query needs together.
+            alone = {q: costs for q, costs in per_query.items() if costs[1] <= _target(ctx, q)}
+            if alone:
+                per_query = alone
+            elif not item.in_bundle:
                 continue
         if not per_query:
             continue
