@@ -97,7 +97,7 @@ class RewriteHint:
     queryid: int
     query: str
     # "offset_pagination", "function_on_column", "ilike", "substring", "not_distinct",
-    # "hidden_constant", "text_search_config", "select_star"
+    # "hidden_constant", "text_search_config", "columns_expression", "select_star"
     kind: str
     message: str
 
@@ -999,6 +999,21 @@ def _rewrites(ctx: _Context, queries: list[QueryLike], advice: Advice) -> list[R
                             "application always passes the same constants there, index the "
                             f"expression written with them (CREATE INDEX ON {table}{method} "
                             "((<the expression>)))",
+                        )
+                    )
+                if predicate.kind == an.COLUMNS_EXPRESSION:
+                    table = sql.Identifier(info.schema, info.name).as_string(ctx.conn)
+                    hints.append(
+                        RewriteHint(
+                            query.queryid,
+                            query.query,
+                            "columns_expression",
+                            f"{predicate.expression} {predicate.operator} ... on {info.name}: "
+                            "an expression over several columns, which no index on a column "
+                            "serves; an index on the expression can (CREATE INDEX ON "
+                            f"{table} (({predicate.expression}))). Not costed: the planner "
+                            "has statistics for an expression only once an index on it "
+                            "exists and the table is analyzed.",
                         )
                     )
                 if predicate.kind == an.NOT_DISTINCT:

@@ -39,6 +39,9 @@ NOT_DISTINCT = "not_distinct"  # IS NOT DISTINCT FROM: no index operator, = is t
 # An expression of one column whose constants pg_stat_statements made parameters
 # (payload->>$1 = $2, date_trunc($1, ts) = $2): its expression index needs the constants.
 PARAM_EXPRESSION = "param_expression"
+# An expression over several columns of one table (COALESCE(archived_at, created_at) > $1):
+# only an index on the expression serves it, and nothing can cost one before it exists.
+COLUMNS_EXPRESSION = "columns_expression"
 
 _RANGE_OPS = {"<", "<=", ">", ">="}
 # Functions whose first argument is a time unit ('day', 'month'...), and its ParamUse kind.
@@ -590,6 +593,14 @@ class _Walker:
                     for number in _search_text_params(other):
                         self.note_param(ParamUse(number, column, TS_QUERY))
                 return
+        for side, other in ((left, right), (right, left)):
+            column = self.columns_expression(side, level)
+            if column is not None and self.is_value(other, level):
+                expression = deparse(_unqualified(side))
+                scope.predicates.append(
+                    Predicate(column, COLUMNS_EXPRESSION, op, expression, in_or=in_or)
+                )
+                return
 
     def param_expression(self, node: Any, level: _Level) -> ColumnUse | None:
         """The column of an expression over one column and parameters, else None."""
@@ -599,6 +610,18 @@ class _Walker:
         if len(refs) != 1 or not _params_in(node) or list(_find(node, ast.SubLink)):
             return None
         return self.column(refs[0], level)
+
+    def columns_expression(self, node: Any, level: _Level) -> ColumnUse | None:
+        """The first column of an expression over several columns of one table, else None."""
+        if not isinstance(node, ast.FuncCall | ast.A_Expr | ast.CoalesceExpr):
+            return None
+        refs = list(_find(node, ast.ColumnRef))
+        if len(refs) < 2 or _params_in(node) or list(_find(node, ast.SubLink)):
+            return None
+        columns = [self.column(ref, level) for ref in refs]
+        if None in columns or len({(c.relation, c.candidates) for c in columns}) != 1:
+            return None
+        return columns[0]
 
     def sublink(self, node: Any, level: _Level, scope: Scope) -> None:
         sub = node.subselect

@@ -42,6 +42,17 @@ def test_a_leading_wildcard_is_a_substring_search_not_a_like_prefix():
     assert kinds == {"name": (an.LIKE, "ab%"), "code": (an.SUBSTRING, "%x")}
 
 
+def test_an_expression_over_several_columns_of_one_table_is_kept_with_its_text():
+    analysis = an.analyze_query(
+        "SELECT 1 FROM posts p JOIN users u ON u.id = p.user_id "
+        "WHERE COALESCE(p.archived_at, p.created_at) > $1 AND p.score + u.karma > 10"
+    )
+    [predicate] = analysis.scopes[0].predicates
+    assert predicate.kind == an.COLUMNS_EXPRESSION
+    assert predicate.expression == "COALESCE(archived_at, created_at)"
+    assert predicate.column.relation == an.Relation(None, "posts")
+
+
 def test_a_pattern_pg_stat_statements_built_around_the_value_is_a_substring_search():
     # '%' || $1 || '%' was normalized to $2 || $1 || $3: the constants are numbered after
     # the statement's own parameter, so the $2 leading the pattern was one.

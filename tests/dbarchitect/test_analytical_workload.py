@@ -136,6 +136,8 @@ APP = {
     ),
     "coalesce": "SELECT id FROM app.accounts WHERE COALESCE(deleted_at, 'infinity') > now() "
     "AND created_at > now() - interval '1 day'",
+    "coalesce_columns": "SELECT count(*) FROM app.posts "
+    "WHERE COALESCE(archived_at, created_at) > timestamptz '2024-07-20'",
     "jsonb_key": ("SELECT id FROM app.accounts WHERE settings ->> 'ref' = %s", ["r77"]),
 }
 
@@ -301,6 +303,12 @@ def test_a_substring_search_without_pg_trgm_says_what_to_install(app_advice):
     # The constants pg_stat_statements hid stay hints, not guesses.
     hidden = {h.message.split(" on ")[0] for h in advice.rewrites if h.kind == "hidden_constant"}
     assert hidden == {"COALESCE(deleted_at, $1)", "settings ->> $2"}
+    # An expression over two columns: no column index serves it, and it was not silent.
+    coalesced = queryid_of(stats, "COALESCE(archived_at, created_at)")
+    assert coalesced not in served(advice)
+    [hint] = [h for h in advice.rewrites if h.queryid == coalesced]
+    assert hint.kind == "columns_expression"
+    assert 'CREATE INDEX ON "app"."posts" ((COALESCE(archived_at, created_at)))' in hint.message
 
 
 def test_a_substring_search_with_pg_trgm_gets_a_trigram_gin(analytical_conn):
