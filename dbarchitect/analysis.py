@@ -369,8 +369,27 @@ class _Walker:
             self.sort_key(sort, level, scope, node.targetList, targets)
         scope.limit = self.limit_value(node.limitCount, "limit")
         scope.offset = self.limit_value(node.limitOffset, "offset")
+        if not (node.groupClause or node.sortClause or node.limitCount):
+            self.extreme(node.targetList, level, scope)
         scope.correlated = kind == "subquery" and self._mentions_outer(scope)
         return scope
+
+    def extreme(self, target_list: Any, level: _Level, scope: Scope) -> None:
+        """min(col) / max(col) without GROUP BY: the planner reads it as ORDER BY col LIMIT
+        1 (an index scan that stops at the first row) when every call is one of them on
+        the same column, so the scope gets that sort."""
+        calls = [c for target in target_list or () for c in _find(target.val, ast.FuncCall)]
+        names = {call.funcname[-1].sval for call in calls}
+        if not calls or not names <= {"min", "max"}:
+            return
+        if any(len(c.args or ()) != 1 or c.over or c.agg_filter or c.agg_order for c in calls):
+            return
+        if len({deparse(call.args[0]) for call in calls}) != 1:
+            return
+        column, expression = self.indexable(calls[0].args[0], level)
+        if column is not None:
+            scope.order_by.append(SortKey(column, expression, names == {"max"}, None))
+            scope.limit = 1
 
     @staticmethod
     def _mentions_outer(scope: Scope) -> bool:

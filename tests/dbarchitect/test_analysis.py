@@ -53,6 +53,25 @@ def test_an_expression_over_several_columns_of_one_table_is_kept_with_its_text()
     assert predicate.column.relation == an.Relation(None, "posts")
 
 
+def test_min_or_max_of_one_column_reads_as_its_sort_under_limit_1():
+    def sorts(query):
+        return [
+            (s.order_by[0].column.column, s.order_by[0].descending, s.limit)
+            for s in an.analyze_query(query).scopes
+            if s.order_by
+        ]
+
+    assert sorts("SELECT max(day) FROM t WHERE k = $1") == [("day", True, 1)]
+    assert sorts("SELECT min(day), max(day) FROM t") == [("day", False, 1)]
+    # Other aggregates, other columns or groups: the planner scans the whole table anyway.
+    for query in (
+        "SELECT count(*), max(day) FROM t",
+        "SELECT max(day), min(k) FROM t",
+        "SELECT k, max(day) FROM t GROUP BY k",
+    ):
+        assert sorts(query) == [], query
+
+
 def test_a_pattern_pg_stat_statements_built_around_the_value_is_a_substring_search():
     # '%' || $1 || '%' was normalized to $2 || $1 || $3: the constants are numbered after
     # the statement's own parameter, so the $2 leading the pattern was one.
