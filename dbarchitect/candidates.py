@@ -483,8 +483,8 @@ def index_name(info: TableInfo, candidate: Candidate, identity: str, taken: set[
     for key in candidate.keys:
         text = (
             key.text
-            if not key.expression
-            else "".join(ch if ch.isalnum() else "_" for ch in key.text)
+            if not key.expression  # an expression's keywords in lower case, as its columns
+            else "".join(ch if ch.isalnum() else "_" for ch in key.text.lower())
         )
         parts.append("_".join(filter(None, text.split("_"))))
     if candidate.method != "btree":

@@ -291,6 +291,7 @@ def test_full_text_search_gets_an_expression_gin_with_the_configuration_written_
     [rec] = [r for r in advice.recommendations if search in r.queryids]
     assert rec.method == "gin" and rec.needs_real_build
     assert rec.columns == [f"(to_tsvector(CAST('{config}' AS regconfig), body))"]
+    assert rec.name.startswith("posts_to_tsvector_cast_") and rec.name == rec.name.lower()
     assert rec.cost_reduction >= 0.9
     [hint] = [h for h in advice.rewrites if h.queryid == search]
     assert hint.kind == "text_search_config" and config in hint.message
