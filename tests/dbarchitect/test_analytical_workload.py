@@ -144,7 +144,7 @@ APP = {
 
 
 def advised(conn, workload: dict, *, fragment: str):
-    """The statements run three times each, collected, advised; their stats by name."""
+    """The statements run three times each, read back from pg_stat_statements, advised."""
     statements = [s for s in workload.values() for _ in range(3)]
     stats = collected(conn, statements, fragment=fragment)
     advice = advise(
