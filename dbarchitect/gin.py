@@ -20,7 +20,8 @@ from .collector import MARKER
 
 logger = logging.getLogger(__name__)
 
-# Rows read to measure a containment filter's selectivity (TABLESAMPLE SYSTEM).
+# Rows read to measure a containment filter's selectivity (TABLESAMPLE SYSTEM, REPEATABLE so
+# that two audits of the same data agree).
 SELECTIVITY_SAMPLE_ROWS = 30_000
 
 
@@ -36,7 +37,7 @@ def sampled_selectivity(
         percent = min(100.0, 100.0 * SELECTIVITY_SAMPLE_ROWS / max(info.rows, 1.0))
         query = sql.SQL(
             "{marker} SELECT count(*) FILTER (WHERE {col} {op} {operand})::float8 "
-            "/ greatest(count(*), 1) FROM {table} TABLESAMPLE SYSTEM ({percent})"
+            "/ greatest(count(*), 1) FROM {table} TABLESAMPLE SYSTEM ({percent}) REPEATABLE (0)"
         ).format(
             marker=sql.SQL(MARKER),
             col=sql.Identifier(column),
