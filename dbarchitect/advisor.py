@@ -125,6 +125,9 @@ class IndexRecommendation:
     statements: dict[int, str] = field(default_factory=dict)
     # On a partitioned table: PostgreSQL cannot build the index CONCURRENTLY there.
     partitioned: bool = False
+    # The text search configuration written into a to_tsvector key: pg_stat_statements hid
+    # the query's own, so the index serves the query only if the application uses this one.
+    assumed_text_search_config: str | None = None
 
     @property
     def cost_reduction(self) -> float:
@@ -929,6 +932,11 @@ def _recommendation(ctx, candidate, per_query, size, main, plan_after, names_tak
         plan_after=plan_after,
         statements={q: ctx.forms[q].text for q in per_query if ctx.forms[q].is_literal},
         partitioned=partitioned,
+        assumed_text_search_config=(
+            ctx.text_search_config
+            if any(k.expression and k.text.startswith("to_tsvector(") for k in candidate.keys)
+            else None
+        ),
     )
 
 

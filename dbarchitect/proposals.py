@@ -70,10 +70,17 @@ def _confident(logs: list[OptimizationLog], threshold: float | None) -> list[Opt
 
 
 def _held_back_reason(log: OptimizationLog) -> str:
-    if (log.details or {}).get("partitioned"):
+    details = log.details or {}
+    if details.get("partitioned"):
         return (
             "partitioned table: PostgreSQL cannot build its index CONCURRENTLY, so a "
             "migration would block writes; run the DDL in a quiet hour instead"
+        )
+    if config := details.get("assumed_text_search_config"):
+        return (
+            f"its to_tsvector assumes the text search configuration {config} "
+            "(pg_stat_statements hides the query's own): check that the application "
+            "searches with it, then apply the DDL"
         )
     return ""
 

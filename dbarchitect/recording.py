@@ -280,6 +280,12 @@ def _index_log(audit, rec, verification, queries: Mapping[int, QueryStat]) -> Op
             "build blocks writes (build it in a quiet hour, or per partition CONCURRENTLY "
             "and ALTER INDEX ... ATTACH PARTITION)"
         )
+    if rec.assumed_text_search_config:
+        sentence += (
+            f"; assumes the text search configuration {rec.assumed_text_search_config} "
+            "(the target's default: pg_stat_statements hides the one the query names), and "
+            "serves the query only if it names the same"
+        )
     if measured:
         speedup = ms_before / ms_after if ms_after > 0 else float("inf")
         sentence += f"; measured {ms_before:.2f} ms -> {ms_after:.2f} ms ({speedup:,.1f}x faster)"
@@ -310,6 +316,7 @@ def _index_log(audit, rec, verification, queries: Mapping[int, QueryStat]) -> Op
             "where": rec.where,
             "needs_real_build": rec.needs_real_build,
             "partitioned": rec.partitioned,
+            "assumed_text_search_config": rec.assumed_text_search_config,
             "per_query_cost": {str(qid): list(pair) for qid, pair in rec.per_query.items()},
             "estimated_plans": {"before": rec.plan_before, "after": rec.plan_after},
             "measured": measured,
