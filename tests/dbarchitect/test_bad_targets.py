@@ -7,15 +7,10 @@ pg_stat_statements.
 """
 
 import logging
-import os
-import shutil
 import socket
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from io import StringIO
-from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
@@ -34,6 +29,7 @@ from dbarchitect.targets import target_connection
 from optimizations.models import OptimizationLog
 
 from .pgss import pgss_reset_own_database
+from .private_server import private_server, server_bindir
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -209,38 +205,19 @@ def bare_server(cluster) -> Iterator[str]:
     """A second PostgreSQL as installed: nothing preloaded, passwords required. Returns the
     URL of its database `shop` (pg_stat_statements and hypopg created, a slow query run)."""
     with cluster.admin() as conn:
-        major = conn.info.server_version // 10000
-    bindir = Path(f"/usr/lib/postgresql/{major}/bin")
-    # initdb refuses root: as root, the cluster belongs to the postgres user.
-    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    home = Path(tempfile.mkdtemp(prefix="dbarchitect-bare-pg-"))
-    (home / "pw").write_text(BARE_PASSWORD)
-    if as_owner:
-        for path in (home, home / "pw"):
-            shutil.chown(path, "postgres")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    data = home / "data"
-    initdb = [bindir / "initdb", "-D", data, "-U", "postgres", "-A", "scram-sha-256"]
-    run = [*as_owner, *initdb, "--pwfile", home / "pw", "--no-sync"]
-    subprocess.run(run, check=True, capture_output=True)
-    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1"
-    pg_ctl = [*as_owner, bindir / "pg_ctl", "-D", data, "-l", home / "log", "-w"]
-    subprocess.run([*pg_ctl, "-o", options, "start"], check=True, capture_output=True)
-    url = f"postgres://postgres:{BARE_PASSWORD}@127.0.0.1:{port}"
-    try:
-        with psycopg.connect(f"{url}/postgres", autocommit=True) as conn:
+        bindir = server_bindir(conn)
+    with private_server(bindir, password=BARE_PASSWORD) as server:
+        with psycopg.connect(
+            server.url("postgres", password=BARE_PASSWORD), autocommit=True
+        ) as conn:
             conn.execute("CREATE DATABASE shop")
-        with psycopg.connect(f"{url}/shop", autocommit=True) as conn:
+        url = server.url("shop", password=BARE_PASSWORD)
+        with psycopg.connect(url, autocommit=True) as conn:
             for statement in SCENARIOS["read_only"] + TABLE:
                 conn.execute(statement)
             for number in range(12):
                 conn.execute(SLOW_QUERY, [number]).fetchall()
-        yield f"{url}/shop"
-    finally:
-        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
+        yield url
 
 
 def test_pg_stat_statements_not_preloaded_fails_with_the_restart_to_do(bare_server):
