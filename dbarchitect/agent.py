@@ -82,6 +82,10 @@ def _audit_phases(
     target: Target, verify_db: str | None, verify_note: str, phases: dict[str, float]
 ) -> AuditFindings:
     with target_session(target.name, purpose="audit") as conn:
+        # A standby or a read-only role cannot build indexes: say that, not "allow it".
+        blocked = verifier.verification_blocker(conn) if verify_db is None else None
+        if blocked and verify_note.startswith("skipped"):
+            verify_note = f"skipped: {blocked}"
         # Collect: what ran since the previous audit, over the thresholds.
         with _phase(phases, "collect"):
             previous = audit_previous(target=target)
@@ -116,15 +120,21 @@ def _audit_phases(
                 skip_tables=own_tables(),
             )
     # Verify: build each index for real in a rolled-back transaction, measure before/after.
+    # A hot standby or a read-only role cannot build any: each recommendation says so.
     verifications = {}
     if verify_db and advice.recommendations:
         with _phase(phases, "verify"), target_session(verify_db, purpose="verify") as vconn:
-            results = verifier.verify(
-                vconn,
-                advice.recommendations,
-                {stat.queryid: stat for stat in collection.slow},
-                lock_timeout_ms=settings.DBARCHITECT_LOCK_TIMEOUT_MS,
-            )
+            blocked = verifier.verification_blocker(vconn)
+            if blocked:
+                results = verifier.not_built(advice.recommendations, blocked)
+                verify_note = f"not possible {verify_note}: {blocked}"
+            else:
+                results = verifier.verify(
+                    vconn,
+                    advice.recommendations,
+                    {stat.queryid: stat for stat in collection.slow},
+                    lock_timeout_ms=settings.DBARCHITECT_LOCK_TIMEOUT_MS,
+                )
         verifications = {result.fingerprint: result for result in results}
     return AuditFindings(
         collection=collection,

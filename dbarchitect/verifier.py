@@ -87,11 +87,71 @@ def verify(
         return _verify_all(conn, recommendations, served, lock_timeout_ms)
 
 
+def verification_blocker(conn: psycopg.Connection) -> str | None:
+    """Why no index can be built through `conn` at all (a hot standby, a read-only role or
+    database), or None. Said once, before any query is measured for nothing."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"{MARKER} SELECT pg_is_in_recovery(), current_setting('transaction_read_only')::bool"
+        )
+        in_recovery, read_only = cur.fetchone()
+    copy = "set DBARCHITECT_VERIFY=database:<a writable copy of it> to measure them"
+    if in_recovery:
+        return (
+            "this database is a hot standby (a read replica): indexes can only be "
+            f"built on its primary; {copy}"
+        )
+    if read_only:
+        return (
+            "this database only allows read-only transactions "
+            "(default_transaction_read_only = on for this role or database), so no index can "
+            f"be built there; {copy}"
+        )
+    return None
+
+
+def _build_blocker(conn: psycopg.Connection, rec: IndexRecommendation) -> str | None:
+    """Why this session may not build `rec` (CREATE INDEX needs the table's owner or a member
+    of its role, and CREATE on its schema), in words naming the role, table and grant."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""{MARKER}
+            SELECT quote_ident(current_user), quote_ident(n.nspname), c.relowner::regrole::text,
+                   pg_has_role(c.relowner, 'USAGE'),
+                   has_schema_privilege(c.relnamespace, 'CREATE')
+            FROM pg_class AS c
+            JOIN pg_namespace AS n ON n.oid = c.relnamespace
+            WHERE c.oid = to_regclass(%s)""",
+            (sql.Identifier(rec.schema, rec.table).as_string(conn),),
+        )
+        row = cur.fetchone()
+    if row is None:
+        return None  # the build itself says what is missing
+    user, schema, owner, owns, can_create = row
+    table = f"{rec.schema}.{rec.table}"
+    copy = f"or set DBARCHITECT_VERIFY=database:<a copy where {user} may build it>"
+    if not owns:
+        return (
+            f"{user} does not own {table}: CREATE INDEX needs its owner ({owner}) or a member "
+            f"of that role; GRANT {owner} TO {user}, {copy}"
+        )
+    if not can_create:
+        return (
+            f"{user} has no CREATE privilege on schema {schema}, which CREATE INDEX "
+            f"needs; GRANT CREATE ON SCHEMA {schema} TO {user}, {copy}"
+        )
+    return None
+
+
 def _verify_all(conn, recommendations, served, lock_timeout_ms) -> list[Verification]:
     representative = advisor_representative_statements(conn, served)
     before: dict[str, _Measurement | str] = {}
     results = []
     for rec in recommendations:
+        cannot_build = _build_blocker(conn, rec)
+        if cannot_build:
+            results.extend(not_built([rec], cannot_build))
+            continue
         statements = _statements_for(rec, representative)
         # The heaviest query it serves that can be run stands for it (queryids come
         # heaviest first): measuring every served query would cost more than the builds.
@@ -149,6 +209,16 @@ def _unmeasured(rec: IndexRecommendation, statements) -> Verification:
     return Verification(
         rec.fingerprint, None, None, None, None, None, "not measured: " + "; ".join(reasons)
     )
+
+
+def not_built(recommendations: Sequence[IndexRecommendation], why: str) -> list[Verification]:
+    """Verifications of indexes that could not be built, each saying why."""
+    return [
+        Verification(
+            rec.fingerprint, None, None, None, None, None, f"the index was not built: {why}"
+        )
+        for rec in recommendations
+    ]
 
 
 def _verify_one(conn, rec, variants, before, lock_timeout_ms) -> Verification:
