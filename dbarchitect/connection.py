@@ -73,6 +73,31 @@ def extensions_on_path(conn: psycopg.Connection) -> None:
     )
 
 
+def hypopg_problem(conn: psycopg.Connection) -> str | None:
+    """Why this session cannot create hypothetical indexes, or None: hypopg is missing, or
+    its schema is one the role may not use (its functions then do not resolve at all)."""
+    row = conn.execute(
+        f"""{MARKER}
+        SELECT quote_ident(n.nspname), has_schema_privilege(n.oid, 'USAGE'),
+               quote_ident(current_user)
+        FROM pg_extension AS e
+        JOIN pg_namespace AS n ON n.oid = e.extnamespace
+        WHERE e.extname = 'hypopg'"""
+    ).fetchone()
+    if row is None:
+        return (
+            "extension hypopg is not installed on the target database: "
+            "CREATE EXTENSION hypopg there (it needs the hypopg package on the server)"
+        )
+    schema, usable, user = row
+    if not usable:
+        return (
+            f"role {user} cannot use extension hypopg: it is installed in schema {schema}, "
+            f"on which the role has no USAGE privilege; GRANT USAGE ON SCHEMA {schema} TO {user}"
+        )
+    return None
+
+
 @contextmanager
 def target_session(name: str, *, purpose: str) -> Iterator[psycopg.Connection]:
     """`target_connect` for a block; leaves no hypothetical index behind when it closes."""
@@ -85,10 +110,7 @@ def target_session(name: str, *, purpose: str) -> Iterator[psycopg.Connection]:
     finally:
         if not conn.closed and not conn.broken:
             try:
-                installed = conn.execute(
-                    f"{MARKER} SELECT 1 FROM pg_extension WHERE extname = 'hypopg'"
-                ).fetchone()
-                if installed:
+                if hypopg_problem(conn) is None:
                     conn.execute(f"{MARKER} SELECT hypopg_reset()")
             except psycopg.Error:
                 logger.warning("hypopg_reset failed on target %s", name, exc_info=True)
@@ -105,14 +127,9 @@ def target_problems(name: str) -> list[str]:
                 pgss_read(conn)
             except CollectError as exc:
                 problems.append(str(exc))
-            hypopg = conn.execute(
-                f"{MARKER} SELECT 1 FROM pg_extension WHERE extname = 'hypopg'"
-            ).fetchone()
-            if hypopg is None:
-                problems.append(
-                    "extension hypopg is not installed on the target database: "
-                    "CREATE EXTENSION hypopg there (it needs the hypopg package on the server)"
-                )
+            hypopg = hypopg_problem(conn)
+            if hypopg is not None:
+                problems.append(hypopg)
             return problems
     except TargetUnavailable as exc:
         return [str(exc)]

@@ -49,6 +49,8 @@ ROLES = {
     ],
     # a member of the owner without CREATE on the schema (CREATE INDEX needs it)
     "no_create": ["GRANT {owner} TO {role}"],
+    # a member of the owner without USAGE on the schema hypopg lives in
+    "no_ext": ["GRANT {owner} TO {role}"],
 }
 
 
@@ -80,7 +82,8 @@ def restricted(django_db_setup, django_db_blocker) -> Iterator[Cluster]:
             conn.execute(statement)
         for suffix, grants in ROLES.items():
             role = f'"{found.prefix}_{suffix}"'
-            conn.execute(f"GRANT USAGE ON SCHEMA ext TO {role}")
+            if suffix != "no_ext":
+                conn.execute(f"GRANT USAGE ON SCHEMA ext TO {role}")
             for grant in grants:
                 conn.execute(grant.format(role=role, owner=owner))
     yield found
@@ -173,6 +176,15 @@ def test_a_role_with_tight_timeouts_of_its_own_gets_the_audits_timeouts(restrict
         index = _index(audit, table)
         assert index.details["verification_error"] is None, index.details
         assert index.measured_ms_after < index.measured_ms_before
+    with restricted.connect("restricted") as conn:
+        assert _left_behind(conn) == []
+
+
+def test_a_role_that_cannot_reach_hypopg_fails_with_the_grant_to_run(restricted):
+    audit = _audit_as(restricted, "no_ext")
+    assert audit.status == AuditRun.Status.FAILED
+    assert "GRANT USAGE ON SCHEMA ext" in audit.error, audit.error
+    assert not OptimizationLog.objects.exists()
     with restricted.connect("restricted") as conn:
         assert _left_behind(conn) == []
 
