@@ -196,6 +196,7 @@ def advise(
         context.trigram = has_trigram
         context.text_search_config = gp.text_search_config(conn)
         context.rows_written = _rows_written(conn, workload or queries, tables)
+        context.unreadable = _unreadable_tables(conn, tables)
         _hypopg_reset(conn)
         try:
             with conn.transaction(force_rollback=True):
@@ -222,7 +223,11 @@ def _advise_costed(ctx: _Context, queries: list[QueryLike], advice: Advice) -> N
                 server_version=ctx.server_version,
             )
         except gp.NotCostable as exc:
-            reason = _ambiguous_reason(ctx, analysis) or f"could not be planned: {exc}"
+            reason = (
+                _ambiguous_reason(ctx, analysis)
+                or _unreadable_reason(ctx, analysis)
+                or f"could not be planned: {exc}"
+            )
             advice.skipped.append(SkippedQuery(query.queryid, query.query, reason))
             continue
         ctx.forms[query.queryid] = form
@@ -266,6 +271,39 @@ def _ambiguous_reason(ctx: _Context, analysis: an.QueryAnalysis) -> str | None:
     return None
 
 
+def _unreadable_reason(ctx: _Context, analysis: an.QueryAnalysis) -> str | None:
+    """Why a query on a table the audit's role may not read cannot be planned."""
+    found = {
+        ctx.unreadable[info.oid]
+        for relation in analysis.relations
+        if (info := ctx.tables.get(relation)) is not None and info.oid in ctx.unreadable
+    }
+    if not found:
+        return None
+    role = next(iter(found))[0]
+    names = ", ".join(sorted(table for _, table in found))
+    return (
+        f"could not be planned: role {role} has no SELECT privilege on {names}, which "
+        f"EXPLAIN needs even without running the query; GRANT SELECT ON {names} TO {role}"
+    )
+
+
+def _unreadable_tables(
+    conn: psycopg.Connection, tables: dict[an.Relation, TableInfo]
+) -> dict[int, tuple[str, str]]:
+    """The tables the session's role has no SELECT on: oid -> (role, schema.table), quoted."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""{MARKER}
+            SELECT c.oid, quote_ident(current_user), format('%%I.%%I', n.nspname, c.relname)
+            FROM pg_class AS c
+            JOIN pg_namespace AS n ON n.oid = c.relnamespace
+            WHERE c.oid = ANY(%s::oid[]) AND NOT has_table_privilege(c.oid, 'SELECT')""",
+            (sorted({info.oid for info in tables.values()}),),
+        )
+        return {oid: (role, table) for oid, role, table in cur.fetchall()}
+
+
 # --- catalog ----------------------------------------------------------------------------
 
 
@@ -287,6 +325,7 @@ class _Context:
         self.hypo: dict[Candidate, tuple[int, int]] = {}  # candidate -> (oid, size bytes)
         self.views: dict[int, an.QueryAnalysis] = {}  # a view's oid -> its definition
         self.ambiguous: dict[str, list[str]] = {}  # unqualified name -> schemas holding it
+        self.unreadable: dict[int, tuple[str, str]] = {}  # oid -> (role, table) without SELECT
         self.trigram = False  # pg_trgm is installed on the target
         self.text_search_config = "simple"  # the target's default_text_search_config
         self.hypo_oids: dict[int, Candidate] = {}  # every HypoPG oid -> its candidate

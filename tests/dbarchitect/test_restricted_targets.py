@@ -143,6 +143,12 @@ def test_a_reader_that_owns_no_table_gets_advice_and_is_told_who_can_build(restr
     assert item.measured_ms_after is None
     assert f"{restricted.prefix}_reader does not own public.bt_item" in error, error
     assert "database:" in error
+    # EXPLAIN needs SELECT: the query on the table it cannot read is listed, with the grant.
+    (skipped,) = [s for s in audit.report["skipped"] if "bt_secret" in s["query"]]
+    assert "has no SELECT privilege on public.bt_secret" in skipped["reason"], skipped
+    assert f"GRANT SELECT ON public.bt_secret TO {restricted.prefix}_reader" in skipped["reason"]
+    text = report_text(audit.report)
+    assert "Queries not costed: 1" in text
     with restricted.connect("restricted") as conn:
         assert _left_behind(conn) == []
 
