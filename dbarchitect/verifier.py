@@ -133,7 +133,7 @@ def _build_blocker(conn: psycopg.Connection, rec: IndexRecommendation) -> str | 
     if not owns:
         return (
             f"{user} does not own {table}: CREATE INDEX needs its owner ({owner}) or a member "
-            f"of that role; GRANT {owner} TO {user}, {copy}"
+            f"of that role; verify as one of those, {copy}"
         )
     if not can_create:
         return (

@@ -142,7 +142,8 @@ def test_a_reader_that_owns_no_table_gets_advice_and_is_told_who_can_build(restr
     error = item.details["verification_error"]
     assert item.measured_ms_after is None
     assert f"{restricted.prefix}_reader does not own public.bt_item" in error, error
-    assert "database:" in error
+    assert f"needs its owner ({restricted.prefix}_owner) or a member of that role" in error
+    assert "DBARCHITECT_VERIFY=database:" in error
     # EXPLAIN needs SELECT: the query on the table it cannot read is listed, with the grant.
     (skipped,) = [s for s in audit.report["skipped"] if "bt_secret" in s["query"]]
     assert "has no SELECT privilege on public.bt_secret" in skipped["reason"], skipped
