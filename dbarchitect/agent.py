@@ -83,9 +83,9 @@ def _audit_phases(
 ) -> AuditFindings:
     with target_session(target.name, purpose="audit") as conn:
         # A standby or a read-only role cannot build indexes: say that, not "allow it".
-        blocked = verifier.verification_blocker(conn) if verify_db is None else None
-        if blocked and verify_note.startswith("skipped"):
-            verify_note = f"skipped: {blocked}"
+        if verify_db is None and verify_note.startswith("skipped"):
+            blocked = verifier.verification_blocker(conn)
+            verify_note = f"skipped: {blocked}" if blocked else verify_note
         # Collect: what ran since the previous audit, over the thresholds.
         with _phase(phases, "collect"):
             previous = audit_previous(target=target)

@@ -10,7 +10,9 @@ one a few times, median): verifying costs little more than building the indexes.
 
 A build takes a SHARE lock on its table (writes wait) while it runs: verify on a copy, or
 where the target allows it. Only read-only statements are executed; a recommendation that
-serves only writes is reported as not measured.
+serves only writes is reported as not measured. Where no build can work (a hot standby, a
+read-only role, a table the role does not own, a schema it cannot CREATE in), the reason
+is said in words before anything is measured for nothing.
 """
 
 from __future__ import annotations
