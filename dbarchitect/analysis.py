@@ -601,24 +601,20 @@ class _Walker:
         for side in (left, right):
             for number, type_name in _cast_params(side):
                 self.note_param(ParamUse(number, type_name=type_name))
-        for side, other in ((left, right), (right, left)):
-            column = self.param_expression(side, level)
-            if column is not None and self.is_value(other, level):
+        expressions = (
+            (self.param_expression, PARAM_EXPRESSION),
+            (self.columns_expression, COLUMNS_EXPRESSION),
+        )
+        for find, kind in expressions:
+            for side, other in ((left, right), (right, left)):
+                column = find(side, level)
+                if column is None or not self.is_value(other, level):
+                    continue
                 expression = deparse(_unqualified(side))
-                scope.predicates.append(
-                    Predicate(column, PARAM_EXPRESSION, op, expression, in_or=in_or)
-                )
-                if op == "@@":
+                scope.predicates.append(Predicate(column, kind, op, expression, in_or=in_or))
+                if kind == PARAM_EXPRESSION and op == "@@":
                     for number in _search_text_params(other):
                         self.note_param(ParamUse(number, column, TS_QUERY))
-                return
-        for side, other in ((left, right), (right, left)):
-            column = self.columns_expression(side, level)
-            if column is not None and self.is_value(other, level):
-                expression = deparse(_unqualified(side))
-                scope.predicates.append(
-                    Predicate(column, COLUMNS_EXPRESSION, op, expression, in_or=in_or)
-                )
                 return
 
     def param_expression(self, node: Any, level: _Level) -> ColumnUse | None:

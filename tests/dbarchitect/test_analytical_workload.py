@@ -6,7 +6,6 @@ is run for real and read back from pg_stat_statements, as the collector sees it.
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from dbarchitect.advisor import advise
 from dbarchitect.agent import run_audit
@@ -21,6 +20,7 @@ from .analytical_fixtures import (  # noqa: F401 - the fixtures are used by name
     analytical_db_fixture,
 )
 from .pgss import pgss_reset_own_database
+from .schema_db import recommendations_build
 
 MIN_TABLE_ROWS = 10_000
 MIN_COST_REDUCTION = 0.5
@@ -345,22 +345,8 @@ def test_a_substring_search_with_pg_trgm_gets_a_trigram_gin(analytical_conn):
 
 def test_every_recommended_ddl_builds_as_written(dss_advice, app_advice, analytical_conn):
     recommendations = dss_advice[1].recommendations + app_advice[1].recommendations
-    built = []
-    try:
-        for rec in recommendations:
-            analytical_conn.execute(rec.ddl)
-            built.append(rec)
-            valid = analytical_conn.execute(
-                "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
-                [sql.Identifier(rec.schema, rec.name).as_string(analytical_conn)],
-            ).fetchone()
-            assert valid == (True,), rec.ddl
-    finally:
-        for rec in built:
-            analytical_conn.execute(
-                sql.SQL("DROP INDEX {}").format(sql.Identifier(rec.schema, rec.name))
-            )
-    assert len(built) == len(recommendations) >= 10
+    assert len(recommendations) >= 10
+    recommendations_build(analytical_conn, recommendations)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -5,7 +5,6 @@ and read back from pg_stat_statements, as the collector sees it."""
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from dbarchitect.advisor import advise, representative_statements
 from dbarchitect.agent import run_audit
@@ -15,6 +14,7 @@ from dbarchitect.targets import target_sync
 
 from .advisor_fixtures import collected, stat
 from .pgss import pgss_reset_own_database
+from .schema_db import recommendations_build
 from .unseen_fixtures import (  # noqa: F401 - the fixtures are used by name
     unseen_conn_fixture,
     unseen_db_fixture,
@@ -137,22 +137,8 @@ def test_a_partitioned_table_gets_its_composite_and_a_ddl_that_builds(shop_advic
 
 def test_every_recommended_ddl_builds_as_written(shop_advice, unseen_conn):
     _stats, advice = shop_advice
-    built = []
-    try:
-        for rec in advice.recommendations:
-            unseen_conn.execute(rec.ddl)
-            built.append(rec)
-            valid = unseen_conn.execute(
-                "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
-                [sql.Identifier(rec.schema, rec.name).as_string(unseen_conn)],
-            ).fetchone()
-            assert valid == (True,), rec.ddl
-    finally:
-        for rec in built:
-            unseen_conn.execute(
-                sql.SQL("DROP INDEX {}").format(sql.Identifier(rec.schema, rec.name))
-            )
-    assert len(built) == len(advice.recommendations) >= 6
+    assert len(advice.recommendations) >= 6
+    recommendations_build(unseen_conn, advice.recommendations)
 
 
 FRESH_QUERY = "SELECT * FROM saas.fresh WHERE kind = 5"
