@@ -12,6 +12,7 @@ from dataclasses import replace
 import psycopg
 import pytest
 
+from dbarchitect.advisor import Advice, advise
 from dbarchitect.collector import QueryStat
 from dbarchitect.targets import target_connection
 
@@ -165,3 +166,28 @@ EXISTING_INDEXES = [
     ("adv_orders_pkey",),
     ("adv_tiny_pkey",),
 ]
+
+
+# The thresholds the workload tests advise with: tables of their size, clear gains only.
+MIN_TABLE_ROWS = 10_000
+MIN_COST_REDUCTION = 0.5
+
+
+def advised(
+    conn: psycopg.Connection,
+    statements: Sequence[str | tuple[str, Sequence]],
+    *,
+    fragment: str,
+    times: int = 3,
+) -> tuple[list[QueryStat], Advice]:
+    """The statements run `times` times each, read back from pg_stat_statements, advised."""
+    stats = collected(conn, [s for s in statements for _ in range(times)], fragment=fragment)
+    advice = advise(
+        conn, stats, min_table_rows=MIN_TABLE_ROWS, min_cost_reduction=MIN_COST_REDUCTION
+    )
+    return stats, advice
+
+
+def by_shape(advice: Advice) -> dict:
+    """The recommendations by (table, key columns, partial index predicate)."""
+    return {(rec.table, tuple(rec.columns), rec.where): rec for rec in advice.recommendations}

@@ -7,23 +7,19 @@ is run for real and read back from pg_stat_statements, as the collector sees it.
 import psycopg
 import pytest
 
-from dbarchitect.advisor import advise
 from dbarchitect.agent import run_audit
 from dbarchitect.models import AuditRun
 from dbarchitect.report import report_text
 from dbarchitect.targets import target_sync
 from dbarchitect.verifier import verify
 
-from .advisor_fixtures import collected
+from .advisor_fixtures import MIN_COST_REDUCTION, advised, by_shape
 from .analytical_fixtures import (  # noqa: F401 - the fixtures are used by name
     analytical_conn_fixture,
     analytical_db_fixture,
 )
 from .pgss import pgss_reset_own_database
 from .schema_db import recommendations_build
-
-MIN_TABLE_ROWS = 10_000
-MIN_COST_REDUCTION = 0.5
 
 # Where an index pays: a selective filter, a join key on the inner side of a nested loop
 # (a LATERAL top-N, a correlated scalar sub-select, a semi-join), a sort under a LIMIT.
@@ -143,20 +139,6 @@ APP = {
 }
 
 
-def advised(conn, workload: dict, *, fragment: str):
-    """The statements run three times each, read back from pg_stat_statements, advised."""
-    statements = [s for s in workload.values() for _ in range(3)]
-    stats = collected(conn, statements, fragment=fragment)
-    advice = advise(
-        conn, stats, min_table_rows=MIN_TABLE_ROWS, min_cost_reduction=MIN_COST_REDUCTION
-    )
-    return stats, advice
-
-
-def by_shape(advice):
-    return {(rec.table, tuple(rec.columns), rec.where): rec for rec in advice.recommendations}
-
-
 def led_by(advice, table: str, column: str) -> set[int]:
     """The queries served by the indexes on `table` that lead with `column` (either way:
     a range scan reads one as well as the other, and the planner breaks such ties)."""
@@ -186,7 +168,7 @@ def served(advice) -> set[int]:
 @pytest.fixture(scope="module")
 def dss_advice(analytical_db):
     with analytical_db.connect() as conn:
-        return advised(conn, SELECTIVE | WHOLE_TABLE, fragment="dss.")
+        return advised(conn, [*SELECTIVE.values(), *WHOLE_TABLE.values()], fragment="dss.")
 
 
 def test_every_analytical_query_is_costed(dss_advice):
@@ -225,7 +207,7 @@ def test_join_keys_on_the_inner_side_and_selective_filters_get_their_indexes(
 def test_a_lateral_top_n_on_its_own_gets_its_join_key_then_its_sort(analytical_conn):
     # The join key alone was the only shape generated for it: each probe then sorted all
     # the customer's orders to keep 3 (planner cost 3,990 against 908).
-    _stats, advice = advised(analytical_conn, {"lateral": SELECTIVE["lateral"]}, fragment="dss.")
+    _stats, advice = advised(analytical_conn, [SELECTIVE["lateral"]], fragment="dss.")
     [rec] = advice.recommendations
     assert (rec.table, rec.columns) == ("orders", ['"o_custkey"', '"o_orderdate" DESC'])
 
@@ -252,7 +234,7 @@ def test_no_index_is_recommended_for_polishing_another_ones_plan(dss_advice):
 def app_advice(analytical_db):
     with analytical_db.connect() as conn:
         conn.execute("DROP EXTENSION IF EXISTS pg_trgm")
-        return advised(conn, APP, fragment="app.")
+        return advised(conn, list(APP.values()), fragment="app.")
 
 
 def test_application_idioms_get_the_index_each_needs(app_advice):
@@ -325,7 +307,7 @@ def test_a_substring_search_with_pg_trgm_gets_a_trigram_gin(analytical_conn):
             "email": APP["substring"],
             "title": ("SELECT id FROM app.posts WHERE title LIKE '%%' || %s || '%%'", ["99"]),
         }
-        stats, advice = advised(analytical_conn, searches, fragment="app.")
+        stats, advice = advised(analytical_conn, list(searches.values()), fragment="app.")
         shapes = by_shape(advice)
         assert not any(rec.method == "btree" for rec in advice.recommendations)
         trigram = shapes[("accounts", ('"email" gin_trgm_ops',), None)]

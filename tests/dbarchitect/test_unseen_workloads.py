@@ -12,16 +12,20 @@ from dbarchitect.models import AuditRun
 from dbarchitect.report import report_text
 from dbarchitect.targets import target_sync
 
-from .advisor_fixtures import collected, stat
+from .advisor_fixtures import (
+    MIN_COST_REDUCTION,
+    MIN_TABLE_ROWS,
+    advised,
+    by_shape,
+    collected,
+    stat,
+)
 from .pgss import pgss_reset_own_database
 from .schema_db import recommendations_build
 from .unseen_fixtures import (  # noqa: F401 - the fixtures are used by name
     unseen_conn_fixture,
     unseen_db_fixture,
 )
-
-MIN_TABLE_ROWS = 10_000
-MIN_COST_REDUCTION = 0.5
 
 SHOP_WORKLOAD = [
     # Top-N of one customer across the partitions.
@@ -63,18 +67,6 @@ SHOP_WORKLOAD = [
     'SELECT * FROM "Shop".orders WHERE "orderId" = 777 AND ordered_at = \'2024-01-02\'',
     "SELECT * FROM \"Shop\".products WHERE sku = 'SKU-12'",
 ]
-
-
-def advised(conn, statements, *, fragment, times=3):
-    stats = collected(conn, [s for s in statements for _ in range(times)], fragment=fragment)
-    advice = advise(
-        conn, stats, min_table_rows=MIN_TABLE_ROWS, min_cost_reduction=MIN_COST_REDUCTION
-    )
-    return stats, advice
-
-
-def by_shape(advice):
-    return {(rec.table, tuple(rec.columns), rec.where): rec for rec in advice.recommendations}
 
 
 @pytest.fixture(scope="module")
