@@ -51,6 +51,27 @@ def _similar_lines(similar: list[SimilarOptimization]) -> list[str]:
     return lines
 
 
+# What each kind of finding that verification does not time is, in a sentence.
+UNTIMED_KINDS = {
+    OptimizationLog.Kind.REWRITE: "a change to the query",
+    OptimizationLog.Kind.DROP_INDEX: "an index to drop",
+    OptimizationLog.Kind.INVALID_INDEX: "an invalid index to rebuild or drop",
+    OptimizationLog.Kind.FK_INDEX: "a foreign key without an index",
+}
+
+
+def _not_measured(log: OptimizationLog) -> str:
+    if log.kind in UNTIMED_KINDS:
+        return (
+            "Not measured: verification times new indexes for slow queries, and this is "
+            f"{UNTIMED_KINDS[log.kind]}: estimate only."
+        )
+    error = (log.details or {}).get("verification_error")
+    if error:
+        return f"Not measured: {error.rstrip('.')}. Estimate only."
+    return "Not measured (verification was off): estimate only."
+
+
 def rationale_from_facts(
     *, log: OptimizationLog, similar: list[SimilarOptimization], workload_share: float | None
 ) -> str:
@@ -73,7 +94,7 @@ def rationale_from_facts(
             f"{log.measured_ms_after:,.2f} ms after{ratio}."
         )
     else:
-        lines.append("Not measured (verification was off or failed): estimate only.")
+        lines.append(_not_measured(log))
     if workload_share is not None:
         lines.append(f"The query took {_pct(workload_share)} of the workload's time.")
     if log.index_size_bytes:

@@ -63,11 +63,25 @@ def test_without_llm_the_rationale_comes_from_the_facts(log, similar, settings):
     assert "CREATE INDEX ON demo_behavior_log (user_id, timestamp) on shop (rejected" in text
 
 
-def test_unmeasured_recommendation_says_so(log, settings):
+@pytest.mark.parametrize(
+    ("kind", "details", "says"),
+    [
+        ("index", {}, "Not measured (verification was off): estimate only."),
+        (
+            "index",
+            {"verification_error": "this database is a hot standby."},
+            "Not measured: this database is a hot standby. Estimate only.",
+        ),
+        ("drop_index", {}, "this is an index to drop: estimate only."),
+        ("rewrite", {}, "this is a change to the query: estimate only."),
+    ],
+)
+def test_unmeasured_recommendation_says_why(log, settings, kind, details, says):
     settings.LLM_PROVIDER = ""
     log.measured_ms_before = log.measured_ms_after = None
+    log.kind, log.details = kind, details
     text = rationale_write(log=log, similar=[]).text
-    assert "Not measured" in text and "Similar past" not in text
+    assert says in text and "Similar past" not in text
 
 
 def test_gemini_contract_prompt_carries_query_plans_and_past(log, similar, settings, gemini_server):
@@ -133,7 +147,7 @@ def test_run_audit_command_reports_confidence_and_rationale(
     text = io.StringIO()
     call_command("run_audit", "--no-verify", stdout=text)
     assert "      confidence 0." in text.getvalue()
-    assert "      Not measured (verification was off or failed)" in text.getvalue()
+    assert "      Not measured (verification was off): estimate only." in text.getvalue()
 
     recent_logs(workload_conn, 20)
     out = io.StringIO()
