@@ -40,6 +40,7 @@ from .catalog import (
     search_path_widened,
 )
 from .collector import MARKER
+from .connection import hypopg_problem
 
 logger = logging.getLogger(__name__)
 
@@ -176,15 +177,12 @@ def advise(
     with conn.cursor() as cur:
         cur.execute(
             f"{MARKER} SELECT current_setting('server_version_num')::int, "
-            "EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hypopg'), "
             "EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')"
         )
-        server_version, has_hypopg, has_trigram = cur.fetchone()
-    if not has_hypopg:
-        raise AdvisorError(
-            "extension hypopg is not installed on the target database: "
-            "CREATE EXTENSION hypopg there (it needs the hypopg package on the server)"
-        )
+        server_version, has_trigram = cur.fetchone()
+    hypopg = hypopg_problem(conn)
+    if hypopg is not None:
+        raise AdvisorError(hypopg)
     relations = {rel for q in live for rel in advice.analyses[q.queryid].relations}
     with search_path_widened(conn, relations) as ambiguous:
         # Catalog: tables (views expanded into their definition), columns, indexes, stats.

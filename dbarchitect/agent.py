@@ -17,7 +17,7 @@ from django.conf import settings
 
 from . import advisor, verifier
 from .collector import CollectError, Thresholds, collect_queries
-from .connection import TargetUnavailable, hypopg_problem, secrets_scrub, target_session
+from .connection import TargetUnavailable, secrets_scrub, target_session
 from .health import health_check
 from .locking import AuditAlreadyRunning, audit_lock
 from .models import AuditRun, Target
@@ -104,9 +104,6 @@ def _audit_phases(
             )
         # Analyze + advise: candidate indexes costed with HypoPG on generic plans.
         with _phase(phases, "advise"):
-            hypopg = hypopg_problem(conn) if collection.slow else None
-            if hypopg is not None:
-                raise advisor.AdvisorError(hypopg)
             advice = advisor.advise(
                 conn,
                 collection.slow,
