@@ -324,9 +324,10 @@ def representative_values(
             if inferred is None:
                 inferred = inferred_param_types(conn, analysis, resolve)
             type_name = (use.type_name if use else None) or inferred.get(number)
-            value = _enum_label(conn, type_name) if type_name else None
             if type_name == "regconfig":
                 value = text_search_config(conn)
+            else:
+                value = _enum_label(conn, type_name) if type_name else None
             if value is None:
                 value = _value_for_type(type_name)
             values[number] = Typed(value, type_name) if type_name else value
