@@ -119,6 +119,32 @@ def stat(queryid: int, query: str, calls: int = 100) -> QueryStat:
     )
 
 
+def run_as_client(conninfo: str, statements: Sequence[str | tuple[str, Sequence]]) -> None:
+    """Run statements as a client would: constants in the text, or a (text, values) pair
+    prepared on the server; rows are read and dropped."""
+    with psycopg.connect(conninfo, autocommit=True) as client:
+        for statement in statements:
+            if isinstance(statement, tuple):
+                cursor = client.execute(statement[0], statement[1], prepare=True)
+            else:
+                cursor = client.execute(statement)
+            if cursor.description is not None:
+                cursor.fetchall()
+
+
+def audit_report_checked(audit) -> dict:
+    """The report of an audit that succeeded and costed every query or said why not."""
+    from dbarchitect.models import AuditRun
+
+    assert audit.status == AuditRun.Status.SUCCEEDED, audit.error
+    report = audit.report
+    skipped = {s["queryid"]: s["reason"] for s in report["skipped"]}
+    assert report["queries"]
+    for query in report["queries"]:
+        assert query["generic_cost"] is not None or skipped.get(query["queryid"]), query
+    return report
+
+
 def collected(
     conn: psycopg.Connection,
     statements: Sequence[str | tuple[str, Sequence]],
@@ -129,14 +155,7 @@ def collected(
     prepared on the server), then read back from pg_stat_statements, with the normalized
     text it made of them, those naming `fragment`."""
     pgss_reset_own_database(conn)
-    with psycopg.connect(conn.info.dsn, autocommit=True) as client:
-        for statement in statements:
-            if isinstance(statement, tuple):
-                cursor = client.execute(statement[0], statement[1], prepare=True)
-            else:
-                cursor = client.execute(statement)
-            if cursor.description is not None:
-                cursor.fetchall()
+    run_as_client(conn.info.dsn, statements)
     rows = conn.execute(
         "SELECT queryid, query, calls, rows FROM pg_stat_statements "
         "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "

@@ -4,16 +4,20 @@ the idioms of an application (keyset pagination, case-insensitive and NULLS LAST
 IN / ANY over uuid keys, flags, full-text and substring search, jsonb keys). Each query
 is run for real and read back from pg_stat_statements, as the collector sees it."""
 
-import psycopg
 import pytest
 
 from dbarchitect.agent import run_audit
-from dbarchitect.models import AuditRun
 from dbarchitect.report import report_text
 from dbarchitect.targets import target_sync
 from dbarchitect.verifier import verify
 
-from .advisor_fixtures import MIN_COST_REDUCTION, advised, by_shape
+from .advisor_fixtures import (
+    MIN_COST_REDUCTION,
+    advised,
+    audit_report_checked,
+    by_shape,
+    run_as_client,
+)
 from .analytical_fixtures import (  # noqa: F401 - the fixtures are used by name
     analytical_conn_fixture,
     analytical_db_fixture,
@@ -340,21 +344,11 @@ def test_a_whole_audit_costs_or_explains_every_statement_and_measures_its_gains(
     target_sync()
     pgss_reset_own_database(analytical_conn)
     workload = [*SELECTIVE.values(), *WHOLE_TABLE.values(), *APP.values()]
-    with psycopg.connect(analytical_conn.info.dsn, autocommit=True) as client:
-        for statement in workload * 5:
-            if isinstance(statement, tuple):
-                client.execute(statement[0], statement[1], prepare=True).fetchall()
-            else:
-                client.execute(statement).fetchall()
+    run_as_client(analytical_conn.info.dsn, workload * 5)
 
     audit = run_audit(target="default", verify=True)
 
-    assert audit.status == AuditRun.Status.SUCCEEDED, audit.error
-    report = audit.report
-    skipped = {s["queryid"]: s["reason"] for s in report["skipped"]}
-    assert report["queries"]
-    for query in report["queries"]:
-        assert query["generic_cost"] is not None or skipped.get(query["queryid"]), query
+    report = audit_report_checked(audit)
     indexes = audit.optimizations.filter(kind="index")
     tables = {log.table_name for log in indexes}
     assert {"dss.orders", "dss.lineitem", "app.posts"} <= tables
