@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from optimizations.decisions import recommendation_outcomes_check
+from optimizations.impact import impact_compute
 from optimizations.models import OptimizationLog
 from optimizations.services import optimization_bulk_store
 
@@ -164,12 +165,13 @@ def audit_mark_orphans(*, target: Target, keep: uuid.UUID) -> list[AuditRun]:
 def optimization_logs_build(*, audit: AuditRun, found: AuditFindings) -> list[OptimizationLog]:
     """One unsaved OptimizationLog per index recommendation, rewrite hint and health finding."""
     queries = {stat.queryid: stat for stat in found.collection.slow}
+    window = collection_window(audit=audit, stats_reset=found.collection.stats_reset)
     logs = []
     advice = found.advice
     if advice is not None:
         for rec in advice.recommendations:
             verification = found.verifications.get(rec.fingerprint)
-            logs.append(_index_log(audit, rec, verification, queries))
+            logs.append(_index_log(audit, rec, verification, queries, window))
         logs.extend(_rewrite_log(audit, hint) for hint in advice.rewrites)
     recommendations = advice.recommendations if advice is not None else []
     logs.extend(
@@ -178,6 +180,20 @@ def optimization_logs_build(*, audit: AuditRun, found: AuditFindings) -> list[Op
         if not _fk_served(finding, recommendations)
     )
     return logs
+
+
+def collection_window(*, audit: AuditRun, stats_reset: datetime | None) -> float | None:
+    """Seconds the collected calls span: since the previous successful audit of the target,
+    else since pg_stat_statements was reset; None when neither is known."""
+    previous = (
+        AuditRun.objects.filter(target_id=audit.target_id, status=AuditRun.Status.SUCCEEDED)
+        .exclude(pk=audit.pk)
+        .order_by("-started_at")
+        .values_list("started_at", flat=True)
+        .first()
+    )
+    since = previous or stats_reset
+    return None if since is None else max((audit.started_at - since).total_seconds(), 0.0)
 
 
 def _fk_served(finding: HealthFinding, recommendations) -> bool:
@@ -259,7 +275,9 @@ def _snapshot(audit: AuditRun, stat: QueryStat) -> QuerySnapshot:
     )
 
 
-def _index_log(audit, rec, verification, queries: Mapping[int, QueryStat]) -> OptimizationLog:
+def _index_log(
+    audit, rec, verification, queries: Mapping[int, QueryStat], window: float | None
+) -> OptimizationLog:
     served = [queries[qid] for qid in rec.queryids if qid in queries]
     main = max(served, key=lambda stat: stat.total_time_ms, default=None)
     ms_before = getattr(verification, "ms_before", None)
@@ -291,9 +309,34 @@ def _index_log(audit, rec, verification, queries: Mapping[int, QueryStat]) -> Op
         sentence += f"; measured {ms_before:.2f} ms -> {ms_after:.2f} ms ({speedup:,.1f}x faster)"
     elif verification is not None and verification.error:
         sentence += f"; not measured: {verification.error}"
+    details = {
+        "index_name": rec.name,
+        "method": rec.method,
+        "where": rec.where,
+        "needs_real_build": rec.needs_real_build,
+        "partitioned": rec.partitioned,
+        "assumed_text_search_config": rec.assumed_text_search_config,
+        "per_query_cost": {str(qid): list(pair) for qid, pair in rec.per_query.items()},
+        "per_query_ms": {
+            str(qid): list(pair)
+            for qid, pair in (getattr(verification, "per_query", {}) or {}).items()
+        },
+        "estimated_plans": {"before": rec.plan_before, "after": rec.plan_after},
+        "measured": measured,
+        "build_ms": getattr(verification, "build_ms", None),
+        "verification_error": getattr(verification, "error", None),
+        "queries": [
+            {"queryid": s.queryid, "calls": s.calls, "mean_ms": s.mean_time_ms, "query": s.query}
+            for s in served
+        ],
+    }
+    impact = impact_compute(details=details, window_seconds=window)
+    details["impact"] = {"calls_per_week": impact.calls_per_week, "window_seconds": window}
     return OptimizationLog(
         query_text=main.query if main else "",
         recommendation=sentence,
+        impact=impact.ms_per_week,
+        impact_basis=impact.basis,
         performance_gain=round(gain, 2),
         kind=OptimizationLog.Kind.INDEX,
         ddl=rec.ddl,
@@ -310,28 +353,7 @@ def _index_log(audit, rec, verification, queries: Mapping[int, QueryStat]) -> Op
         index_size_bytes=rec.size_bytes,
         plan_before=getattr(verification, "plan_before", None) or rec.plan_before,
         plan_after=getattr(verification, "plan_after", None) or rec.plan_after,
-        details={
-            "index_name": rec.name,
-            "method": rec.method,
-            "where": rec.where,
-            "needs_real_build": rec.needs_real_build,
-            "partitioned": rec.partitioned,
-            "assumed_text_search_config": rec.assumed_text_search_config,
-            "per_query_cost": {str(qid): list(pair) for qid, pair in rec.per_query.items()},
-            "estimated_plans": {"before": rec.plan_before, "after": rec.plan_after},
-            "measured": measured,
-            "build_ms": getattr(verification, "build_ms", None),
-            "verification_error": getattr(verification, "error", None),
-            "queries": [
-                {
-                    "queryid": s.queryid,
-                    "calls": s.calls,
-                    "mean_ms": s.mean_time_ms,
-                    "query": s.query,
-                }
-                for s in served
-            ],
-        },
+        details=details,
     )
 
 

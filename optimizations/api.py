@@ -66,6 +66,8 @@ class OptimizationSerializer(serializers.ModelSerializer):
             "table_name",
             "columns",
             "performance_gain",
+            "impact",
+            "impact_basis",
             "confidence",
             "estimated_cost_before",
             "estimated_cost_after",
@@ -170,7 +172,12 @@ class OptimizationListApi(APIView):
             required=False, help_text="Created before (ISO 8601)."
         )
         min_confidence = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
-        ordering = serializers.ChoiceField(choices=ORDERINGS, required=False)
+        ordering = serializers.ChoiceField(
+            choices=ORDERINGS,
+            required=False,
+            help_text="Default -impact: the largest workload time saved per week first "
+            "('-' first: descending; ties by id).",
+        )
 
         def validate_target(self, value: str) -> str:
             if not Target.objects.filter(name=value).exists():

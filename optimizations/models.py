@@ -8,7 +8,17 @@ from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
 
+class ImpactBasis(models.TextChoices):
+    """Where a recommendation's milliseconds saved come from."""
+
+    MEASURED = "measured"  # EXPLAIN ANALYZE before and after a real build, every served query
+    ESTIMATED = "estimated"  # the planner's cost reduction applied to the mean time
+    NONE = "none"  # saves no query time (a drop, a rewrite hint): its gain is writes and space
+
+
 class OptimizationLog(models.Model):
+    ImpactBasis = ImpactBasis
+
     class Status(models.TextChoices):
         PROPOSED = "proposed"
         APPROVED = "approved"
@@ -29,6 +39,13 @@ class OptimizationLog(models.Model):
     recommendation = models.TextField()
     performance_gain = models.FloatField(default=0.0, help_text="Percent.")
     confidence = models.FloatField(default=0.0, help_text="0..1")
+    # What the list ranks by: workload time saved per week (optimizations.impact).
+    impact = models.FloatField(
+        default=0.0, help_text="Workload ms saved per week: calls per week x ms saved per call."
+    )
+    impact_basis = models.CharField(
+        max_length=16, choices=ImpactBasis.choices, default=ImpactBasis.NONE
+    )
     embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     applied_at = models.DateTimeField(null=True, blank=True)
@@ -89,6 +106,7 @@ class OptimizationLog(models.Model):
             ),
             models.Index(fields=["target", "fingerprint"], name="optlog_target_fingerprint"),
             models.Index(fields=["status", "-created_at"], name="optlog_status_created"),
+            models.Index(fields=["-impact", "id"], name="optlog_impact"),
         ]
 
     def __str__(self) -> str:

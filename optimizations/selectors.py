@@ -10,6 +10,8 @@ from .models import OptimizationLog
 
 # What a list may be ordered by ("-" first: descending).
 ORDERINGS = (
+    "-impact",  # the default: the largest workload time saved per week first
+    "impact",
     "created_at",
     "-created_at",
     "confidence",
@@ -29,7 +31,7 @@ class OptimizationFilters:
     created_after: datetime | None = None
     created_before: datetime | None = None
     min_confidence: float | None = None
-    ordering: str = "-created_at"
+    ordering: str = "-impact"
 
 
 # Each filter of OptimizationFilters (but the ordering) and the lookup it stands for.
