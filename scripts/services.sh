@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install (Debian, as root) and start what DB Architect needs: PostgreSQL 15 with
-# hypopg, pgvector and pg_stat_statements preloaded in a private cluster, and Redis.
+# hypopg, pgvector, pg_stat_statements and pg_qualstats preloaded in a private cluster
+# that logs timed-out and slow statements, and Redis.
 # Idempotent: a second run changes nothing and says so.
 set -euo pipefail
 
@@ -87,12 +88,46 @@ port_usable() {
   [ "$out" = t ]
 }
 
+# What the audit reads beyond pg_stat_statements (appended last, so these lines win):
+# - pg_qualstats samples every predicate with its constant. Its default sample rate,
+#   1 / max_connections (0.5 % here), would miss most of a small demo or test workload;
+#   this private cluster samples every statement (a server under real traffic keeps the
+#   default or a few per cent: sampling costs on each execution).
+# - The server's log keeps what pg_stat_statements never records: a statement cancelled by
+#   statement_timeout (log_min_error_statement) and any over 1 s (log_min_duration_statement:
+#   far past the 1 ms a query needs to count as slow, so the log holds only the statements an
+#   audit must not miss, and a busy workload does not fill it). csvlog carries each line's database in a
+#   column of its own and quotes multi-line statements, so nothing depends on a prefix; one
+#   file per weekday, overwritten a week later, bounds the folder.
+observability_settings() {
+  cat <<CONF
+# DB Architect: pg_qualstats and the statement log
+shared_preload_libraries = 'pg_stat_statements,pg_qualstats'
+pg_qualstats.sample_rate = 1
+pg_qualstats.max = 10000
+logging_collector = on
+log_destination = 'csvlog'
+log_directory = 'log'
+log_filename = 'postgresql-%a.log'
+log_truncate_on_rotation = on
+log_rotation_age = 1d
+log_rotation_size = 0
+log_min_error_statement = error
+log_min_duration_statement = 1000
+log_line_prefix = '%m [%p] %q%u@%d '
+CONF
+}
+
 start_cluster() {
   local data=$PGHOME/data run=$PGHOME/run log=$PGHOME/postgres.log
   if ! runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     local usable=0
     port_usable || usable=$?
     if [ "$usable" = 0 ]; then
+      psql -X -At -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c "SHOW shared_preload_libraries" \
+        2>/dev/null | grep -q pg_qualstats \
+        || say "the PostgreSQL on port $PGPORT does not preload pg_qualstats: audits work" \
+          "without it, and their reports say what it would add"
       return 0
     elif [ "$usable" = 1 ]; then
       say "port $PGPORT serves a PostgreSQL without pg_stat_statements preloaded or without" \
@@ -112,7 +147,6 @@ start_cluster() {
 port = $PGPORT
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$run'
-shared_preload_libraries = 'pg_stat_statements'
 pg_stat_statements.track = top
 pg_stat_statements.max = 10000
 track_io_timing = on
@@ -124,10 +158,22 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 CONF
+    observability_settings >>"$data/postgresql.conf"
+    changed=1
+  elif ! grep -q "^shared_preload_libraries = 'pg_stat_statements,pg_qualstats'" "$data/postgresql.conf"; then
+    say "adding pg_qualstats and the statement log to the cluster in $data"
+    observability_settings >>"$data/postgresql.conf"
     changed=1
   fi
   chown -R postgres:postgres "$PGHOME"
   if runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    # A cluster created before pg_qualstats was preloaded reads the new lines on a restart.
+    if [ "$(psql -X -At -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres \
+        -c "SHOW shared_preload_libraries" 2>/dev/null)" != "pg_stat_statements,pg_qualstats" ]; then
+      say "restarting PostgreSQL on 127.0.0.1:$PGPORT to preload pg_qualstats"
+      runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" -l "$log" -w -t 60 -m fast restart >/dev/null
+      changed=1
+    fi
     return 0
   fi
   say "starting PostgreSQL on 127.0.0.1:$PGPORT"
@@ -148,7 +194,8 @@ start_redis() {
   exit 1
 }
 
-apt_install postgresql-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-hypopg redis-server
+apt_install postgresql-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-hypopg \
+  postgresql-$PG_MAJOR-pg-qualstats redis-server
 # What only the test suite uses: a headless browser, promtool + Prometheus, a compose client.
 if [ "${DBARCHITECT_TEST_TOOLS:-0}" = 1 ]; then
   apt_install chromium prometheus docker-compose
