@@ -1,0 +1,167 @@
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from pgaccess.qualstats import (
+    CONSTANT_BYTES,
+    EvalType,
+    QualstatsState,
+    qualstats_read,
+    qualstats_status,
+)
+
+from .conftest import QUALSTATS_PRELOAD, private_server
+
+ROWS = 20_000
+TABLE = [
+    "CREATE TABLE ticket (id int PRIMARY KEY, status text NOT NULL, n int NOT NULL, note text)",
+    # One ticket in 100 is open: 'open' is the rare constant, 'closed' the common one.
+    f"""INSERT INTO ticket
+        SELECT g, CASE WHEN g % 100 = 0 THEN 'open' ELSE 'closed' END, g, 'note ' || g
+        FROM generate_series(1, {ROWS}) AS g""",
+    "ANALYZE ticket",
+]
+BY_STATUS = "SELECT count(*) FROM ticket WHERE status = %s"
+BY_RANGE = "SELECT count(*) FROM ticket WHERE n BETWEEN %s AND %s"
+BY_ID = "SELECT note FROM ticket WHERE id = %s"
+BY_NOTE = "SELECT count(*) FROM ticket WHERE note = %s"
+
+
+@pytest.fixture(scope="module")
+def server(bindir) -> Iterator:
+    """A server preloading pg_qualstats that samples every statement, after a workload:
+    'open' five times, 'closed' once, one range, two primary-key look-ups, a long constant."""
+    with private_server(bindir, settings=QUALSTATS_PRELOAD) as server:
+        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+            for statement in [
+                "CREATE EXTENSION pg_stat_statements",
+                "CREATE EXTENSION pg_qualstats",
+            ]:
+                conn.execute(statement)
+            for statement in TABLE:
+                conn.execute(statement)
+            conn.execute("CREATE ROLE watcher LOGIN")
+            conn.execute("CREATE ROLE reader LOGIN IN ROLE pg_read_all_stats")
+            for _ in range(5):
+                conn.execute(BY_STATUS, ["open"])
+            conn.execute(BY_STATUS, ["closed"])
+            conn.execute(BY_RANGE, [1001, 1500])
+            conn.execute(BY_ID, [7])
+            conn.execute(BY_ID, [8])
+            conn.execute(BY_NOTE, ["x" * 200])
+        yield server
+
+
+def _queryid(conn, text: str) -> int:
+    normalized = text.replace("%s", "$1", 1).replace("%s", "$2", 1)
+    return conn.execute(
+        "SELECT queryid FROM pg_stat_statements WHERE query = %s", [normalized]
+    ).fetchone()[0]
+
+
+def _quals(server, text: str):
+    with psycopg.connect(server.url("postgres")) as conn:
+        status = qualstats_status(conn)
+        queryid = _queryid(conn, text)
+        return queryid, qualstats_read(conn, status=status, queryids=[queryid])
+
+
+def test_a_preloaded_pg_qualstats_is_ready_with_its_sample_rate(server):
+    with psycopg.connect(server.url("postgres")) as conn:
+        status = qualstats_status(conn)
+    assert status.state is QualstatsState.READY and status.fix is None
+    assert status.sample_rate == 1.0 and status.schema == "public"
+
+
+def test_the_constants_used_come_with_their_count_and_real_selectivity(server):
+    queryid, quals = _quals(server, BY_STATUS)
+    [qual] = quals
+    assert (qual.queryid, qual.schema, qual.table, qual.column, qual.operator) == (
+        queryid,
+        "public",
+        "ticket",
+        "status",
+        "=",
+    )
+    assert [(use.value, use.occurrences) for use in qual.constants] == [
+        ("'open'::text", 5),
+        ("'closed'::text", 1),
+    ]
+    rare, common = qual.constants
+    # A sequential scan evaluates the filter on every row: 1 in 100 kept for 'open'.
+    assert rare.rows_examined == 5 * ROWS and rare.selectivity == pytest.approx(0.01)
+    assert common.selectivity == pytest.approx(0.99)
+    assert qual.occurrences == 6 and qual.eval_types == {EvalType.FILTER}
+    assert qual.selectivity == pytest.approx((5 * 0.01 + 0.99) / 6)
+
+
+def test_a_two_sided_range_gives_both_bounds_and_its_real_width(server):
+    _, quals = _quals(server, BY_RANGE)
+    bounds = {qual.operator: qual for qual in quals}
+    assert set(bounds) == {">=", "<="}
+    assert bounds[">="].constants[0].value.startswith("1001")
+    assert bounds["<="].constants[0].value.startswith("1500")
+    # pg_qualstats counts what the whole AND removed: both bounds read the 500 rows kept.
+    assert bounds[">="].selectivity == pytest.approx(500 / ROWS)
+    assert bounds["<="].selectivity == pytest.approx(500 / ROWS)
+
+
+def test_an_index_condition_has_constants_but_no_filtered_rows(server):
+    _, [qual] = _quals(server, BY_ID)
+    assert qual.column == "id" and qual.eval_types == {EvalType.INDEX}
+    assert sorted(use.value for use in qual.constants) == ["7::smallint", "8::smallint"]
+    assert qual.selectivity is None
+
+
+def test_a_constant_pg_qualstats_cut_is_not_whole(server):
+    _, [qual] = _quals(server, BY_NOTE)
+    [use] = qual.constants
+    assert len(use.value.encode()) <= CONSTANT_BYTES and not use.whole
+    _, [status_qual] = _quals(server, BY_STATUS)
+    assert all(use.whole for use in status_qual.constants)
+
+
+def test_all_queries_are_read_without_a_queryid_list(server):
+    with psycopg.connect(server.url("postgres")) as conn:
+        quals = qualstats_read(conn, status=qualstats_status(conn))
+        wanted = {_queryid(conn, text) for text in (BY_STATUS, BY_RANGE, BY_ID, BY_NOTE)}
+    assert wanted <= {qual.queryid for qual in quals}
+    # Heaviest first: the status filter ran six times.
+    assert quals[0].column == "status"
+
+
+def test_a_role_without_pg_read_all_stats_is_told_the_grant(server):
+    with psycopg.connect(server.url("postgres").replace("postgres@", "watcher@")) as conn:
+        status = qualstats_status(conn)
+        assert status.state is QualstatsState.NO_PRIVILEGE
+        assert status.fix.startswith("GRANT pg_read_all_stats TO watcher")
+        with pytest.raises(ValueError, match="GRANT pg_read_all_stats TO watcher"):
+            qualstats_read(conn, status=status)
+    with psycopg.connect(server.url("postgres").replace("postgres@", "reader@")) as conn:
+        assert qualstats_status(conn).ready
+
+
+def test_another_database_without_the_extension_is_told_to_create_it(server):
+    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE bare")
+    with psycopg.connect(server.url("bare")) as conn:
+        status = qualstats_status(conn)
+    assert status.state is QualstatsState.NOT_CREATED
+    assert status.fix == "CREATE EXTENSION pg_qualstats in database bare"
+
+
+def test_a_server_that_does_not_preload_it_is_told_the_preload_line(bindir):
+    preload = {"shared_preload_libraries": "pg_stat_statements"}
+    with private_server(bindir, settings=preload) as server:
+        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+            assert qualstats_status(conn).state is QualstatsState.NOT_PRELOADED
+            conn.execute("CREATE EXTENSION pg_qualstats")
+            conn.execute("CREATE ROLE watcher LOGIN IN ROLE pg_read_all_stats")
+        # A role that may not read shared_preload_libraries finds out too.
+        for role in ("postgres", "watcher"):
+            with psycopg.connect(server.url("postgres").replace("postgres@", f"{role}@")) as conn:
+                status = qualstats_status(conn)
+            assert status.state is QualstatsState.NOT_PRELOADED, role
+            assert "shared_preload_libraries = 'pg_stat_statements,pg_qualstats'" in status.fix
+            assert "CREATE EXTENSION" not in status.fix
