@@ -22,15 +22,15 @@ if str(ROOT) not in sys.path:
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5544/dbarchitect"
 
 
-def _url_for(database: str) -> str:
+def database_url_for(database: str) -> str:
     parts = urlsplit(os.environ.get("DATABASE_URL", DEFAULT_URL))
     return parts._replace(path=f"/{database}").geturl()
 
 
-def _admin(statement) -> None:
+def admin_execute(statement) -> None:
     import psycopg
 
-    with psycopg.connect(_url_for("postgres"), autocommit=True) as conn:
+    with psycopg.connect(database_url_for("postgres"), autocommit=True) as conn:
         conn.execute(statement)
 
 
@@ -42,9 +42,9 @@ def bench_database(name: str, *, migrate: bool = True) -> Iterator[str]:
     if not name.startswith("bench_"):
         raise ValueError("bench databases are named bench_*: never touch another database")
     drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    _admin(drop)
-    _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    os.environ["DATABASE_URL"] = _url_for(name)
+    admin_execute(drop)
+    admin_execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    os.environ["DATABASE_URL"] = database_url_for(name)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
     try:
         import django
@@ -60,7 +60,7 @@ def bench_database(name: str, *, migrate: bool = True) -> Iterator[str]:
             from django.db import connections
 
             connections.close_all()
-        _admin(drop)
+        admin_execute(drop)
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -149,3 +149,73 @@ def query_texts(count: int, *, seed: int = 0) -> list[str]:
         fix = rng.choice(advice).format(t=table, a=a, b=b)
         texts.append(f"{query}\n{fix}")
     return texts
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+SERVER_START_TIMEOUT_S = 60
+
+
+@contextmanager
+def live_server(database_url: str, **env: str) -> Iterator[int]:
+    """gunicorn with the product's config (docker/gunicorn.conf.py) on this benchmark's
+    database with no LLM, `env` added (e.g. GUNICORN_WORKERS); yields its port once it
+    listens. Its error log is printed when the block fails."""
+    import subprocess
+    import tempfile
+
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "DEBUG": "false",
+        "LLM_PROVIDER": "",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        **env,
+    }
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [
+        str(ROOT / ".venv" / "bin" / "gunicorn"),
+        *("-c", "docker/gunicorn.conf.py", "--no-control-socket"),
+    ]
+    with tempfile.NamedTemporaryFile(prefix="bench_gunicorn_", suffix=".log") as errors:
+        # stdout is the access log
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=errors
+        )
+        try:
+            _wait_listening(process, port)
+            yield port
+        except BaseException:
+            errors.flush()
+            log(Path(errors.name).read_text(encoding="utf-8", errors="replace")[-4000:])
+            raise
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_listening(process, port: int) -> None:
+    import socket
+
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with code {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not listen within {SERVER_START_TIMEOUT_S} s")

@@ -17,17 +17,10 @@ ask_offline_p50_ms is the fresh series (the stricter); both are reported.
 
 import http.client
 import json
-import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
-from _common import ROOT, bench_database, emit, log, median, percentile
+from _common import ROOT, bench_database, emit, live_server, log, median, percentile
 
 USERS = 500
 LOGS = 10_000
@@ -42,13 +35,6 @@ PARAPHRASES = (
 )
 WARMUP_PER_QUESTION = 3
 REPEAT = 40  # per question and series
-SERVER_START_TIMEOUT_S = 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def spaced(question: str, variant: int) -> str:
@@ -62,60 +48,6 @@ def spaced(question: str, variant: int) -> str:
         variant, digit = divmod(variant, 4)
         out += " " * (1 + digit) + word
     return out
-
-
-@contextmanager
-def live_server(database_url: str) -> Iterator[int]:
-    """gunicorn with the product's config (docker/gunicorn.conf.py), one worker and one
-    thread, on this benchmark's database with no LLM; yields its port once it listens."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "DJANGO_SETTINGS_MODULE": "config.settings.base",
-        "DEBUG": "false",
-        "LLM_PROVIDER": "",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "1",
-        "GUNICORN_THREADS": "1",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    command = [
-        str(ROOT / ".venv" / "bin" / "gunicorn"),
-        *("-c", "docker/gunicorn.conf.py", "--no-control-socket"),
-    ]
-    with tempfile.NamedTemporaryFile(prefix="bench_ask_gunicorn_", suffix=".log") as errors:
-        # stdout is the access log
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errors
-        )
-        try:
-            _wait_listening(process, port)
-            yield port
-        except BaseException:
-            errors.flush()
-            log(Path(errors.name).read_text(encoding="utf-8", errors="replace")[-4000:])
-            raise
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _wait_listening(process: subprocess.Popen, port: int) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with code {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not listen within {SERVER_START_TIMEOUT_S} s")
 
 
 def post_ask(port: int, token: str, question: str) -> tuple[float, dict]:
@@ -186,7 +118,7 @@ def main() -> None:
         )
         token = Token.objects.create(user=staff).key
 
-        with live_server(database_url) as port:
+        with live_server(database_url, GUNICORN_WORKERS="1", GUNICORN_THREADS="1") as port:
             for question in PARAPHRASES:  # model load, first connections, caches
                 for _ in range(WARMUP_PER_QUESTION):
                     _, answer = post_ask(port, token, question)
