@@ -15,9 +15,12 @@ import psycopg
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
+from pgaccess.scrub import secrets_scrub
+from pgaccess.session import TargetUnavailable, target_session
+from pgaccess.targets import UnknownTarget
+
 from . import advisor, verifier
 from .collector import CollectError, Thresholds, collect_queries
-from .connection import TargetUnavailable, secrets_scrub, target_session
 from .health import health_check
 from .locking import AuditAlreadyRunning, audit_lock
 from .models import AuditRun, Target
@@ -32,7 +35,7 @@ from .recording import (
     audit_start,
     own_tables,
 )
-from .targets import UnknownTarget, target_get
+from .targets import target_get
 
 logger = logging.getLogger(__name__)
 

@@ -1,13 +1,19 @@
 """System checks: name what is missing before an audit fails on it."""
 
 import importlib.util
-from collections.abc import Mapping
 from pathlib import Path
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections
+
+from config.checks import numeric_setting_errors
+from pgaccess.extensions import hypopg_problem
+from pgaccess.session import TargetUnavailable, target_session
+from pgaccess.targets import DEFAULT_TARGET, configured_targets
+
+from .collector import CollectError, pgss_read
 
 REQUIRED_EXTENSIONS = {
     "vector": (
@@ -50,31 +56,6 @@ NUMERIC_SETTINGS: dict[str, tuple[float | None, float | None]] = {
 }
 
 
-def numeric_setting_errors(
-    limits: Mapping[str, tuple[float | None, float | None]], *, check_id: str
-) -> list[Error]:
-    """One error per numeric setting outside its limits (NaN is outside every limit)."""
-    errors = []
-    for name, (low, high) in limits.items():
-        value = getattr(settings, name)
-        if (low is None or value >= low) and (high is None or value <= high):
-            continue
-        if high is None:
-            wanted = f"at least {low}"
-        elif low is None:
-            wanted = f"at most {high}"
-        else:
-            wanted = f"between {low} and {high}"
-        errors.append(
-            Error(
-                f"{name}={value!r} is out of range: it must be {wanted}",
-                hint=f"Fix {name} in the environment or in .env.",
-                id=check_id,
-            )
-        )
-    return errors
-
-
 def embedding_model_error() -> str | None:
     """Why the embedding model cannot be loaded offline, or None."""
     name = settings.EMBEDDING_MODEL
@@ -102,8 +83,6 @@ def embedding_model_error() -> str | None:
 
 @register()
 def check_settings(app_configs, **kwargs):
-    from .targets import configured_targets
-
     errors = []
     known = None
     try:
@@ -210,9 +189,6 @@ def check_extensions(app_configs, databases=None, **kwargs):
 @register(Tags.database)
 def check_targets(app_configs, databases=None, **kwargs):
     """The audit targets besides the app's own database (check_extensions covers that one)."""
-    from .connection import target_problems
-    from .targets import DEFAULT_TARGET, configured_targets
-
     if "default" not in (databases or []):
         return []
     try:
@@ -231,3 +207,21 @@ def _migrated(connection) -> bool:
 
     applied = MigrationRecorder(connection).applied_migrations()
     return ("dbarchitect", "0002_extensions_and_default_target") in applied
+
+
+def target_problems(name: str) -> list[str]:
+    """What would fail an audit of `name` before it looks at a query: unreachable,
+    pg_stat_statements missing, not preloaded or hidden, hypopg missing."""
+    try:
+        with target_session(name, purpose="check") as conn:
+            problems = []
+            try:
+                pgss_read(conn)
+            except CollectError as exc:
+                problems.append(str(exc))
+            hypopg = hypopg_problem(conn)
+            if hypopg is not None:
+                problems.append(hypopg)
+            return problems
+    except TargetUnavailable as exc:
+        return [str(exc)]

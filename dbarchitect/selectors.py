@@ -8,8 +8,8 @@ from django.db.models import QuerySet
 
 from config.celery_app import app as celery_app
 from optimizations.models import OptimizationLog
+from pgaccess.scrub import secrets_scrub
 
-from .connection import secrets_scrub
 from .models import AuditRun
 
 # Celery states of a task that was published but has not created its AuditRun yet

@@ -5,8 +5,7 @@ import uuid
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
-from .models import Target
-from .targets import configured_targets, target_sync
+from .targets import target_get
 
 
 def audit_queue(*, target: str, verify: bool | None = None) -> uuid.UUID:
@@ -14,18 +13,10 @@ def audit_queue(*, target: str, verify: bool | None = None) -> uuid.UUID:
 
     The id is made here so the caller can follow the audit at once: the Celery task is queued
     with it as task id and the agent creates the AuditRun with it. Raises kombu's
-    OperationalError when the broker cannot be reached.
+    OperationalError when the broker cannot be reached, UnknownTarget (a ValueError) for a
+    target that is not configured.
     """
-    known = configured_targets()
-    if target not in known:
-        raise ValueError(
-            f"Unknown target {target!r}; configured targets: {', '.join(sorted(known))} "
-            "(add more with DBARCHITECT_TARGETS)"
-        )
-    row = Target.objects.filter(name=target).first()
-    if row is None:
-        target_sync()
-        row = Target.objects.get(name=target)
+    row = target_get(name=target)
     if not row.enabled:
         raise ValueError(f"Target {target!r} is disabled; enable it in the admin to audit it")
     from .tasks import audit_run_task

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from dbarchitect.targets import DEFAULT_TARGET, configured_targets
+from pgaccess.targets import DEFAULT_TARGET, UnknownTarget, target_connection
 
 from .generate import Generated, NoAnswer, generate_sql, regenerate_sql
 from .guard import SqlRefused, sql_check
@@ -59,10 +59,10 @@ def question_validate(question: object) -> str:
 def target_validate(target: object) -> str:
     if target in (None, ""):
         return DEFAULT_TARGET
-    if not isinstance(target, str) or target not in configured_targets():
-        known = ", ".join(sorted(configured_targets()))
-        raise InvalidInput(f"Unknown target {target!r}; configured targets: {known}.")
-    return target
+    try:
+        return target_connection(target).name
+    except UnknownTarget as exc:
+        raise InvalidInput(f"{exc}.") from None
 
 
 def question_ask(

@@ -6,7 +6,7 @@ from django.apps import apps
 from django.conf import settings
 from psycopg import sql
 
-from dbarchitect.targets import DEFAULT_TARGET
+from pgaccess.targets import DEFAULT_TARGET
 
 from .guard import SECRET_RELATIONS
 from .runner import read_only_connection

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError, connections
 
-from dbarchitect.checks import numeric_setting_errors
+from config.checks import numeric_setting_errors
 
 # Limits of ask-the-database: each must allow at least one of what it counts.
 NUMERIC_SETTINGS: dict[str, tuple[float | None, float | None]] = {

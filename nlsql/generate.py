@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from dbarchitect.targets import DEFAULT_TARGET
+from pgaccess.targets import DEFAULT_TARGET
 
 from .guard import CheckedSql, sql_check
 from .llm import LLMClient, LLMError, llm_client

@@ -4,7 +4,8 @@ Defence in depth behind the guard: a READ ONLY transaction that is always rolled
 a statement and lock timeout, a search_path that puts pg_catalog first (so a same-named
 function in a user schema cannot shadow a built-in), a plan check that refuses foreign
 scans and denied tables reached through views, and a server-side cursor that fetches at
-most the row cap plus one.
+most the row cap plus one. The connection is pgaccess's session, unmarked: the staff's
+query is recorded as they wrote it. Errors never carry a target's password.
 """
 
 import time
@@ -13,16 +14,17 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import connections
 from psycopg import sql
 
-from dbarchitect.targets import DEFAULT_TARGET, target_connection
+from pgaccess.scrub import secrets_scrub
+from pgaccess.session import TargetUnavailable, session_connect
+from pgaccess.targets import DEFAULT_TARGET
 
 from .guard import CheckedSql, GuardPolicy, SqlRefused, relation_refusal
 from .jsonsafe import json_safe
 
-# libpq keywords Django's connection parameters may carry; the rest are Django's own.
-LIBPQ_KEYS = {"dbname", "user", "password", "host", "port", "sslmode", "options", "sslrootcert"}
+# How the runner's sessions are named in pg_stat_activity.
+APPLICATION_NAME = "dbarchitect-nlsql"
 # Plan nodes that would reach outside this database.
 FOREIGN_PLAN_NODES = {"Foreign Scan", "Custom Scan"}
 
@@ -44,25 +46,24 @@ class QueryResult:
         return len(self.rows)
 
 
-def connection_params(target: str) -> dict[str, Any]:
-    """How to reach a target: the `readonly` alias for the default one, else its URL."""
-    if target != DEFAULT_TARGET:
-        return {"conninfo": target_connection(target).conninfo}
-    params = connections["readonly"].get_connection_params()
-    return {key: value for key, value in params.items() if key in LIBPQ_KEYS and value}
-
-
 def read_only_connection(target: str) -> psycopg.Connection:
-    """A fresh connection whose transactions are READ ONLY and named in pg_stat_activity."""
-    params = connection_params(target)
+    """A fresh connection whose transactions are READ ONLY and named in pg_stat_activity:
+    the `readonly` database for the default target, else the target's URL."""
+    timeout_ms = settings.NLSQL_STATEMENT_TIMEOUT_MS
     try:
-        conn = psycopg.connect(
-            **params, autocommit=False, application_name="dbarchitect-nlsql", connect_timeout=10
+        return session_connect(
+            target,
+            purpose="ask",
+            database="readonly",
+            autocommit=False,
+            read_only=True,
+            statement_timeout_ms=timeout_ms,
+            lock_timeout_ms=timeout_ms,
+            application_name=APPLICATION_NAME,
+            mark=False,
         )
-    except psycopg.Error as exc:
-        raise QueryFailed(f"Cannot connect to target {target!r}: {_message(exc)}") from None
-    conn.read_only = True
-    return conn
+    except TargetUnavailable as exc:
+        raise QueryFailed(f"Cannot connect to target {target!r}: {exc.reason}") from None
 
 
 def _prepare_session(conn: psycopg.Connection, *, timeout_ms: int) -> None:
@@ -151,4 +152,4 @@ def query_run(
 def _message(exc: psycopg.Error) -> str:
     diag = getattr(exc, "diag", None)
     primary = diag.message_primary if diag is not None else None
-    return (primary or str(exc)).strip()
+    return secrets_scrub((primary or str(exc)).strip())

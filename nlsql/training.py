@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 from django.db import transaction
 
-from dbarchitect.targets import DEFAULT_TARGET, configured_targets
+from pgaccess.targets import DEFAULT_TARGET, UnknownTarget, target_connection
 
 from .catalog import catalog_read, table_ddl
 from .guard import SqlRefused, sql_check
@@ -20,9 +20,10 @@ class TrainingError(ValueError):
 
 
 def _check_target(target: str) -> None:
-    if target not in configured_targets():
-        known = ", ".join(sorted(configured_targets()))
-        raise TrainingError(f"Unknown target {target!r}; configured targets: {known}.")
+    try:
+        target_connection(target)
+    except UnknownTarget as exc:
+        raise TrainingError(f"{exc}.") from None
 
 
 def training_train_schema(*, target: str = DEFAULT_TARGET, created_by=None) -> int:

@@ -31,10 +31,11 @@ from kombu.exceptions import OperationalError
 from psycopg import sql
 
 from dbarchitect.collector import CollectError, pgss_schema
-from dbarchitect.connection import TargetUnavailable, secrets_scrub, target_connect
-from dbarchitect.locking import LOCK_NAMESPACE, lock_try
 from dbarchitect.migration_writer import IndexSpec, MigrationWriteError, index_resolve
 from dbarchitect.models import AuditRun
+from pgaccess.locks import lock_holders, lock_try
+from pgaccess.scrub import secrets_scrub
+from pgaccess.session import TargetUnavailable, session_connect
 
 from .decisions import DecisionError
 from .models import OptimizationLog
@@ -146,23 +147,20 @@ def _qualified(spec: IndexSpec) -> sql.Composable:
 # --- progress and liveness, read on the target ---
 
 PROGRESS_SQL = """
-SELECT l.pid AS build_pid, p.phase, p.lockers_done, p.lockers_total,
+SELECT h.pid AS build_pid, p.phase, p.lockers_done, p.lockers_total,
        p.blocks_done, p.blocks_total, p.tuples_done, p.tuples_total
-FROM pg_locks AS l
-LEFT JOIN pg_stat_progress_create_index AS p ON p.pid = l.pid
-WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-  AND l.database = (SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())
-  AND l.classid = %(namespace)s::oid AND l.objid = hashtext(%(key)s)::oid
+FROM ({holders}) AS h
+LEFT JOIN pg_stat_progress_create_index AS p ON p.pid = h.pid
 """
 
 
 def index_build_progress(conn: psycopg.Connection, spec: IndexSpec) -> dict | None:
-    """The running apply of `spec` on this connection's database: its backend and, once the
-    build has started, pg_stat_progress_create_index's counters; None when none runs."""
+    """The running apply of `spec` on this connection's database: its backend (the holder
+    of the build's lock) and, once the build has started, pg_stat_progress_create_index's
+    counters; None when none runs."""
+    query = sql.SQL(PROGRESS_SQL).format(holders=lock_holders(_lock_key(spec)))
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cursor:
-        return cursor.execute(
-            PROGRESS_SQL, {"namespace": LOCK_NAMESPACE, "key": _lock_key(spec)}
-        ).fetchone()
+        return cursor.execute(query).fetchone()
 
 
 def _progress(log: OptimizationLog, spec: IndexSpec) -> ApplyProgress:
@@ -182,7 +180,7 @@ def _progress(log: OptimizationLog, spec: IndexSpec) -> ApplyProgress:
             state="lost", message=f"no worker started it within {stale} minutes of queueing"
         )
     try:
-        conn = target_connect(log.target.name, purpose="apply progress")
+        conn = session_connect(log.target.name, purpose="apply progress")
     except TargetUnavailable as exc:
         return ApplyProgress(state="unknown", message=f"Cannot tell how the build goes: {exc}")
     with conn:
@@ -340,7 +338,7 @@ def recommendation_apply_run(*, recommendation_id: uuid.UUID | str, job_id: str)
     except DecisionError as exc:
         return _finish(log.pk, job_id, ApplyResult(ok=False, message=str(exc), index_name=None))
     try:
-        conn = target_connect(
+        conn = session_connect(
             log.target.name,
             purpose="apply",
             statement_timeout_ms=settings.DBARCHITECT_APPLY_STATEMENT_TIMEOUT_MS,

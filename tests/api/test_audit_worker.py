@@ -10,8 +10,9 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 
 from config.celery_app import app as celery_app
-from dbarchitect.targets import target_connection, target_sync
+from dbarchitect.targets import target_sync
 from dbarchitect.tasks import audit_run_task
+from pgaccess.targets import target_connection
 from tests.celery_queue import own_queue
 from tests.dbarchitect.pgss import pgss_reset_own_database
 from tests.dbarchitect.waiting import wait_for

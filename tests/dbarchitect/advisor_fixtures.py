@@ -14,7 +14,7 @@ import pytest
 
 from dbarchitect.advisor import Advice, advise
 from dbarchitect.collector import QueryStat
-from dbarchitect.targets import target_connection
+from pgaccess.targets import target_connection
 
 from .pgss import pgss_reset_own_database
 from .schema_db import SchemaDatabase, schema_database

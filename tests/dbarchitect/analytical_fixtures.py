@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from dbarchitect.targets import target_connection
+from pgaccess.targets import target_connection
 
 from .schema_db import SchemaDatabase, schema_database
 

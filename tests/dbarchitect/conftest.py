@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from dbarchitect.models import Target
-from dbarchitect.targets import DEFAULT_TARGET, target_connection, target_sync
+from dbarchitect.targets import target_sync
+from pgaccess.targets import DEFAULT_TARGET, target_connection
 
 from .pgss import pgss_reset_own_database  # noqa: F401 - the tests import it from here
 

@@ -25,8 +25,8 @@ from dbarchitect.agent import run_audit
 from dbarchitect.checks import check_targets
 from dbarchitect.locking import audit_lock_free
 from dbarchitect.models import AuditRun, QuerySnapshot
-from dbarchitect.targets import target_connection
 from optimizations.models import OptimizationLog
+from pgaccess.targets import target_connection
 
 from .pgss import pgss_reset_own_database
 from .private_server import private_server, server_bindir
@@ -309,7 +309,7 @@ def test_a_malformed_target_list_names_the_entry_never_its_url(cluster, entry, m
 
 
 def test_a_multi_host_url_keeps_its_commas(cluster):
-    from dbarchitect.targets import configured_targets
+    from pgaccess.targets import configured_targets
 
     with override_settings(
         DBARCHITECT_TARGETS="ha=postgres://a@h1:5432,h2:5433/x,b=postgres://b@h/y"

@@ -114,11 +114,11 @@ def test_workload_exclusion_names_tables_but_not_ctes():
 
 @pytest.mark.django_db(transaction=True)
 def test_collect_counts_calls_since_the_previous_reading_and_after_a_reset(workload_conn):
-    from dbarchitect.connection import target_connect
+    from pgaccess.session import session_connect
 
     pgss_reset_own_database(workload_conn)
     recent_logs(workload_conn, 7)
-    with target_connect("default", purpose="audit") as conn:
+    with session_connect("default", purpose="audit") as conn:
         first = collect_queries(
             conn, previous={}, previous_stats_reset=None, previous_started_at=None,
             thresholds=EVERYTHING,
@@ -161,11 +161,11 @@ def test_collect_counts_calls_since_the_previous_reading_and_after_a_reset(workl
 @pytest.mark.django_db(transaction=True)
 def test_a_full_reset_restarts_every_delta(workload_conn):
     """A newer stats_reset than the previous audit's means its counters no longer apply."""
-    from dbarchitect.connection import target_connect
+    from pgaccess.session import session_connect
 
     pgss_reset_own_database(workload_conn)
     recent_logs(workload_conn, 4)
-    with target_connect("default", purpose="audit") as conn:
+    with session_connect("default", purpose="audit") as conn:
         first = collect_queries(
             conn, previous={}, previous_stats_reset=None, previous_started_at=None,
             thresholds=EVERYTHING,

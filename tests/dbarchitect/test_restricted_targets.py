@@ -12,11 +12,11 @@ from django.test import override_settings
 from psycopg.conninfo import conninfo_to_dict
 
 from dbarchitect.agent import run_audit
-from dbarchitect.connection import APPLICATION_NAME
 from dbarchitect.models import AuditRun
 from dbarchitect.report import report_text
-from dbarchitect.targets import target_connection
 from optimizations.models import OptimizationLog
+from pgaccess.session import APPLICATION_NAME
+from pgaccess.targets import target_connection
 
 from .pgss import pgss_reset_own_database
 from .private_server import private_server, server_bindir

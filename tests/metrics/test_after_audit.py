@@ -5,7 +5,8 @@ import pytest
 
 from dbarchitect.agent import run_audit
 from dbarchitect.models import AuditRun
-from dbarchitect.targets import target_connection, target_sync
+from dbarchitect.targets import target_sync
+from pgaccess.targets import target_connection
 from tests.dbarchitect.pgss import pgss_reset_own_database
 
 from .conftest import labels, scrape

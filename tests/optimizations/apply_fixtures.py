@@ -3,8 +3,9 @@
 import psycopg
 import pytest
 
-from dbarchitect.targets import target_connection, target_sync
+from dbarchitect.targets import target_sync
 from optimizations.models import OptimizationLog
+from pgaccess.targets import target_connection
 
 TABLE = "dec_orders"
 ROWS = 200_000

@@ -118,7 +118,7 @@ def test_apply_builds_concurrently_and_a_later_audit_records_the_gain(orders, su
         built = conn.execute(
             "SELECT count(*) FROM pg_stat_statements WHERE query ILIKE %s AND dbid = "
             "(SELECT oid FROM pg_database WHERE datname = current_database())",
-            ["CREATE INDEX CONCURRENTLY dec_orders_customer%"],
+            ["/* dbarchitect */ CREATE INDEX CONCURRENTLY dec_orders_customer%"],
         ).fetchone()[0]
         assert built == 1
         for customer in range(20, 40):

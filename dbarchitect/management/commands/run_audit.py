@@ -55,7 +55,8 @@ class Command(ProjectCommand):
             raise CommandError(f"{exc}. Fix DBARCHITECT_TARGETS and run again.") from None
         except UnknownTarget as exc:
             raise CommandError(
-                f"{exc}. Pass one of them with --target, or add it to DBARCHITECT_TARGETS."
+                f"unknown target {exc.name!r}; configured targets: {', '.join(exc.known)}. "
+                "Pass one of them with --target, or add it to DBARCHITECT_TARGETS."
             ) from None
         except AuditAlreadyRunning as exc:
             raise CommandError(str(exc)) from None
