@@ -25,6 +25,8 @@ from typing import Protocol
 import psycopg
 from psycopg import sql
 
+from pgaccess.extensions import hypopg_problem
+
 from . import analysis as an
 from . import candidates as cd
 from . import generic_plan as gp
@@ -40,7 +42,6 @@ from .catalog import (
     search_path_widened,
 )
 from .collector import MARKER
-from .connection import hypopg_problem
 
 logger = logging.getLogger(__name__)
 
