@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from config.parsing import parse_int
 
+from .charts import frontier_chart, phase_chart
 from .dashboard import audit_progress, dashboard_data
 from .models import AuditRun, QuerySnapshot, Target
 from .reports import audit_report_build, audit_report_markdown
@@ -180,6 +181,7 @@ class AuditRunAdmin(StaffReadMixin, admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": "DB Architect dashboard",
+            "is_nav_sidebar_enabled": False,  # the charts and the ranked table need the width
             "opts": self.opts,
             "dashboard": dashboard,
             "charts": dashboard.charts(),
@@ -218,12 +220,19 @@ class AuditRunAdmin(StaffReadMixin, admin.ModelAdmin):
 
     def report_view(self, request: HttpRequest, audit_id: uuid.UUID) -> TemplateResponse:
         audit = get_object_or_404(AuditRun.objects.select_related("target"), pk=audit_id)
+        stored = audit.report if isinstance(audit.report, dict) else {}
+        phases, frontier = phase_chart(audit.phase_seconds), frontier_chart(stored.get("frontier"))
         context = {
             **self.admin_site.each_context(request),
             "title": f"Audit report: {audit.target.name}, {audit.started_at:%Y-%m-%d %H:%M}",
+            "is_nav_sidebar_enabled": False,
             "opts": self.opts,
             "original": audit,
             "report": audit_report_build(audit=audit),
+            "phase_chart": phases.as_dict() if phases else None,
+            "frontier_chart": frontier.as_dict() if frontier else None,
+            "proposal": stored.get("proposal"),
+            "small_drops": stored.get("small_drops_left_out") or {},
         }
         return TemplateResponse(request, "admin/dbarchitect/audit_report.html", context)
 

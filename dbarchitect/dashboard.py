@@ -30,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 # The slow-query comparison lists the heaviest queries of the newest audits, this many.
 TOP_SLOW_QUERIES = 10
+# The dashboard opens with this many open recommendations, the largest time saved first.
+TOP_IMPACT = 5
+# Recommendations still waiting for a decision or an apply.
+OPEN_STATUSES = (OptimizationLog.Status.PROPOSED, OptimizationLog.Status.APPROVED)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class Dashboard:
     gain: list[GainPoint]
     confidence: list[ConfidenceBin]
     running: list[AuditRun] = field(default_factory=list)
+    top_impact: list[OptimizationLog] = field(default_factory=list)
 
     @property
     def has_gain(self) -> bool:
@@ -207,6 +212,16 @@ def dashboard_confidence_distribution(*, bins: int = CONFIDENCE_BINS) -> list[Co
     ]
 
 
+def dashboard_top_impact(*, limit: int = TOP_IMPACT) -> list[OptimizationLog]:
+    """The open recommendations that save the most workload time per week."""
+    return list(
+        OptimizationLog.objects.filter(status__in=OPEN_STATUSES)
+        .select_related("target")
+        .defer("embedding", "plan_before", "plan_after")
+        .order_by("-impact", "-confidence", "id")[:limit]
+    )
+
+
 def dashboard_data(*, now: datetime.datetime | None = None) -> Dashboard:
     now = now or timezone.now()
     return Dashboard(
@@ -218,6 +233,7 @@ def dashboard_data(*, now: datetime.datetime | None = None) -> Dashboard:
         running=list(
             AuditRun.objects.filter(status=AuditRun.Status.RUNNING).select_related("target")
         ),
+        top_impact=dashboard_top_impact(),
     )
 
 

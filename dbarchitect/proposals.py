@@ -201,7 +201,11 @@ def proposal_record(*, proposal: Proposal, logs: list[OptimizationLog]) -> None:
         log.pr_url = proposal.pr_url
         log.details = {
             **(log.details or {}),
-            "proposal": {"branch": proposal.branch, "commit": proposal.commit},
+            "proposal": {
+                "branch": proposal.branch,
+                "commit": proposal.commit,
+                "files": proposal.files,
+            },
         }
     OptimizationLog.objects.bulk_update(logs, ["pr_url", "details"])
 

@@ -4,6 +4,7 @@ Everything an audit found is written in one transaction with the AuditRun's fina
 (`audit_record`), so a failed audit leaves its AuditRun marked failed and nothing else.
 """
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -24,6 +25,7 @@ from optimizations.services import optimization_bulk_store
 
 from .collector import Collection, Counters, QueryStat
 from .health import HealthFinding
+from .index_owners import index_owner
 from .locking import audit_lock_free
 from .models import AuditRun, QuerySnapshot, Target
 from .report import outcome_summary, report_build
@@ -176,10 +178,28 @@ def optimization_logs_build(*, audit: AuditRun, found: AuditFindings) -> list[Op
     recommendations = advice.recommendations if advice is not None else []
     logs.extend(
         _finding_log(audit, finding)
-        for finding in found.findings
+        for finding in findings_worth_proposing(found.findings)
         if not _fk_served(finding, recommendations)
     )
     return logs
+
+
+def findings_worth_proposing(
+    findings: list[HealthFinding], *, min_bytes: int | None = None
+) -> list[HealthFinding]:
+    """The findings worth a DBA's time: no drop of an index smaller than the threshold
+    (DBARCHITECT_UNUSED_INDEX_MIN_BYTES; dropping it frees nothing that matters)."""
+    floor = settings.DBARCHITECT_UNUSED_INDEX_MIN_BYTES if min_bytes is None else min_bytes
+    return [f for f in findings if not _small_drop(f, floor)]
+
+
+def small_drops_count(findings: list[HealthFinding], *, min_bytes: int | None = None) -> int:
+    """How many drop findings `findings_worth_proposing` leaves out (the report says it)."""
+    return len(findings) - len(findings_worth_proposing(findings, min_bytes=min_bytes))
+
+
+def _small_drop(finding: HealthFinding, floor: int) -> bool:
+    return finding.kind == OptimizationLog.Kind.DROP_INDEX and finding.size_bytes < floor
 
 
 def collection_window(*, audit: AuditRun, stats_reset: datetime | None) -> float | None:
@@ -243,6 +263,10 @@ def audit_record(
         audit.phase_seconds = {**phase_seconds, "record": record_s}
         audit.report = report_build(audit=audit, found=found, logs=logs, settled=settled)
         audit.report["outcomes"] = [outcome_summary(log) for log in outcomes]
+        audit.report["small_drops_left_out"] = {
+            "count": small_drops_count(found.findings),
+            "below_bytes": settings.DBARCHITECT_UNUSED_INDEX_MIN_BYTES,
+        }
         audit.queries_collected = len(collection.stats)
         audit.queries_analyzed = len(collection.slow)
         audit.recommendations_count = len(new_logs)
@@ -372,20 +396,30 @@ def _rewrite_log(audit, hint) -> OptimizationLog:
 
 
 def _finding_log(audit, finding: HealthFinding) -> OptimizationLog:
+    """A health finding as a recommendation; a drop of an index an installed app's migrations
+    own carries that app's migration change instead of a raw DROP (no DDL to apply)."""
+    owner = None
+    if finding.kind == OptimizationLog.Kind.DROP_INDEX and finding.index:
+        owner = index_owner(table=finding.table, index=finding.index, schema=finding.schema)
+    verb = FINDING_VERBS.get(finding.kind, finding.kind)
+    reason = finding.reason if owner is None else f"{finding.reason}; {owner.sentence}"
+    details = {"index": finding.index, "reason": finding.reason}
+    if owner is not None:
+        verb = "Remove index (by a migration)"
+        details["django_owner"] = dataclasses.asdict(owner)
     return OptimizationLog(
-        query_text=finding.ddl,
-        recommendation=f"{FINDING_VERBS.get(finding.kind, finding.kind)} {finding.index} on "
-        f"{finding.schema}.{finding.table}: {finding.reason}",
+        query_text=finding.ddl if owner is None else "",
+        recommendation=f"{verb} {finding.index} on {finding.schema}.{finding.table}: {reason}",
         performance_gain=0.0,
         kind=finding.kind,
-        ddl=finding.ddl,
+        ddl=finding.ddl if owner is None else "",
         target=audit.target,
         audit=audit,
         fingerprint=finding.fingerprint[:255],
         table_name=f"{finding.schema}.{finding.table}",
         columns=list(finding.columns),
         index_size_bytes=finding.size_bytes or None,
-        details={"index": finding.index, "reason": finding.reason},
+        details=details,
     )
 
 

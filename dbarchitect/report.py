@@ -147,6 +147,12 @@ def report_text(report: dict) -> str:
             if line.strip() and line.strip() != rec["recommendation"].strip()
         ]
         lines += [f"      {line}" for line in rationale[:TEXT_RATIONALE_LINES]]
+    small = report.get("small_drops_left_out") or {}
+    if small.get("count"):
+        lines.append(
+            f"  Not proposed: {small['count']} unused or duplicate index(es) smaller than "
+            f"{small['below_bytes']:,} bytes (DBARCHITECT_UNUSED_INDEX_MIN_BYTES)"
+        )
     outcomes = report.get("outcomes") or []
     if outcomes:
         lines += ["", "Applied recommendations checked:"]

@@ -84,7 +84,7 @@ class AuditReport:
 def audit_report_build(*, audit: AuditRun) -> AuditReport:
     """Everything the report shows, read once: slow queries, recommendations, skips."""
     found = list(audit.snapshots.filter(is_slow=True).order_by("-total_time_ms"))
-    optimizations = audit.optimizations.select_related("target").order_by("-confidence")
+    optimizations = audit.optimizations.select_related("target").order_by("-impact", "-confidence")
     recommendations = [
         ReportRecommendation(
             optimization=log,

@@ -20,11 +20,13 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.dateparse import parse_datetime
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError as BrokerError
 
-from dbarchitect.reports import confidence_components, percent_drop, plan_text
+from dbarchitect.formatting import bytes_text, impact_text, speedup_text
+from dbarchitect.plan_tree import plan_tree_pair
+from dbarchitect.reports import confidence_components, percent_drop
 
 from .applying import (
     APPLICABLE_KINDS,
@@ -55,17 +57,18 @@ class RejectForm(forms.Form):
 
 @admin.register(OptimizationLog)
 class OptimizationLogAdmin(admin.ModelAdmin):
+    # Ranked by impact, the columns a DBA decides on, narrow enough for 1280 px.
     list_display = [
         "short_recommendation",
         "kind",
-        "table_name",
-        "status_badge",
+        "table_display",
+        "impact_display",
+        "speedup_display",
+        "size_display",
         "confidence_display",
-        "estimated_gain",
-        "measured_gain",
-        "created_at",
-        "target",
+        "status_badge",
     ]
+    ordering = ["-impact", "-created_at"]
     list_filter = ["status", "kind", "target", "created_at"]
     search_fields = ["query_text", "ddl", "recommendation", "table_name"]
     date_hierarchy = "created_at"
@@ -88,10 +91,14 @@ class OptimizationLogAdmin(admin.ModelAdmin):
                     "audit_link",
                     "table_name",
                     "columns",
+                    "impact_display",
+                    "impact_basis",
                     "confidence_display",
                     "estimated_gain",
                     "measured_gain",
-                    "index_size_bytes",
+                    "speedup_display",
+                    "size_display",
+                    "proposal_display",
                     "pr_url",
                 ]
             },
@@ -135,12 +142,64 @@ class OptimizationLogAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).defer("embedding")
 
+    def changelist_view(self, request, extra_context=None):
+        # The ranked list needs the width: the app list is one click away (breadcrumbs).
+        extra = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
+        return super().changelist_view(request, extra_context=extra)
+
     # --- list columns ---
 
     @admin.display(description="recommendation", ordering="recommendation")
     def short_recommendation(self, obj):
-        text = " ".join(obj.recommendation.split())
-        return text if len(text) <= 90 else text[:89] + "…"
+        return format_html('<span title="{}">{}</span>', obj.recommendation, obj.label)
+
+    @admin.display(description="table", ordering="table_name")
+    def table_display(self, obj):
+        return obj.table_short or "-"
+
+    @admin.display(description="time saved", ordering="impact")
+    def impact_display(self, obj):
+        basis = OptimizationLog.ImpactBasis
+        if obj.impact_basis == basis.NONE:
+            return "-"
+        return format_html(
+            '<span class="dba-impact" title="{} ms per week, {}">{}</span>'
+            '<br><span class="dba-basis dba-basis-{}">{}</span>',
+            f"{obj.impact:,.0f}",
+            obj.impact_basis,
+            impact_text(obj.impact),
+            obj.impact_basis,
+            obj.impact_basis,
+        )
+
+    @admin.display(description="speed-up")
+    def speedup_display(self, obj):
+        return speedup_text(obj.measured_ms_before, obj.measured_ms_after)
+
+    @admin.display(description="size", ordering="index_size_bytes")
+    def size_display(self, obj):
+        return bytes_text(obj.index_size_bytes)
+
+    @admin.display(description="proposal")
+    def proposal_display(self, obj):
+        """The migration branch this recommendation went to, and its pull request (or why none)."""
+        proposal = (obj.details or {}).get("proposal")
+        if not proposal:
+            return "-"
+        files = format_html_join(", ", "<code>{}</code>", ((f,) for f in proposal.get("files", [])))
+        pull = (
+            format_html('<a href="{}">pull request</a>', obj.pr_url)
+            if obj.pr_url
+            else "no pull request: opening one needs GITHUB_TOKEN and GITHUB_REPOSITORY"
+        )
+        return format_html(
+            'branch <code id="dba-proposal-branch">{}</code>, commit <code>{}</code>, '
+            "migration {}; {}",
+            proposal.get("branch", "?"),
+            str(proposal.get("commit", ""))[:12],
+            files or "-",
+            pull,
+        )
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
@@ -197,10 +256,12 @@ class OptimizationLogAdmin(admin.ModelAdmin):
             "embedded": log.embedding is not None,
             "components": confidence_components(breakdown),
             "formula": breakdown.get("formula", ""),
-            "plans": [
-                ("Before", plan_text(log.plan_before), _pretty(log.plan_before)),
-                ("After", plan_text(log.plan_after), _pretty(log.plan_after)),
+            "plan_trees": plan_tree_pair(log.plan_before, log.plan_after),
+            "plans_json": [
+                ("Before", _pretty(log.plan_before)),
+                ("After", _pretty(log.plan_after)),
             ],
+            "proposal": (log.details or {}).get("proposal"),
             "estimated_gain_percent": percent_drop(
                 log.estimated_cost_before, log.estimated_cost_after
             ),

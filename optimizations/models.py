@@ -7,6 +7,9 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
+# A label longer than this is cut (ranked lists fit 1280 px).
+LABEL_CHARS = 48
+
 
 class ImpactBasis(models.TextChoices):
     """Where a recommendation's milliseconds saved come from."""
@@ -111,3 +114,24 @@ class OptimizationLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.recommendation[:80]}"
+
+    @property
+    def label(self) -> str:
+        """What it is in a few words, for ranked lists: the new index's keys, or the index
+        to drop, or the start of the hint."""
+        details = self.details or {}
+        if self.kind in (self.Kind.INDEX, self.Kind.FK_INDEX) and self.columns:
+            method = details.get("method") or "btree"
+            keys = ", ".join(column.replace('"', "") for column in self.columns)
+            keys = keys if keys.startswith("(") and len(self.columns) == 1 else f"({keys})"
+            where = f" where {details['where']}" if details.get("where") else ""
+            return f"{'' if method == 'btree' else method + ' '}{keys}{where}"
+        if details.get("index"):
+            return str(details["index"])
+        text = " ".join(self.recommendation.split(": ", 1)[0].split())
+        return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
+
+    @property
+    def table_short(self) -> str:
+        """The table as a DBA names it: without the public schema."""
+        return self.table_name.removeprefix("public.")

@@ -118,7 +118,12 @@ def test_optimization_page_shows_query_ddl_plans_breakdown_and_similar(staff_cli
 
     assert log.query_text in html
     assert log.ddl in html
-    assert "Seq Scan on demo_behavior_log" in html and "Index Scan using" in html
+    trees = response.context["plan_trees"]
+    assert (
+        "<strong>Seq Scan</strong>" in trees.before and "<strong>Index Scan</strong>" in trees.after
+    )
+    assert "demo_behavior_log_user_ts_idx" in trees.after and trees.before in html
+    assert trees.changed == 2  # a seq scan became an index scan: both nodes marked
     assert "measured_speedup" in html and "0.350" in html
     rows = response.context["similar"]
     assert [row.optimization for row in rows] == [similar, unrelated]  # nearest first, not itself
