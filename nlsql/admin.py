@@ -43,8 +43,10 @@ class QuestionLogAdmin(StaffMixin, admin.ModelAdmin):
     def get_urls(self):
         ask = self.admin_site.admin_view(admin_views.ask_view)
         feedback = self.admin_site.admin_view(admin_views.feedback_view)
+        answer_csv = self.admin_site.admin_view(admin_views.answer_csv_view)
         return [
             path("ask/", ask, name="nlsql_ask"),
+            path("ask/<int:log_id>/answer.csv", answer_csv, name="nlsql_answer_csv"),
             path("ask/<int:log_id>/feedback/", feedback, name="nlsql_feedback"),
             *super().get_urls(),
         ]

@@ -4,7 +4,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
-from django.http import HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -13,7 +13,9 @@ from django.views.decorators.http import require_POST
 from config.parsing import parse_int
 from dbarchitect.targets import configured_targets
 
+from .answer_csv import answer_csv
 from .ask import InvalidInput, question_ask, question_log_feedback
+from .charts import answer_chart
 from .generate import explain_query
 from .guard import SqlRefused, sql_check
 from .models import QuestionLog
@@ -61,14 +63,34 @@ def _logged_answer_context(request) -> dict:
         "columns": [], "rows": [], "truncated": False, "row_count": log.row_count,
         "duration_ms": log.duration_ms, "log_id": log.pk,
     }  # fmt: skip
-    if log.status == QuestionLog.Status.OK and log.sql:
-        try:  # the logged SQL passed the guard; check it again, settings may have changed
-            query = query_run(checked=sql_check(log.sql), target=log.target)
-            answer.update(columns=query.columns, rows=query.rows, truncated=query.truncated)
-        except (SqlRefused, QueryFailed) as exc:
-            answer.update(error=str(exc))
+    answer.update(_logged_rows(log))
     page_number = _positive_int(request.GET.get("page")) or 1
     return _answer_context(request, answer, page_number=page_number)
+
+
+def _logged_rows(log: QuestionLog) -> dict:
+    """A logged answer's rows, run again (columns, rows, truncated), or its error."""
+    if log.status != QuestionLog.Status.OK or not log.sql:
+        return {}
+    try:  # the logged SQL passed the guard; check it again, settings may have changed
+        query = query_run(checked=sql_check(log.sql), target=log.target)
+    except (SqlRefused, QueryFailed) as exc:
+        return {"error": str(exc)}
+    return {"columns": query.columns, "rows": query.rows, "truncated": query.truncated}
+
+
+def answer_csv_view(request, log_id: int) -> HttpResponse:
+    """A logged answer's rows as a CSV download (formula-like cells defused)."""
+    log = get_object_or_404(QuestionLog, pk=log_id)
+    rows = _logged_rows(log)
+    if "rows" not in rows:
+        messages.error(request, rows.get("error") or "This answer has no rows to download.")
+        return HttpResponseRedirect(f"{reverse('admin:nlsql_ask')}?log={log.pk}")
+    response = HttpResponse(
+        answer_csv(rows["columns"], rows["rows"]), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="answer-{log.pk}.csv"'
+    return response
 
 
 def _answer_context(request, answer: dict, *, page_number: int) -> dict:
@@ -80,7 +102,13 @@ def _answer_context(request, answer: dict, *, page_number: int) -> dict:
             explanation = explain_query(answer["sql"], answer["target"])
         except (SqlRefused, QueryFailed) as exc:
             messages.warning(request, f"No explanation: {exc}")
-    return {"answer": answer, "page": page, "explanation": explanation}
+    chart = answer_chart(answer["columns"], answer["rows"])
+    return {
+        "answer": answer,
+        "page": page,
+        "explanation": explanation,
+        "chart": chart.as_dict() if chart else None,
+    }
 
 
 def _positive_int(raw) -> int | None:
