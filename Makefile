@@ -6,6 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PGPORT ?= 5544
 DBNAME ?= dbarchitect
+# The demo's scratch repository: the agent commits its migrations there, never in this checkout.
+DEMO_REPO := $(CURDIR)/.local/demo-repo
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:$(PGPORT)/$(DBNAME)
 export REDIS_URL ?= redis://127.0.0.1:6379/0
 export DBARCHITECT_PGPORT := $(PGPORT)
@@ -36,9 +38,10 @@ demo: migrate  ## everything: services, install, migrate, admin user, demo data,
 	@$(PY) manage.py seed_demo --users $${DEMO_USERS:-20000} --logs $${DEMO_LOGS:-1000000} --if-empty
 	@$(PY) manage.py nlsql_train --schema --file demo/nlsql_pairs.yaml
 	@$(PY) manage.py run_demo_workload
-	@$(PY) manage.py run_audit
-	@echo "Admin: http://127.0.0.1:8000/admin/"
-	@$(PY) manage.py runserver 127.0.0.1:8000
+	@$(PY) manage.py demo_git_repo --path $(DEMO_REPO)
+	@DBARCHITECT_GIT_REPO=$(DEMO_REPO) $(PY) manage.py run_audit
+	@echo "Admin: http://127.0.0.1:8000/admin/ (proposal branches: git -C $(DEMO_REPO) branch)"
+	@DBARCHITECT_GIT_REPO=$(DEMO_REPO) $(PY) manage.py runserver 127.0.0.1:8000
 
 serve: migrate
 	@$(PY) manage.py runserver 127.0.0.1:8000
