@@ -6,22 +6,23 @@ join keys on the inner side; expression keys for function-wrapped filters; the p
 operator class where the collation needs one; partial indexes for a rare value or
 IS [NOT] NULL; GIN for jsonb and array containment, pg_trgm's GIN for substring
 searches, an expression GIN for full-text search. A shape an existing valid index
-already leads with is not a candidate. Costing and choosing happen in advisor.py.
+already leads with is not a candidate. Costing and choosing happen in the advisor.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from pglast import ast, enums
 from psycopg import sql
 
+from pgaccess.catalog import ColumnInfo, ColumnStats, IndexInfo, TableInfo, is_c_collation
+
 from . import analysis as an
-from .catalog import ColumnInfo, ColumnStats, IndexInfo, TableInfo, is_c_collation
 
 # At most this many equality columns lead a composite key: more rarely pays for its width.
 MAX_EQUALITY_KEYS = 3
@@ -40,8 +41,7 @@ TRIGRAM_OPCLASS = "gin_trgm_ops"
 class CandidateContext(Protocol):
     """What candidate generation needs to know about the workload's tables."""
 
-    by_oid: dict[int, TableInfo]
-    min_table_rows: int
+    by_oid: Mapping[int, TableInfo]
     trigram: bool  # pg_trgm is installed on the target: its GIN operator class exists
     text_search_config: str  # the configuration a hidden to_tsvector($n, col) is taken as
 
@@ -87,15 +87,15 @@ class _TableNeeds:
     group: list[IndexKey] = field(default_factory=list)
 
 
-def _usable_table(ctx: CandidateContext, info: TableInfo) -> bool:
-    return info.kind in ("r", "p", "m") and not info.is_system and info.rows >= ctx.min_table_rows
+def _usable_table(info: TableInfo, min_rows: int) -> bool:
+    return info.kind in ("r", "p", "m") and not info.is_system and info.rows >= min_rows
 
 
-def _scope_needs(ctx: CandidateContext, scope: an.Scope) -> dict[int, _TableNeeds]:
+def _scope_needs(ctx: CandidateContext, scope: an.Scope, min_rows: int) -> dict[int, _TableNeeds]:
     needs: dict[int, _TableNeeds] = defaultdict(_TableNeeds)
     for predicate in scope.predicates:
         found = ctx.resolve(predicate.column)
-        if found is None or not _usable_table(ctx, found[0]):
+        if found is None or not _usable_table(found[0], min_rows):
             continue
         info, column = found
         col = info.columns[column]
@@ -143,7 +143,7 @@ def _scope_needs(ctx: CandidateContext, scope: an.Scope) -> dict[int, _TableNeed
     for join in scope.joins:
         for side, other in ((join.left, join.right), (join.right, join.left)):
             found = ctx.resolve(side)
-            if found is None or not _usable_table(ctx, found[0]):
+            if found is None or not _usable_table(found[0], min_rows):
                 continue
             other_found = ctx.resolve(other)
             if other_found is not None and other_found[0].oid == found[0].oid:
@@ -152,12 +152,12 @@ def _scope_needs(ctx: CandidateContext, scope: an.Scope) -> dict[int, _TableNeed
     sort = _sort_keys(ctx, scope.order_by)
     if sort is not None:
         oid, keys = sort
-        if _usable_table(ctx, ctx.by_oid[oid]):
+        if _usable_table(ctx.by_oid[oid], min_rows):
             needs[oid].sort = keys
     groups = [ctx.resolve(use) for use in scope.group_by]
     if groups and all(g is not None for g in groups) and len({g[0].oid for g in groups}) == 1:
         oid = groups[0][0].oid
-        if _usable_table(ctx, ctx.by_oid[oid]):
+        if _usable_table(ctx.by_oid[oid], min_rows):
             needs[oid].group = list(dict.fromkeys(IndexKey(g[1]) for g in groups))
     return needs
 
@@ -256,11 +256,14 @@ def _null_test_text(column: str, kind: str) -> str:
     return an.deparse(node)
 
 
-def candidates_for(ctx: CandidateContext, analysis: an.QueryAnalysis) -> set[Candidate]:
-    """Every index shape that could serve one scope of the query, per table."""
+def candidates_for(
+    ctx: CandidateContext, analysis: an.QueryAnalysis, *, min_table_rows: int
+) -> set[Candidate]:
+    """Every index shape that could serve one scope of the query, per table of at least
+    `min_table_rows` rows."""
     found: set[Candidate] = set()
     for scope in analysis.scopes:
-        for oid, need in _scope_needs(ctx, scope).items():
+        for oid, need in _scope_needs(ctx, scope, min_table_rows).items():
             found |= _table_candidates(ctx, ctx.by_oid[oid], need)
     return found
 
@@ -348,11 +351,14 @@ def _by_selectivity(ctx: CandidateContext, info: TableInfo, keys: list[IndexKey]
     return sorted(keys, key=distinct, reverse=True)
 
 
-def interesting_keys(ctx: CandidateContext, analysis: an.QueryAnalysis) -> dict[int, set[str]]:
-    """Per table, the columns and expressions this query filters, joins, sorts or groups on."""
+def interesting_keys(
+    ctx: CandidateContext, analysis: an.QueryAnalysis, *, min_table_rows: int
+) -> dict[int, set[str]]:
+    """Per table (of at least `min_table_rows` rows), the columns and expressions this query
+    filters, joins, sorts or groups on."""
     result: dict[int, set[str]] = defaultdict(set)
     for scope in analysis.scopes:
-        for oid, need in _scope_needs(ctx, scope).items():
+        for oid, need in _scope_needs(ctx, scope, min_table_rows).items():
             keys = [
                 *need.equality,
                 *need.ranges,

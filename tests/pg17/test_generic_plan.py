@@ -4,8 +4,9 @@ import pytest
 
 from dbarchitect import analysis as an
 from dbarchitect import generic_plan as gp
-from dbarchitect.advisor import _used_indexes
-from dbarchitect.catalog import catalog_tables, column_resolve
+from dbarchitect.analysis import column_resolve
+from pgaccess.catalog import catalog_tables
+from pgaccess.hypopg import used_oids
 from tests.dbarchitect.conftest import RECENT_LOGS_QUERY
 from tests.dbarchitect.pgss import pgss_reset_own_database
 
@@ -32,7 +33,7 @@ def test_plan_cost_explains_the_generic_plan_as_often_as_the_advisor_asks(pg17_c
         pg17_conn.execute("SELECT hypopg_reset()")
 
     assert len({cost.total for cost in without}) == 1
-    assert _used_indexes(with_index[-1].plan), with_index[-1].plan  # the hypothetical one
+    assert used_oids(with_index[-1].plan), with_index[-1].plan  # the hypothetical one
     assert with_index[-1].total < without[0].total
     # What the server ran: the normalized statement under EXPLAIN (GENERIC_PLAN), ten times;
     # no PREPARE and EXPLAIN EXECUTE with NULLs (the PostgreSQL 15 way).
