@@ -15,12 +15,13 @@ import psycopg
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
+from pgaccess.pgss import PgssUnavailable
 from pgaccess.scrub import secrets_scrub
 from pgaccess.session import TargetUnavailable, target_session
 from pgaccess.targets import UnknownTarget
 
 from . import advisor, verifier
-from .collector import CollectError, Thresholds, collect_queries
+from .collector import Thresholds, collect_queries
 from .health import health_check
 from .locking import AuditAlreadyRunning, audit_lock
 from .models import AuditRun, Target
@@ -44,7 +45,7 @@ __all__ = ["AuditAlreadyRunning", "UnknownTarget", "run_audit"]
 # Failures whose message says what to fix on the target or in the settings.
 KNOWN_FAILURES = (
     TargetUnavailable,
-    CollectError,
+    PgssUnavailable,
     advisor.AdvisorError,
     psycopg.OperationalError,
     SoftTimeLimitExceeded,
@@ -185,7 +186,7 @@ def audit_error(exc: BaseException) -> str:
         )
     elif isinstance(exc, psycopg.OperationalError):
         text = f"lost the connection to the target: {exc}"
-    elif isinstance(exc, TargetUnavailable | CollectError | advisor.AdvisorError):
+    elif isinstance(exc, TargetUnavailable | PgssUnavailable | advisor.AdvisorError):
         text = str(exc)
     else:
         text = f"{type(exc).__name__}: {exc}"

@@ -11,12 +11,16 @@ the catalog. Nothing here talks to a database.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pglast import ast, enums, parse_sql
 from pglast.parser import ParseError
 from pglast.stream import RawStream
+
+if TYPE_CHECKING:
+    from pgaccess.catalog import TableInfo
 
 # Filter kinds. The advisor turns each into index keys of the matching shape.
 EQ = "eq"  # col = value, col IS TRUE, bare boolean column
@@ -964,3 +968,27 @@ def _relations_under(item: Any, level: _Level) -> list[Relation]:
     if isinstance(item, ast.JoinExpr):
         return _relations_under(item.larg, level) + _relations_under(item.rarg, level)
     return []
+
+
+def column_resolve(
+    use: ColumnUse, tables: Mapping[Relation, TableInfo]
+) -> tuple[TableInfo, str] | None:
+    """The table a column of a query belongs to, by SQL's rules, or None when unknown.
+
+    A qualified column names its relation; an unqualified one belongs to the innermost
+    scope level where exactly one visible relation has a column of that name.
+    """
+    if use.relation is not None:
+        info = tables.get(use.relation)
+        if info is not None and use.column in info.columns:
+            return info, use.column
+        return None
+    for level in use.candidates:
+        owners = [
+            tables[rel] for rel in level if rel in tables and use.column in tables[rel].columns
+        ]
+        if len({o.oid for o in owners}) == 1:
+            return owners[0], use.column
+        if owners:
+            return None  # ambiguous: the server would have refused the query
+    return None

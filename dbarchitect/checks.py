@@ -10,10 +10,9 @@ from django.db import DatabaseError, connections
 
 from config.checks import numeric_setting_errors
 from pgaccess.extensions import hypopg_problem
+from pgaccess.pgss import PgssUnavailable, pgss_read
 from pgaccess.session import TargetUnavailable, target_session
 from pgaccess.targets import DEFAULT_TARGET, configured_targets
-
-from .collector import CollectError, pgss_read
 
 REQUIRED_EXTENSIONS = {
     "vector": (
@@ -217,7 +216,7 @@ def target_problems(name: str) -> list[str]:
             problems = []
             try:
                 pgss_read(conn)
-            except CollectError as exc:
+            except PgssUnavailable as exc:
                 problems.append(str(exc))
             hypopg = hypopg_problem(conn)
             if hypopg is not None:

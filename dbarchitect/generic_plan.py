@@ -31,8 +31,9 @@ import psycopg
 from pglast import ast, enums
 from psycopg import sql
 
+from pgaccess.catalog import ColumnInfo, ColumnStats, TableInfo
+
 from . import analysis as an
-from .catalog import ColumnInfo, ColumnStats, TableInfo
 from .collector import MARKER
 
 STATEMENT_PREFIX = "dbarchitect_costing_"

@@ -13,9 +13,10 @@ import math
 import psycopg
 from psycopg import sql
 
+from pgaccess.catalog import TableInfo
+
 from . import analysis as an
 from . import generic_plan as gp
-from .catalog import TableInfo
 from .collector import MARKER
 
 logger = logging.getLogger(__name__)

@@ -13,10 +13,11 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from .collector import MARKER
+from pgaccess.catalog import INDEXES_SQL, USER_SCHEMA_SQL
+from pgaccess.marker import cursor
 
-# Schemas the checks never look into.
-SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
+# The indexes the checks look at: every one outside the server's own schemas.
+_INDEXES = f"{INDEXES_SQL} WHERE {USER_SCHEMA_SQL}"
 
 
 @dataclass(frozen=True)
@@ -32,55 +33,11 @@ class HealthFinding:
     fingerprint: str
 
 
-# Index facts shared by the checks: key columns as text arrays, so prefixes compare with
-# array slices; whether anything enforces through the index; whether a foreign key uses it.
-_INDEXES = """
-    SELECT
-        n.nspname AS schema_name,
-        t.relname AS table_name,
-        i.relname AS index_name,
-        x.indexrelid AS index_oid,
-        x.indrelid AS table_oid,
-        am.amname AS method,
-        x.indnkeyatts AS key_count,
-        x.indnatts AS column_count,
-        (string_to_array(x.indkey::text, ' '))[1:x.indnkeyatts] AS key_attnums,
-        (string_to_array(x.indclass::text, ' '))[1:x.indnkeyatts] AS key_opclasses,
-        (string_to_array(x.indcollation::text, ' '))[1:x.indnkeyatts] AS key_collations,
-        (string_to_array(x.indoption::text, ' '))[1:x.indnkeyatts] AS key_options,
-        pg_get_expr(x.indexprs, x.indrelid) AS expressions,
-        pg_get_expr(x.indpred, x.indrelid) AS predicate,
-        x.indisunique OR x.indisprimary OR x.indisexclusion
-            OR EXISTS (SELECT 1 FROM pg_constraint AS c WHERE c.conindid = x.indexrelid)
-            AS enforces_constraint,
-        EXISTS (
-            SELECT 1 FROM pg_constraint AS f
-            WHERE f.contype = 'f' AND f.conrelid = x.indrelid
-              AND (x.indkey::int2[])[0:cardinality(f.conkey) - 1] @> f.conkey
-              AND (x.indkey::int2[])[0:cardinality(f.conkey) - 1] <@ f.conkey
-        ) AS serves_foreign_key,
-        ARRAY(
-            SELECT pg_get_indexdef(x.indexrelid, k, true)
-            FROM generate_series(1, x.indnkeyatts) AS k
-        ) AS key_columns,
-        pg_relation_size(x.indexrelid) AS size_bytes,
-        x.indisvalid AS is_valid
-    FROM pg_index AS x
-    JOIN pg_class AS i ON i.oid = x.indexrelid
-    JOIN pg_class AS t ON t.oid = x.indrelid
-    JOIN pg_namespace AS n ON n.oid = t.relnamespace
-    JOIN pg_am AS am ON am.oid = i.relam
-    WHERE n.nspname <> ALL (%(system_schemas)s)
-      AND n.nspname NOT LIKE 'pg_toast%%'
-      AND n.nspname NOT LIKE 'pg_temp%%'
-"""
-
-
 def unused_indexes(
     conn: psycopg.Connection, *, max_scans: int = 0, min_size_bytes: int = 0
 ) -> list[HealthFinding]:
     """Indexes scanned at most `max_scans` times since the statistics were last reset."""
-    query = f"""{MARKER}
+    query = f"""
         WITH idx AS ({_INDEXES})
         SELECT idx.*, s.idx_scan AS index_scans,
                COALESCE(d.stats_reset::date::text, 'the database was created') AS counting_since
@@ -94,11 +51,7 @@ def unused_indexes(
           AND NOT idx.serves_foreign_key
           AND idx.size_bytes >= %(min_size_bytes)s
         ORDER BY idx.size_bytes DESC, idx.schema_name, idx.index_name"""
-    params = {
-        "max_scans": max_scans,
-        "min_size_bytes": min_size_bytes,
-        "system_schemas": list(SYSTEM_SCHEMAS),
-    }
+    params = {"max_scans": max_scans, "min_size_bytes": min_size_bytes}
     return [
         _drop_finding(
             conn,
@@ -116,7 +69,7 @@ def duplicate_indexes(conn: psycopg.Connection) -> list[HealthFinding]:
     Same method, predicate, operator classes, collations and sort options; the covered one
     must enforce nothing. Of two identical droppable indexes, the newer one is reported.
     """
-    query = f"""{MARKER}
+    query = f"""
         WITH idx AS ({_INDEXES})
         SELECT DISTINCT ON (a.index_oid) a.*, b.index_name AS covering_index,
                b.key_count = a.key_count AS identical
@@ -141,7 +94,7 @@ def duplicate_indexes(conn: psycopg.Connection) -> list[HealthFinding]:
                OR a.index_oid > b.index_oid)
         ORDER BY a.index_oid, b.key_count DESC, b.index_oid"""
     findings = []
-    for row in _rows(conn, query, {"system_schemas": list(SYSTEM_SCHEMAS)}):
+    for row in _rows(conn, query, {}):
         how = "identical to" if row["identical"] else "a prefix of"
         findings.append(
             _drop_finding(
@@ -157,7 +110,7 @@ def duplicate_indexes(conn: psycopg.Connection) -> list[HealthFinding]:
 
 def invalid_indexes(conn: psycopg.Connection) -> list[HealthFinding]:
     """Indexes left invalid by a failed CREATE INDEX CONCURRENTLY (not ones being built now)."""
-    query = f"""{MARKER}
+    query = f"""
         WITH idx AS ({_INDEXES})
         SELECT idx.* FROM idx
         WHERE NOT idx.is_valid
@@ -167,7 +120,7 @@ def invalid_indexes(conn: psycopg.Connection) -> list[HealthFinding]:
           )
         ORDER BY idx.schema_name, idx.index_name"""
     findings = []
-    for row in _rows(conn, query, {"system_schemas": list(SYSTEM_SCHEMAS)}):
+    for row in _rows(conn, query, {}):
         base = _drop_finding(
             conn,
             row,
@@ -192,7 +145,7 @@ def missing_fk_indexes(conn: psycopg.Connection, *, min_table_rows: int = 0) -> 
 
     Without one, every delete or key update on the referenced table scans this table.
     """
-    query = f"""{MARKER}
+    query = f"""
         SELECT n.nspname AS schema_name, t.relname AS table_name, c.conname AS constraint_name,
                r.relname AS referenced_table, rows.estimate AS table_rows,
                ARRAY(
@@ -212,7 +165,7 @@ def missing_fk_indexes(conn: psycopg.Connection, *, min_table_rows: int = 0) -> 
                         ELSE t.reltuples::bigint END AS estimate
         ) AS rows
         WHERE c.contype = 'f'
-          AND n.nspname <> ALL (%(system_schemas)s)
+          AND {USER_SCHEMA_SQL}
           AND rows.estimate >= %(min_table_rows)s
           AND NOT EXISTS (
               SELECT 1 FROM pg_index AS x
@@ -223,7 +176,7 @@ def missing_fk_indexes(conn: psycopg.Connection, *, min_table_rows: int = 0) -> 
                 AND (x.indkey::int2[])[0:cardinality(c.conkey) - 1] <@ c.conkey
           )
         ORDER BY n.nspname, t.relname, c.conname"""
-    params = {"system_schemas": list(SYSTEM_SCHEMAS), "min_table_rows": min_table_rows}
+    params = {"min_table_rows": min_table_rows}
     findings = []
     for row in _rows(conn, query, params):
         columns = list(row["fk_columns"])
@@ -317,9 +270,9 @@ def _drop_finding(conn: psycopg.Connection, row: dict, reason: str) -> HealthFin
 
 
 def _rows(conn: psycopg.Connection, query: str, params: dict) -> list[dict]:
-    with conn.cursor(row_factory=dict_row) as cursor:
-        cursor.execute(query, params)
-        return cursor.fetchall()
+    with cursor(conn, row_factory=dict_row) as cur:
+        cur.execute(query, params)
+        return cur.fetchall()
 
 
 def size_text(size_bytes: int) -> str:

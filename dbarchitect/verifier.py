@@ -29,10 +29,11 @@ from pglast import ast
 from pglast.parser import ParseError
 from psycopg import errors, sql
 
+from pgaccess.catalog import search_path_widened
+
 from . import analysis as an
 from .advisor import IndexRecommendation, QueryLike, RepresentativeStatement
 from .advisor import representative_statements as advisor_representative_statements
-from .catalog import search_path_widened
 from .collector import MARKER
 from .generic_plan import prepared_statements_forget
 

@@ -30,10 +30,10 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 from psycopg import sql
 
-from dbarchitect.collector import CollectError, pgss_schema
 from dbarchitect.migration_writer import IndexSpec, MigrationWriteError, index_resolve
 from dbarchitect.models import AuditRun
 from pgaccess.locks import lock_holders, lock_try
+from pgaccess.pgss import PgssUnavailable, pgss_read
 from pgaccess.scrub import secrets_scrub
 from pgaccess.session import TargetUnavailable, session_connect
 
@@ -514,19 +514,14 @@ def _served_counters(conn: psycopg.Connection, queryids: list[int]) -> dict[str,
     if not queryids:
         return {}
     try:
-        view = sql.Identifier(pgss_schema(conn), "pg_stat_statements")
-    except CollectError:
+        rows = pgss_read(conn, queryids=queryids)
+    except PgssUnavailable:
         return {}
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT s.queryid, sum(s.calls) AS calls, "
-            "sum(s.total_exec_time + s.total_plan_time) AS total_ms "
-            "FROM {} AS s WHERE s.dbid = (SELECT d.oid FROM pg_database AS d "
-            "WHERE d.datname = current_database()) AND s.queryid = ANY(%s) GROUP BY s.queryid"
-        ).format(view),
-        [list(queryids)],
-    ).fetchall()
-    return {str(queryid): [float(calls), float(total)] for queryid, calls, total in rows}
+    served: dict[str, list[float]] = {}
+    for row in rows:  # one entry per role that ran the query
+        calls, total = served.setdefault(str(row.queryid), [0.0, 0.0])
+        served[str(row.queryid)] = [calls + row.calls, total + row.total_time_ms]
+    return served
 
 
 def _mean_before(log: OptimizationLog) -> float | None:

@@ -1,9 +1,10 @@
-"""What the advisor needs to know about the tables a workload touches, in a few batch reads.
+"""Catalog reads: the tables a workload touches, their columns, indexes and statistics.
 
 Tables are resolved the way the server resolves them (`to_regclass` under the session's
 search_path), so an unqualified name in a query lands on the same table the query used.
 pg_stat_statements does not record the search_path an application ran a query with:
-`search_path_widened` reaches the one schema an otherwise unknown name is in.
+`search_path_widened` reaches the one schema an otherwise unknown name is in. Index facts
+come from one pg_index reader (INDEXES_SQL), which the health checks share.
 """
 
 from __future__ import annotations
@@ -11,14 +12,84 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from .analysis import Relation
+from .marker import cursor
 
-SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
+# Schemas that describe the database itself. Every schema named pg_* is the server's too
+# (pg_catalog, pg_toast, pg_temp_N: CREATE SCHEMA refuses the prefix), see is_system_schema.
+SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
+# The same rule in SQL, for a WHERE clause on pg_namespace.nspname (alias n).
+USER_SCHEMA_SQL = "n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%'"
+
+
+def is_system_schema(schema: str) -> bool:
+    """True for the server's own schemas: information_schema and every pg_* one."""
+    return schema in SYSTEM_SCHEMAS or schema.startswith("pg_")
+
+
+class RelationName(Protocol):
+    """A relation as a query writes it: its schema (None: unqualified) and name."""
+
+    schema: str | None
+    name: str
+
+
+Rel = TypeVar("Rel", bound=RelationName)
+
+
+# Index facts, one row per index: key columns and their operator classes, collations and
+# sort options as text arrays (prefixes compare with array slices), what the index
+# enforces and whether a foreign key uses it. Callers add the WHERE clause.
+INDEXES_SQL = """
+    SELECT
+        n.nspname AS schema_name,
+        t.relname AS table_name,
+        i.relname AS index_name,
+        x.indexrelid AS index_oid,
+        x.indrelid AS table_oid,
+        am.amname AS method,
+        x.indnkeyatts AS key_count,
+        x.indnatts AS column_count,
+        (string_to_array(x.indkey::text, ' '))[1:x.indnkeyatts] AS key_attnums,
+        (string_to_array(x.indclass::text, ' '))[1:x.indnkeyatts] AS key_opclasses,
+        (string_to_array(x.indcollation::text, ' '))[1:x.indnkeyatts] AS key_collations,
+        (string_to_array(x.indoption::text, ' '))[1:x.indnkeyatts] AS key_options,
+        ARRAY(SELECT (x.indoption[k - 1] & 1) = 1
+              FROM generate_series(1, x.indnkeyatts) AS k ORDER BY k) AS descending,
+        ARRAY(SELECT opc.opcname::text
+              FROM unnest(x.indclass::oid[]) WITH ORDINALITY AS u(opc_oid, ord)
+              JOIN pg_opclass AS opc ON opc.oid = u.opc_oid ORDER BY u.ord) AS opclass_names,
+        pg_get_expr(x.indexprs, x.indrelid) AS expressions,
+        pg_get_expr(x.indpred, x.indrelid) AS predicate,
+        pg_get_expr(x.indpred, x.indrelid, true) AS predicate_pretty,
+        x.indisunique AS is_unique,
+        x.indisunique OR x.indisprimary OR x.indisexclusion
+            OR EXISTS (SELECT 1 FROM pg_constraint AS c WHERE c.conindid = x.indexrelid)
+            AS enforces_constraint,
+        EXISTS (
+            SELECT 1 FROM pg_constraint AS f
+            WHERE f.contype = 'f' AND f.conrelid = x.indrelid
+              AND (x.indkey::int2[])[0:cardinality(f.conkey) - 1] @> f.conkey
+              AND (x.indkey::int2[])[0:cardinality(f.conkey) - 1] <@ f.conkey
+        ) AS serves_foreign_key,
+        ARRAY(
+            SELECT pg_get_indexdef(x.indexrelid, k, true)
+            FROM generate_series(1, x.indnkeyatts) AS k ORDER BY k
+        ) AS key_columns,
+        pg_relation_size(x.indexrelid) AS size_bytes,
+        x.indisvalid AS is_valid,
+        x.indisvalid AND x.indisready AS is_usable
+    FROM pg_index AS x
+    JOIN pg_class AS i ON i.oid = x.indexrelid
+    JOIN pg_class AS t ON t.oid = x.indrelid
+    JOIN pg_namespace AS n ON n.oid = t.relnamespace
+    JOIN pg_am AS am ON am.oid = i.relam
+"""
 
 
 @dataclass(frozen=True)
@@ -58,7 +129,7 @@ class TableInfo:
 
     @property
     def is_system(self) -> bool:
-        return self.schema in SYSTEM_SCHEMAS or self.schema.startswith("pg_toast")
+        return is_system_schema(self.schema)
 
     @property
     def qualified(self) -> str:
@@ -74,14 +145,12 @@ class ColumnStats:
     histogram: tuple  # histogram_bounds, as JSON values
 
 
-def catalog_tables(
-    conn: psycopg.Connection, relations: Iterable[Relation]
-) -> dict[Relation, TableInfo]:
+def catalog_tables(conn: psycopg.Connection, relations: Iterable[Rel]) -> dict[Rel, TableInfo]:
     """Relation as written in a query -> what the catalog says about it (missing: absent)."""
     wanted = list(dict.fromkeys(relations))
     if not wanted:
         return {}
-    with conn.cursor(row_factory=dict_row) as cur:
+    with cursor(conn, row_factory=dict_row) as cur:
         cur.execute(
             """
             SELECT r.ord, c.oid, n.nspname AS schema_name, c.relname AS table_name,
@@ -101,7 +170,7 @@ def catalog_tables(
         )
         rows = cur.fetchall()
         tables: dict[int, TableInfo] = {}
-        result: dict[Relation, TableInfo] = {}
+        result: dict[Rel, TableInfo] = {}
         for row in rows:
             info = tables.get(row["oid"])
             if info is None:
@@ -145,52 +214,31 @@ def catalog_tables(
                 category=row["category"],
                 collation=row["collation_name"] or None,
             )
-        cur.execute(
-            """
-            SELECT i.indrelid AS oid, ic.relname AS index_name, am.amname AS method,
-                   i.indisunique AS is_unique, i.indisvalid AND i.indisready AS is_valid,
-                   ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true)
-                         FROM generate_series(1, i.indnkeyatts) AS k ORDER BY k) AS keys,
-                   ARRAY(SELECT (i.indoption[k - 1] & 1) = 1
-                         FROM generate_series(1, i.indnkeyatts) AS k ORDER BY k) AS descending,
-                   ARRAY(SELECT opc.opcname::text
-                         FROM unnest(i.indclass::oid[]) WITH ORDINALITY AS u(opc_oid, ord)
-                         JOIN pg_opclass opc ON opc.oid = u.opc_oid ORDER BY u.ord) AS opclasses,
-                   pg_get_expr(i.indpred, i.indrelid, true) AS predicate,
-                   pg_relation_size(i.indexrelid) AS size_bytes
-            FROM pg_index i
-            JOIN pg_class ic ON ic.oid = i.indexrelid
-            JOIN pg_am am ON am.oid = ic.relam
-            WHERE i.indrelid = ANY(%s)
-            """,
-            (oids,),
-        )
+        cur.execute(INDEXES_SQL + " WHERE x.indrelid = ANY(%s)", (oids,))
         for row in cur.fetchall():
-            tables[row["oid"]].indexes.append(
+            tables[row["table_oid"]].indexes.append(
                 IndexInfo(
                     name=row["index_name"],
                     method=row["method"],
-                    keys=tuple(row["keys"]),
+                    keys=tuple(row["key_columns"]),
                     descending=tuple(row["descending"]),
-                    opclasses=tuple(row["opclasses"]),
-                    predicate=row["predicate"],
+                    opclasses=tuple(row["opclass_names"]),
+                    predicate=row["predicate_pretty"],
                     unique=row["is_unique"],
-                    valid=row["is_valid"],
+                    valid=row["is_usable"],
                     size_bytes=int(row["size_bytes"] or 0),
                 )
             )
     return result
 
 
-def catalog_partition_roots(
-    conn: psycopg.Connection, relations: Iterable[Relation]
-) -> dict[Relation, int]:
+def catalog_partition_roots(conn: psycopg.Connection, relations: Iterable[Rel]) -> dict[Rel, int]:
     """Relation as written -> the oid of its partition tree's root (itself when not a
     partition); relations that do not exist are absent."""
     wanted = list(dict.fromkeys(relations))
     if not wanted:
         return {}
-    with conn.cursor() as cur:
+    with cursor(conn) as cur:
         cur.execute(
             """
             SELECT r.ord, COALESCE(pg_partition_root(c.oid)::oid, c.oid) AS root_oid
@@ -206,7 +254,7 @@ def catalog_partition_roots(
 
 @contextmanager
 def search_path_widened(
-    conn: psycopg.Connection, relations: Iterable[Relation]
+    conn: psycopg.Connection, relations: Iterable[RelationName]
 ) -> Iterator[dict[str, list[str]]]:
     """For the block, the session's search_path also reaches the schema of each unqualified
     name it does not find, where exactly one user schema has a relation of that name.
@@ -216,15 +264,14 @@ def search_path_widened(
     names = sorted({r.name for r in relations if r.schema is None})
     rows = []
     if names:
-        with conn.cursor() as cur:
+        with cursor(conn) as cur:
             cur.execute(
-                """
+                f"""
                 SELECT w.rel_name, array_agg(DISTINCT n.nspname ORDER BY n.nspname)
                 FROM unnest(%s::text[]) AS w(rel_name)
                 JOIN pg_class c ON c.relname = w.rel_name AND c.relkind IN ('r', 'p', 'v', 'm')
                 JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE to_regclass(quote_ident(w.rel_name)) IS NULL
-                  AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%'
+                WHERE to_regclass(quote_ident(w.rel_name)) IS NULL AND {USER_SCHEMA_SQL}
                 GROUP BY w.rel_name
                 """,
                 (names,),
@@ -235,7 +282,7 @@ def search_path_widened(
     if not reach:
         yield ambiguous
         return
-    with conn.cursor() as cur:
+    with cursor(conn) as cur:
         cur.execute("SELECT current_setting('search_path')")
         (original,) = cur.fetchone()
         widened = ", ".join([original, *(sql.Identifier(s).as_string(conn) for s in reach)])
@@ -243,7 +290,7 @@ def search_path_widened(
     try:
         yield ambiguous
     finally:
-        with conn.cursor() as cur:
+        with cursor(conn) as cur:
             cur.execute("SELECT set_config('search_path', %s, false)", (original,))
 
 
@@ -254,7 +301,7 @@ def catalog_column_stats(
     wanted = list(dict.fromkeys(columns))
     if not wanted:
         return {}
-    with conn.cursor(row_factory=dict_row) as cur:
+    with cursor(conn, row_factory=dict_row) as cur:
         cur.execute(
             """
             SELECT s.schemaname AS schema_name, s.tablename AS table_name,
@@ -300,25 +347,3 @@ def _row_estimate(reltuples: float, relpages: int) -> float:
 def is_c_collation(collation: str | None) -> bool:
     """True where plain btree order is byte order, so LIKE 'prefix%' can use it directly."""
     return collation in ("C", "POSIX", "ucs_basic")
-
-
-def column_resolve(use, tables: dict[Relation, TableInfo]) -> tuple[TableInfo, str] | None:
-    """The table a column of a query belongs to, by SQL's rules, or None when unknown.
-
-    A qualified column names its relation; an unqualified one belongs to the innermost
-    scope level where exactly one visible relation has a column of that name.
-    """
-    if use.relation is not None:
-        info = tables.get(use.relation)
-        if info is not None and use.column in info.columns:
-            return info, use.column
-        return None
-    for level in use.candidates:
-        owners = [
-            tables[rel] for rel in level if rel in tables and use.column in tables[rel].columns
-        ]
-        if len({o.oid for o in owners}) == 1:
-            return owners[0], use.column
-        if owners:
-            return None  # ambiguous: the server would have refused the query
-    return None
