@@ -16,10 +16,11 @@ from pglast.parser import ParseError
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
 
-from .functions import SAFE_FUNCTIONS, refusal_for_function
-
 # Always readable besides the allowed schemas: the catalogs describe the schema itself.
-SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
+# (Not every pg_* schema: pg_toast holds the rows of tables the guard denies.)
+from pgaccess.catalog import SYSTEM_SCHEMAS
+
+from .functions import SAFE_FUNCTIONS, refusal_for_function
 
 # Catalogs and views that hold passwords, connection strings, other sessions' queries,
 # file contents or sampled column values: never readable, whatever the settings say.
