@@ -11,6 +11,14 @@ DEMO_REPO := $(CURDIR)/.local/demo-repo
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:$(PGPORT)/$(DBNAME)
 export REDIS_URL ?= redis://127.0.0.1:6379/0
 export DBARCHITECT_PGPORT := $(PGPORT)
+# Every command runs with the production settings (DEBUG off): the local run's SECRET_KEY is
+# generated once into the ignored .local/, and its cookies go over plain http on 127.0.0.1.
+ifndef SECRET_KEY
+SECRET_KEY := $(shell mkdir -p .local && umask 077 && { test -s .local/secret_key || od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > .local/secret_key; } && cat .local/secret_key)
+endif
+export SECRET_KEY
+export SESSION_COOKIE_SECURE ?= false
+export CSRF_COOKIE_SECURE ?= false
 
 .PHONY: services install database migrate demo serve worker beat test lint bench
 

@@ -93,14 +93,18 @@ def is_api_request(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
-def json_not_found(request: HttpRequest, exception: Exception) -> JsonResponse:
-    """Unknown URLs under /api/ answer in JSON like every other API error."""
-    if is_api_request(request):
-        return JsonResponse({"error": "Not found.", "detail": "not_found"}, status=404)
-    return defaults.page_not_found(request, exception)
+# What an API error without a message of its own says, by status code.
+API_ERRORS = {
+    400: ("Bad request.", "bad_request"),
+    401: ("Authentication required.", "not_authenticated"),
+    403: ("Forbidden.", "permission_denied"),
+    404: ("Not found.", "not_found"),
+    405: ("Method not allowed.", "method_not_allowed"),
+    500: ("Server error.", "server_error"),
+}
 
 
-def _too_large_message() -> str:
+def too_large_message() -> str:
     megabytes = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / (1024 * 1024)
     return (
         f"The request is too large: at most {megabytes:.1f} MB of body and "
@@ -108,25 +112,40 @@ def _too_large_message() -> str:
     )
 
 
+def api_error_response(status_code: int) -> JsonResponse:
+    """The API's JSON error for a status code; never a detail an error page could leak."""
+    if status_code == 413:
+        message, code = too_large_message(), "request_too_large"
+    else:
+        fallback = ("Server error.", "server_error") if status_code >= 500 else ("Error.", "error")
+        message, code = API_ERRORS.get(status_code, fallback)
+    return JsonResponse({"error": message, "detail": code}, status=status_code)
+
+
+def json_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Unknown URLs under /api/ answer in JSON like every other API error."""
+    if is_api_request(request):
+        return api_error_response(404)
+    return defaults.page_not_found(request, exception)
+
+
 def json_bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     """Django's 400s (an oversized body, a suspicious request): JSON under /api/, and a body
     past the upload limits is a 413 that says the limits. Other reasons stay unexplained:
     their messages can name settings (ALLOWED_HOSTS)."""
     too_large = isinstance(exception, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent)
-    if too_large:
-        message, code, status_code = _too_large_message(), "request_too_large", 413
-    else:
-        message, code, status_code = "Bad request.", "bad_request", 400
     if is_api_request(request):
-        return JsonResponse({"error": message, "detail": code}, status=status_code)
+        return api_error_response(413 if too_large else 400)
     if too_large:
-        return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+        return HttpResponse(
+            too_large_message(), status=413, content_type="text/plain; charset=utf-8"
+        )
     return defaults.bad_request(request, exception)
 
 
-def json_server_error(request: HttpRequest):
+def json_server_error(request: HttpRequest) -> HttpResponse:
     if is_api_request(request):
-        return JsonResponse({"error": "Server error.", "detail": "server_error"}, status=500)
+        return api_error_response(500)
     return defaults.server_error(request)
 
 

@@ -8,7 +8,7 @@ from celery.signals import before_task_publish
 
 logger = logging.getLogger(__name__)
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 app = Celery("dbarchitect")
 app.config_from_object("django.conf:settings", namespace="CELERY")

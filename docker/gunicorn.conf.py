@@ -32,6 +32,18 @@ def on_starting(server) -> None:
         stale.unlink()
 
 
+def pre_request(worker, req) -> None:
+    """A body past Django's upload limit is answered 413 unread, and gunicorn drains only
+    64 KB of what a response left unread before it drops the connection: the client's next
+    request on it would fail. Such a request's answer says Connection: close instead."""
+    from django.conf import settings
+
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    length = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), "")
+    if limit is not None and length.isascii() and length.isdigit() and int(length) > limit:
+        req.must_close = True
+
+
 def child_exit(server, worker) -> None:
     if _multiproc_dir() is not None:
         from prometheus_client import multiprocess

@@ -38,6 +38,7 @@ class Env(environ.Env):
 env = Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
+# Never on unless DEBUG=1 is set; even then config.reporter keeps secrets off the debug page.
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env("SECRET_KEY", default="insecure-local-only-change-me")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
@@ -63,6 +64,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.api_errors_as_json",  # outermost: sees every answer under /api/
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.reject_nul_in_query",  # before any lookup can meet a NUL
@@ -100,7 +102,10 @@ DATABASES = {
     ),
 }
 DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+# Each request reused a connection instead of opening one (a PostgreSQL backend started
+# per request was a fifth of a list request's time); a dead one is replaced, not used.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=600))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 # Similar-optimization search: a wider HNSW search finds the true neighbours (pgvector's
 # default is 40), and iterative scans keep filtered searches (one target, one status) from
 # coming back short. Set once per connection, so a search is one round trip.
@@ -140,12 +145,35 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
+# Request bodies past this are a 413 (Django's default, 2.5 MB); gunicorn closes the
+# connection after one (docker/gunicorn.conf.py), since it would not read the rest.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+
+# Error pages (DEBUG=1), error e-mails and log lines mask every secret, by name and value.
+DEFAULT_EXCEPTION_REPORTER = "config.reporter.SecretsExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.reporter.SecretsReporterFilter"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "formatters": {
+        "plain": {
+            "()": "config.reporter.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    # Django's own default sends these to a console handler of its own (unredacted) under
+    # DEBUG: here they go to the root's, and errors to ADMINS as Django's default does.
+    "loggers": {"django": {"handlers": ["mail_admins"], "propagate": True}},
 }
 
 # --- Celery (Redis broker; the weekly schedule lives in the database) ---
@@ -169,6 +197,10 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
 # An audit of a large database may take minutes, never hours.
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=60 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=55 * 60)
+# Redis hands an unacknowledged task (acks_late) to another worker after this long: past
+# the time limit, so a running audit is never given out twice, yet the task of a worker
+# node that died with it is run again (and its audit marked failed) once it has passed.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 5 * 60}
 
 # --- REST API ---
 REST_FRAMEWORK = {

@@ -1,10 +1,10 @@
-"""Production: a real secret key is required and cookies are secure."""
+"""Production, the default of every entry point: a real secret key is required, cookies
+are secure, DEBUG only with DEBUG=1 (base)."""
 
 from .base import *  # noqa: F403
 from .base import env
 
 SECRET_KEY = env("SECRET_KEY")
-DEBUG = False
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True

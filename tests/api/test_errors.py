@@ -1,29 +1,9 @@
-"""Every API error is JSON {"error": message, "detail": field errors or code}."""
+"""Every API error is JSON {"error": message, "detail": field errors or code}; the errors
+Django itself answers (404, 413, bad host, 405) are in test_json_errors.py."""
 
 import pytest
 
 pytestmark = pytest.mark.django_db
-
-
-def test_an_unknown_api_url_is_a_json_404(staff_api):
-    response = staff_api.get("/api/no-such-endpoint/")
-    assert response.status_code == 404
-    assert response.json() == {"error": "Not found.", "detail": "not_found"}
-
-
-def test_an_unknown_page_outside_the_api_stays_html(staff_client):
-    response = staff_client.get("/no-such-page/")
-    assert response.status_code == 404
-    assert response["Content-Type"].startswith("text/html")
-
-
-def test_a_wrong_method_is_a_json_405(staff_api):
-    response = staff_api.delete("/api/audits/")
-    assert response.status_code == 405
-    assert response.json() == {
-        "error": 'Method "DELETE" not allowed.',
-        "detail": "method_not_allowed",
-    }
 
 
 def test_malformed_json_is_a_400(staff_api, targets):
