@@ -10,8 +10,9 @@ from pgaccess.qualstats import (
     qualstats_read,
     qualstats_status,
 )
+from tests.dbarchitect.private_server import private_server
 
-from .conftest import QUALSTATS_PRELOAD, private_server
+from .servers import QUALSTATS_PRELOAD
 
 ROWS = 20_000
 TABLE = [

@@ -19,8 +19,7 @@ from pgaccess.server_log import (
     server_log_status,
     stderr_entries,
 )
-
-from .conftest import private_server
+from tests.dbarchitect.private_server import private_server
 
 # Long enough to see the log whole; the bounded reads are tested with less.
 ALL = 10_000_000
