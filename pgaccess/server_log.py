@@ -12,7 +12,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -62,12 +62,13 @@ class ServerLogState(StrEnum):
     NO_DATABASE = "no_database"  # a stderr log whose prefix has no %d
     NOT_ENGLISH = "not_english"  # lc_messages translates the messages read here
     STATEMENTS_NOT_LOGGED = "statements_not_logged"  # log_min_error_statement above error
+    READ_FAILED = "read_failed"  # the file went away or cannot be opened
 
 
 @dataclass(frozen=True)
 class ServerLogStatus:
     state: ServerLogState
-    fix: str | None  # what to GRANT or set; None when ready
+    fix: str | None  # what to GRANT or set (or why the read failed); None when ready
     log_format: LogFormat | None = None
     prefix: str = ""
     # Over-long statements are logged from this many ms; None when they are not.
@@ -409,10 +410,16 @@ def server_log_queries(
     status = server_log_status(conn, log_file=log_file)
     if not status.ready:
         return ServerLogQueries(status=status)
-    if log_file is not None:
-        chunks = [log_file_read(log_file, max_bytes=max_bytes)]
-    else:
-        chunks = server_log_read(conn, status=status, max_bytes=max_bytes)
+    try:
+        if log_file is not None:
+            chunks = [log_file_read(log_file, max_bytes=max_bytes)]
+        else:
+            chunks = server_log_read(conn, status=status, max_bytes=max_bytes)
+    except (OSError, psycopg.Error) as exc:
+        where = f"the log file {log_file}" if log_file is not None else "the server's log"
+        why = exc.strerror if isinstance(exc, OSError) else str(exc).strip()
+        failed = replace(status, state=ServerLogState.READ_FAILED, fix=f"{where}: {why}")
+        return ServerLogQueries(status=failed)
     database = execute(conn, "SELECT current_database()").fetchone()[0]
     queries, unparsed = chunks_parse(chunks, status=status, database=database)
     return ServerLogQueries(

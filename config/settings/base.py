@@ -282,6 +282,14 @@ DBARCHITECT_MIN_COST_REDUCTION = env.float("DBARCHITECT_MIN_COST_REDUCTION", def
 DBARCHITECT_UNUSED_INDEX_MIN_BYTES = env.int(
     "DBARCHITECT_UNUSED_INDEX_MIN_BYTES", default=1_048_576
 )
+# The server's log of timed-out and over-long statements is read through each target
+# (pg_ls_logdir, pg_read_binary_file) unless named here as a copy the app can read:
+# "default=/var/log/pg/postgresql.csv,shop=..." (".csv": csvlog, anything else: stderr).
+DBARCHITECT_SERVER_LOG = env.dict("DBARCHITECT_SERVER_LOG", default={})
+# The newest bytes of that log one audit reads, so a huge log cannot stall it.
+DBARCHITECT_SERVER_LOG_MAX_BYTES = env.int(
+    "DBARCHITECT_SERVER_LOG_MAX_BYTES", default=16 * 1024 * 1024
+)
 # Verification: "on", "off" or "database:<target name>" (verify on a copy).
 DBARCHITECT_VERIFY = env("DBARCHITECT_VERIFY", default="on")
 # A target that does not answer within this many seconds counts as down (libpq minimum 2).
@@ -311,6 +319,10 @@ NLSQL_DENIED_TABLES = env.list(
     default=["auth_user", "auth_group", "auth_permission", "authtoken_token", "django_session"],
 )
 NLSQL_ALLOWED_SCHEMAS = env.list("NLSQL_ALLOWED_SCHEMAS", default=["public"])
+# On the app's own database, the tables of these apps' models are data any staff user may
+# ask about; every other model's table (auth, the admin log, celery-beat, the app's own)
+# needs the view permission of its model (nlsql/permissions.py).
+NLSQL_DATA_APPS = env.list("NLSQL_DATA_APPS", default=["demo"])
 # The longest SQL text the guard parses (a generated or pasted query, not a dump).
 NLSQL_MAX_SQL_LENGTH = env.int("NLSQL_MAX_SQL_LENGTH", default=20_000)
 # Retrieved schema/documentation/examples sent to the LLM stay under this many tokens.

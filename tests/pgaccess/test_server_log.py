@@ -210,3 +210,10 @@ def test_a_file_read_is_bounded_and_rejects_a_zero_budget(tmp_path):
     assert (chunk.size, chunk.whole) == (100, False)
     with pytest.raises(ValueError, match="max_bytes must be at least 1"):
         log_file_read(path, max_bytes=0)
+
+
+def test_a_log_file_that_cannot_be_read_says_so(logged, tmp_path):
+    with psycopg.connect(logged.url) as conn:
+        result = server_log_queries(conn, max_bytes=ALL, log_file=tmp_path / "gone.csv")
+    assert result.status.state is ServerLogState.READ_FAILED
+    assert result.status.fix == f"the log file {tmp_path / 'gone.csv'}: No such file or directory"
