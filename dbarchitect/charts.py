@@ -8,6 +8,9 @@ from dataclasses import asdict, dataclass, field
 
 from .formatting import bytes_text
 
+# The phases in the order an audit runs them (the stored JSON keeps no key order).
+PHASE_ORDER = ("collect", "advise", "health", "verify", "record")
+
 
 @dataclass(frozen=True)
 class Series:
@@ -31,11 +34,13 @@ class ChartSpec:
 
 def phase_chart(phase_seconds: dict | None) -> ChartSpec | None:
     """An audit's phase times (seconds) as a horizontal bar per phase, in the order they ran."""
-    phases = {
+    given = {
         str(name): float(seconds)
         for name, seconds in (phase_seconds or {}).items()
         if isinstance(seconds, int | float)
     }
+    order = {name: i for i, name in enumerate(PHASE_ORDER)}
+    phases = dict(sorted(given.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
     if not phases:
         return None
     return ChartSpec(

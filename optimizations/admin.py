@@ -92,7 +92,6 @@ class OptimizationLogAdmin(admin.ModelAdmin):
                     "table_name",
                     "columns",
                     "impact_display",
-                    "impact_basis",
                     "confidence_display",
                     "estimated_gain",
                     "measured_gain",

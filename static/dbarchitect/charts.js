@@ -29,7 +29,7 @@
         borderColor: color,
         backgroundColor: color,
         spanGaps: true,
-        tension: line ? 0.2 : 0,
+        tension: 0,
       };
     });
     var options = {

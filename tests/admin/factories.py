@@ -113,6 +113,9 @@ def make_recommendation(
     kind: str = OptimizationLog.Kind.INDEX,
     cost: tuple[float, float] | None = (18334.0, 52.1),
     measured: tuple[float, float] | None = (85.0, 0.9),
+    impact: float = 0.0,
+    impact_basis: str = OptimizationLog.ImpactBasis.NONE,
+    size_bytes: int | None = None,
 ) -> OptimizationLog:
     """One recommendation with a real embedding, plans and a confidence breakdown."""
     log = OptimizationLog(
@@ -120,6 +123,9 @@ def make_recommendation(
         recommendation=recommendation,
         performance_gain=99.0,
         confidence=confidence,
+        impact=impact,
+        impact_basis=impact_basis,
+        index_size_bytes=size_bytes,
         status=status,
         kind=kind,
         ddl=ddl,
