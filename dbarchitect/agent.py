@@ -10,13 +10,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from pgaccess.pgss import PgssUnavailable
+from pgaccess.qualstats import qualstats_status
 from pgaccess.scrub import secrets_scrub
+from pgaccess.server_log import server_log_queries
 from pgaccess.session import TargetUnavailable, target_session
 from pgaccess.targets import UnknownTarget
 
@@ -106,6 +109,15 @@ def _audit_phases(
                 ),
                 own_tables=own_tables(),
             )
+            # Beyond pg_stat_statements: whether pg_qualstats saw the predicates' constants,
+            # and what the server's log has that never reached it (timed out, over-long).
+            qualstats = qualstats_status(conn)
+            log_file = settings.DBARCHITECT_SERVER_LOG.get(target.name)
+            server_log = server_log_queries(
+                conn,
+                max_bytes=settings.DBARCHITECT_SERVER_LOG_MAX_BYTES,
+                log_file=Path(log_file) if log_file else None,
+            )
         # Analyze + advise: candidate indexes costed with HypoPG on generic plans.
         with _phase(phases, "advise"):
             advice = advisor.advise(
@@ -146,6 +158,8 @@ def _audit_phases(
         findings=findings,
         verifications=verifications,
         verify_note=verify_note,
+        qualstats=qualstats,
+        server_log=server_log,
     )
 
 

@@ -22,6 +22,8 @@ from optimizations.decisions import recommendation_outcomes_check
 from optimizations.impact import impact_compute
 from optimizations.models import OptimizationLog
 from optimizations.services import optimization_bulk_store
+from pgaccess.qualstats import QualstatsStatus
+from pgaccess.server_log import ServerLogQueries
 
 from .collector import Collection, Counters, QueryStat
 from .health import HealthFinding
@@ -66,6 +68,8 @@ class AuditFindings:
     findings: list[HealthFinding] = field(default_factory=list)
     verifications: "dict[str, Verification]" = field(default_factory=dict)  # by fingerprint
     verify_note: str = ""
+    qualstats: QualstatsStatus | None = None
+    server_log: ServerLogQueries | None = None  # what never reached pg_stat_statements
 
 
 def audit_start(*, target: Target, verify: bool, audit_id: uuid.UUID | None = None) -> AuditRun:

@@ -3,6 +3,8 @@
 from collections.abc import Iterable, Sequence
 
 from optimizations.models import OptimizationLog
+from pgaccess.qualstats import QualstatsState
+from pgaccess.server_log import ServerLogState
 
 # Queries listed in the text report (the JSON lists them all).
 TEXT_MAX_QUERIES = 20
@@ -56,6 +58,34 @@ def report_build(*, audit, found, logs: Sequence[OptimizationLog], settled: Iter
             for s in (getattr(advice, "skipped", None) or [])
         ],
         "recommendations": [_recommendation(log, log.fingerprint in settled) for log in logs],
+        "qualstats": _qualstats(found.qualstats),
+        "server_log": _server_log(found.server_log),
+    }
+
+
+def _qualstats(status) -> dict | None:
+    if status is None:
+        return None
+    return {"state": status.state, "fix": status.fix, "sample_rate": status.sample_rate}
+
+
+def _server_log(found) -> dict | None:
+    if found is None:
+        return None
+    return {
+        "state": found.status.state,
+        "fix": found.status.fix,
+        "bytes_read": found.bytes_read,
+        "files": list(found.files),
+        "queries": [
+            {
+                "query": query.query,
+                "timeouts": query.timeouts,
+                "slow_runs": query.slow_runs,
+                "longest_ms": query.longest_ms,
+            }
+            for query in found.queries
+        ],
     }
 
 
@@ -127,6 +157,7 @@ def report_text(report: dict) -> str:
         )
     if len(queries) > TEXT_MAX_QUERIES:
         lines.append(f"  ... and {len(queries) - TEXT_MAX_QUERIES} more (--json lists all)")
+    lines += _beyond_pgss_lines(report)
     skipped = report.get("skipped", [])
     if skipped:
         lines += ["", f"Queries not costed: {len(skipped)}"]
@@ -167,6 +198,37 @@ def report_text(report: dict) -> str:
         lines += ["", f"Proposal: {proposal['status']} {where} {why}".rstrip()]
         lines += [f"  not proposed {h['id']}: {h['reason']}" for h in proposal.get("held_back", [])]
     return "\n".join(lines)
+
+
+def _beyond_pgss_lines(report: dict) -> list[str]:
+    """What pg_qualstats and the server's log add, or, once each, how to get it."""
+    lines = []
+    qualstats = report.get("qualstats")
+    if qualstats and qualstats["state"] != QualstatsState.READY:
+        lines += [
+            "",
+            f"pg_qualstats: {qualstats['state']}. With it the audit sees the constants each "
+            "predicate is really run with and how many rows it keeps (pg_stat_statements shows "
+            f"$1). To enable it: {qualstats['fix']}",
+        ]
+    server_log = report.get("server_log")
+    if server_log and server_log["state"] != ServerLogState.READY:
+        lines += [
+            "",
+            f"Server log: {server_log['state']}. Statements cancelled by statement_timeout "
+            f"never reach pg_stat_statements; to read them from the log: {server_log['fix']}",
+        ]
+    elif server_log and server_log["queries"]:
+        lines += [
+            "",
+            f"From the server's log (not in pg_stat_statements): {len(server_log['queries'])}",
+        ]
+        for query in server_log["queries"][:TEXT_MAX_QUERIES]:
+            fared = f"timed out {query['timeouts']}x" if query["timeouts"] else ""
+            if query["longest_ms"] is not None:
+                fared = ", ".join(filter(None, [fared, f"longest {_ms(query['longest_ms'])}"]))
+            lines.append(f"  {fared:<36}  {_short(query['query'])}")
+    return lines
 
 
 def _ms(value) -> str:

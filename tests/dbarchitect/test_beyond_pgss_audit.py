@@ -1,0 +1,84 @@
+"""An audit reads what pg_stat_statements cannot give: whether pg_qualstats is there (and,
+once, how to get it when not) and the statements the server's log has that never reached
+pg_stat_statements, marked timed out with how often."""
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from dbarchitect.agent import run_audit
+from dbarchitect.models import AuditRun
+from dbarchitect.report import report_text
+from tests.pgaccess.servers import QUALSTATS_PRELOAD, pg15_bindir
+
+from .private_server import private_server
+from .test_bad_targets import SLOW_QUERY, TABLE, targets
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LOGGING = {
+    "logging_collector": "on",
+    "log_destination": "csvlog",
+    "log_min_error_statement": "error",
+    "log_min_duration_statement": "1000",
+}
+# Killed by the 200 ms statement timeout each time: pg_stat_statements never sees it.
+TIMES_OUT = "SELECT count(*) FROM bt_item AS a, bt_item AS b WHERE a.v < b.v AND a.k < %s"
+EXTENSIONS = ["CREATE EXTENSION pg_stat_statements", "CREATE EXTENSION hypopg"]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[dict[str, str]]:
+    """Database shop with pg_qualstats and a workload whose worst query timed out three
+    times; database bare without pg_qualstats, its workload the same minus the timeouts."""
+    with private_server(pg15_bindir(), settings={**QUALSTATS_PRELOAD, **LOGGING}) as server:
+        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+            for database in ("shop", "bare"):
+                conn.execute(f"CREATE DATABASE {database}")
+        for database, extensions in [
+            ("shop", [*EXTENSIONS, "CREATE EXTENSION pg_qualstats"]),
+            ("bare", EXTENSIONS),
+        ]:
+            with psycopg.connect(server.url(database), autocommit=True) as conn:
+                for statement in extensions + TABLE:
+                    conn.execute(statement)
+                for number in range(12):
+                    conn.execute(SLOW_QUERY, [number]).fetchall()
+        with psycopg.connect(server.url("shop"), autocommit=True) as conn:
+            conn.execute("SET statement_timeout = 200")
+            for number in range(3):
+                with pytest.raises(psycopg.errors.QueryCanceled):
+                    conn.execute(TIMES_OUT, [500 + number])
+        yield {database: server.url(database) for database in ("shop", "bare")}
+
+
+def test_the_timed_out_query_is_in_the_report_from_the_server_log(server):
+    with targets(**server):
+        audit = run_audit(target="shop", verify=False)
+    assert audit.status == AuditRun.Status.SUCCEEDED, audit.error
+    assert audit.report["qualstats"] == {"state": "ready", "fix": None, "sample_rate": 1.0}
+    log = audit.report["server_log"]
+    assert log["state"] == "ready" and log["bytes_read"] > 0
+    [query] = [q for q in log["queries"] if "bt_item AS a" in q["query"]]
+    assert query == {
+        "query": "SELECT count(*) FROM bt_item AS a, bt_item AS b WHERE a.v < b.v AND a.k < $1",
+        "timeouts": 3,
+        "slow_runs": 0,
+        "longest_ms": None,
+    }
+    text = report_text(audit.report)
+    assert "From the server's log (not in pg_stat_statements): 1" in text
+    assert "timed out 3x" in text and "pg_qualstats:" not in text
+
+
+def test_without_pg_qualstats_the_report_says_once_how_to_get_it(server):
+    with targets(**server):
+        audit = run_audit(target="bare", verify=False)
+    assert audit.status == AuditRun.Status.SUCCEEDED, audit.error
+    assert audit.report["qualstats"]["state"] == "not_created"
+    assert audit.report["server_log"]["queries"] == []  # shop's timeouts are not bare's
+    text = report_text(audit.report)
+    assert text.count("pg_qualstats: not_created.") == 1
+    assert "To enable it: CREATE EXTENSION pg_qualstats in database bare" in text
+    assert "From the server's log" not in text
