@@ -138,7 +138,8 @@ def optimizations(targets, audit) -> list[OptimizationLog]:
         for query, recommendation, kind, status, target, confidence, gain, _ in KNOWN
     ]
     created = optimization_bulk_store(logs)
-    for log, row in zip(created, KNOWN, strict=True):
+    for position, (log, row) in enumerate(zip(created, KNOWN, strict=True)):
         log.created_at = now - datetime.timedelta(days=row[-1])
-    OptimizationLog.objects.bulk_update(created, ["created_at"])
+        log.impact = 1000.0 * (len(KNOWN) - position)  # the default order: largest first
+    OptimizationLog.objects.bulk_update(created, ["created_at", "impact"])
     return created

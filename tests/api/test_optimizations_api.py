@@ -17,7 +17,9 @@ def _recommendations(response) -> list[str]:
     return [item["recommendation"] for item in response.json()["results"]]
 
 
-def test_list_is_newest_first_and_names_the_target_without_its_url(staff_api, optimizations):
+def test_list_is_largest_impact_first_and_names_the_target_without_its_url(
+    staff_api, optimizations
+):
     response = staff_api.get(LIST)
     assert response.status_code == 200
     body = response.json()
@@ -70,6 +72,8 @@ def test_date_range_filters_by_creation_time(staff_api, optimizations):
         ("-confidence", [0, 1, 4, 2, 3]),
         ("-performance_gain", [1, 0, 2, 3, 4]),
         ("created_at", [4, 3, 2, 1, 0]),
+        ("-impact", [0, 1, 2, 3, 4]),
+        ("impact", [4, 3, 2, 1, 0]),
     ],
 )
 def test_ordering(staff_api, optimizations, ordering, expected):
@@ -196,3 +200,13 @@ def test_similar_rejects_bad_input(staff_api, params, field):
     response = staff_api.get(f"{LIST}similar/", params)
     assert response.status_code == 400
     assert field in response.json()["detail"]
+
+
+def test_the_schema_documents_impact_as_the_default_ordering(staff_api):
+    schema = staff_api.get("/api/schema/", {"format": "json"}).json()
+    parameters = schema["paths"][LIST]["get"]["parameters"]
+    ordering = next(p for p in parameters if p["name"] == "ordering")
+    assert ordering["schema"]["enum"][:2] == ["-impact", "impact"]
+    assert "Default -impact" in ordering["description"]
+    fields = schema["components"]["schemas"]["Optimization"]["properties"]
+    assert {"impact", "impact_basis"} <= set(fields)
