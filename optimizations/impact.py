@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 from .models import ImpactBasis
 
-WEEK_SECONDS = 7 * 24 * 3600
+DAY_SECONDS = 24 * 3600
+WEEK_SECONDS = 7 * DAY_SECONDS
 # A window shorter than a day is scaled as a day: a burst (a demo run, a batch job) is not
 # a weekly rate, and extrapolating minutes to a week would rank bursts above steady load.
-MIN_WINDOW_SECONDS = 24 * 3600
+MIN_WINDOW_SECONDS = DAY_SECONDS
 
 
 @dataclass(frozen=True)
