@@ -14,10 +14,11 @@ import psycopg
 from psycopg import sql
 
 from pgaccess.catalog import TableInfo
+from pgaccess.marker import cursor
+from pgaccess.session import Savepoint, savepoint
+from pgaccess.values import sampled_operand
 
 from . import analysis as an
-from . import generic_plan as gp
-from .collector import MARKER
 
 logger = logging.getLogger(__name__)
 
@@ -34,20 +35,19 @@ def sampled_selectivity(
         return None
     col = info.columns[column]
     try:
-        operand = gp.sampled_operand(conn, info, col, operator)
+        operand = sampled_operand(conn, info, col, operator)
         percent = min(100.0, 100.0 * SELECTIVITY_SAMPLE_ROWS / max(info.rows, 1.0))
         query = sql.SQL(
-            "{marker} SELECT count(*) FILTER (WHERE {col} {op} {operand})::float8 "
+            "SELECT count(*) FILTER (WHERE {col} {op} {operand})::float8 "
             "/ greatest(count(*), 1) FROM {table} TABLESAMPLE SYSTEM ({percent}) REPEATABLE (0)"
         ).format(
-            marker=sql.SQL(MARKER),
             col=sql.Identifier(column),
             op=sql.SQL(operator),
             operand=sql.Literal(operand),
             table=sql.Identifier(info.schema, info.name),
             percent=sql.Literal(percent),
         )
-        with conn.transaction(savepoint_name="dbarchitect_sample"), conn.cursor() as cur:
+        with savepoint(conn, Savepoint.SAMPLE), cursor(conn) as cur:
             cur.execute(query)
             (share,) = cur.fetchone()
     except psycopg.Error as exc:

@@ -3,7 +3,7 @@
 For each recommendation, in one transaction that is always rolled back: a lock timeout,
 CREATE INDEX (not CONCURRENTLY: that cannot run in a transaction, and the rollback is what
 makes the build harmless), then EXPLAIN (ANALYZE, BUFFERS) of the heaviest query it serves,
-with representative parameter values (pg_stats, see generic_plan.py): the case the advisor
+with representative parameter values (pg_stats, see parameters.py): the case the advisor
 costed and the most common values, their times added up. The "before" timings are taken
 once per statement, not once per recommendation, and a slow statement runs once (a quick
 one a few times, median): verifying costs little more than building the indexes.
@@ -17,7 +17,6 @@ is said in words before anything is measured for nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 import statistics
 import time
@@ -30,12 +29,13 @@ from pglast.parser import ParseError
 from psycopg import errors, sql
 
 from pgaccess.catalog import search_path_widened
+from pgaccess.explain import explain_analyze
+from pgaccess.generic_plan import prepared_statements_forget
+from pgaccess.marker import cursor
 
 from . import analysis as an
 from .advisor import IndexRecommendation, QueryLike, RepresentativeStatement
 from .advisor import representative_statements as advisor_representative_statements
-from .collector import MARKER
-from .generic_plan import prepared_statements_forget
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +93,9 @@ def verify(
 def verification_blocker(conn: psycopg.Connection) -> str | None:
     """Why no index can be built through `conn` at all (a hot standby, a read-only role or
     database), or None. Said once, before any query is measured for nothing."""
-    with conn.cursor() as cur:
+    with cursor(conn) as cur:
         cur.execute(
-            f"{MARKER} SELECT pg_is_in_recovery(), current_setting('transaction_read_only')::bool"
+            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')::bool"
         )
         in_recovery, read_only = cur.fetchone()
     copy = "set DBARCHITECT_VERIFY=database:<a writable copy of it> to measure them"
@@ -116,9 +116,9 @@ def verification_blocker(conn: psycopg.Connection) -> str | None:
 def _build_blocker(conn: psycopg.Connection, rec: IndexRecommendation) -> str | None:
     """Why this session may not build `rec` (CREATE INDEX needs the table's owner or a member
     of its role, and CREATE on its schema), in words naming the role, table and grant."""
-    with conn.cursor() as cur:
+    with cursor(conn) as cur:
         cur.execute(
-            f"""{MARKER}
+            """
             SELECT quote_ident(current_user), quote_ident(n.nspname), c.relowner::regrole::text,
                    pg_has_role(c.relowner, 'USAGE'),
                    has_schema_privilege(c.relnamespace, 'CREATE')
@@ -241,9 +241,9 @@ def _verify_one(conn, rec, variants, before, lock_timeout_ms) -> Verification:
         result.error = f"the DDL cannot be built: {exc}"
         return result
     try:
-        with conn.transaction(force_rollback=True), conn.cursor() as cur:
+        with conn.transaction(force_rollback=True), cursor(conn) as cur:
             cur.execute(
-                f"{MARKER} SELECT set_config('lock_timeout', %s, true)",
+                "SELECT set_config('lock_timeout', %s, true)",
                 (f"{int(lock_timeout_ms)}ms",),
             )
             started = time.perf_counter()
@@ -285,7 +285,7 @@ def _build_statement(ddl: str) -> str:
         raise ValueError(f"not a CREATE INDEX statement: {ddl}")
     node.concurrent = False
     node.if_not_exists = False
-    return f"{MARKER} {an.deparse(node)}"
+    return an.deparse(node)
 
 
 def _measure_safely(conn: psycopg.Connection, text: str) -> _Measurement | str:
@@ -307,14 +307,5 @@ def _measure(conn: psycopg.Connection, text: str) -> _Measurement:
 
 
 def _explain_analyze(conn: psycopg.Connection, text: str) -> _Measurement:
-    with conn.cursor() as cur:
-        cur.execute(
-            sql.SQL("{} EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}").format(
-                sql.SQL(MARKER), sql.SQL(text)
-            )
-        )
-        document = cur.fetchone()[0]
-    if isinstance(document, str):
-        document = json.loads(document)
-    top = document[0]
+    top = explain_analyze(conn, text)
     return _Measurement(ms=float(top["Execution Time"]), plan=top)

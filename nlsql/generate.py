@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from pgaccess.explain import plan_nodes
 from pgaccess.targets import DEFAULT_TARGET
 
 from .guard import CheckedSql, sql_check
@@ -18,7 +19,7 @@ from .prompts import (
     sql_prompt,
 )
 from .retrieval import context_retrieve, question_embedding, training_list_nearest
-from .runner import plan_nodes, query_plan
+from .runner import query_plan
 
 
 class NoAnswer(Exception):

@@ -16,6 +16,7 @@ import psycopg
 from django.conf import settings
 from psycopg import sql
 
+from pgaccess.explain import plan_nodes
 from pgaccess.scrub import secrets_scrub
 from pgaccess.session import TargetUnavailable, session_connect
 from pgaccess.targets import DEFAULT_TARGET
@@ -80,16 +81,6 @@ def _prepare_session(conn: psycopg.Connection, *, timeout_ms: int) -> None:
 def _plan(conn: psycopg.Connection, checked: CheckedSql) -> dict:
     statement = sql.SQL("EXPLAIN (VERBOSE, FORMAT JSON) {}").format(sql.SQL(checked.sql))
     return conn.execute(statement).fetchone()[0][0]
-
-
-def plan_nodes(plan: dict) -> list[dict]:
-    """Every node of an EXPLAIN (FORMAT JSON) plan, depth first."""
-    stack, nodes = [plan.get("Plan", plan)], []
-    while stack:
-        node = stack.pop()
-        nodes.append(node)
-        stack.extend(reversed(node.get("Plans", [])))
-    return nodes
 
 
 def _refuse_by_plan(plan: dict) -> None:

@@ -1,7 +1,7 @@
 """Costing: the one part of the advisor that talks to the target while it advises.
 
 Every query is costed as it runs today (its generic plan, or a representative custom one,
-see generic_plan.py), then under sets of hypothetical indexes (HypoPG, through a what-if
+see parameters.py), then under sets of hypothetical indexes (HypoPG, through a what-if
 session). `WhatIfCosting` is the cost oracle the selection asks; GIN, which HypoPG
 cannot build, is estimated from the plan and a sampled selectivity instead.
 
@@ -20,13 +20,13 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from pgaccess import generic_plan as gp
 from pgaccess.hypopg import Hypothetical, WhatIfSession, used_oids
 from pgaccess.session import Savepoint
 
 from .. import analysis as an
 from .. import candidates as cd
-from .. import generic_plan as gp
-from .. import gin
+from .. import gin, parameters
 from ..candidates import Candidate
 from .advice import QueryLike, SkippedQuery, SkipReason
 from .facts import TargetFacts
@@ -72,7 +72,7 @@ def base_costs(
     for query in queries:
         analysis = analyses[query.queryid]
         try:
-            form, cost = gp.costing_form(
+            form, cost = parameters.costing_form(
                 conn,
                 analysis,
                 resolve=facts.resolve,

@@ -22,9 +22,9 @@ from pgaccess.catalog import (
     catalog_tables,
 )
 from pgaccess.marker import cursor
+from pgaccess.values import text_search_config
 
 from .. import analysis as an
-from .. import generic_plan as gp
 from ..analysis import column_resolve
 from .advice import WorkloadLike
 from .views import MAX_VIEW_DEPTH, through_view, views_expand
@@ -130,7 +130,7 @@ def target_facts_read(
         by_oid=catalog.by_oid,
         server_version=server_version,
         trigram=trigram,
-        text_search_config=gp.text_search_config(conn),
+        text_search_config=text_search_config(conn),
         ambiguous=ambiguous,
         unreadable=_unreadable_tables(conn, catalog.tables),
         rows_written=_rows_written(conn, workload, catalog.tables),

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 import psycopg
 
+from pgaccess.generic_plan import literal_text
+
 from .. import analysis as an
-from .. import generic_plan as gp
+from .. import parameters
 from .advice import QueryLike
 from .facts import catalog_read
 
@@ -38,8 +40,10 @@ def representative_statements(
         if qid in result:
             continue
         try:
-            values = gp.representative_values(conn, analysis, catalog.resolve, catalog.stats)
-            text = gp.literal_text(analysis, values)
+            values = parameters.representative_values(
+                conn, analysis, catalog.resolve, catalog.stats
+            )
+            text = literal_text(analysis.query, values)
         except (psycopg.Error, ValueError) as exc:
             result[qid] = RepresentativeStatement(
                 qid, None, False, f"no representative values: {exc}"

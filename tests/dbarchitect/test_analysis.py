@@ -233,13 +233,13 @@ def test_hostile_sql_does_not_crash_the_analysis():
 
 
 def test_representative_values_become_quoted_literals_not_sql():
-    from dbarchitect.generic_plan import Typed, literal_text
+    from pgaccess.generic_plan import Typed, literal_text
 
     analysis = an.analyze_query(
         "SELECT id FROM orders WHERE name = $1 AND created_at > date $2 LIMIT $3"
     )
     hostile = "O'Brien'); DROP TABLE orders; --"
-    text = literal_text(analysis, {1: hostile, 2: Typed("2024-01-01", "date"), 3: 10})
+    text = literal_text(analysis.query, {1: hostile, 2: Typed("2024-01-01", "date"), 3: 10})
     statement = an.parse_statement(text)  # still exactly one statement
     assert statement.whereClause.args[0].rexpr.val.sval == hostile
     assert "CAST('2024-01-01' AS date)" in text or "'2024-01-01'::date" in text

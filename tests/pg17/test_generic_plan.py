@@ -3,8 +3,9 @@
 import pytest
 
 from dbarchitect import analysis as an
-from dbarchitect import generic_plan as gp
+from dbarchitect import parameters
 from dbarchitect.analysis import column_resolve
+from pgaccess import generic_plan as gp
 from pgaccess.catalog import catalog_tables
 from pgaccess.hypopg import used_oids
 from tests.dbarchitect.conftest import RECENT_LOGS_QUERY
@@ -62,7 +63,7 @@ def test_costing_form_starts_with_the_generic_plan_on_17(pg17_conn, text, mode):
     analysis = an.analyze_query(text)
     tables = catalog_tables(pg17_conn, analysis.relations)
     with pg17_conn.transaction(force_rollback=True):
-        form, cost = gp.costing_form(
+        form, cost = parameters.costing_form(
             pg17_conn,
             analysis,
             resolve=lambda use: column_resolve(use, tables),

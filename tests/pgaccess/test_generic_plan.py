@@ -1,0 +1,87 @@
+"""The generic-plan ladder: the pure parts (re-printing, literals, declarations) and the walk."""
+
+import psycopg
+import pytest
+
+from pgaccess.generic_plan import (
+    CostForm,
+    NotCostable,
+    Typed,
+    declared_types,
+    literal_text,
+    plan_first,
+    prepared_statements_forget,
+    statement_text,
+)
+from pgaccess.targets import database_conninfo
+from pgaccess.values import array_literal, value_for_type
+
+
+def test_typed_literals_become_casts_and_sql_syntax_calls_with_a_parameter_plain_calls():
+    text = statement_text("SELECT EXTRACT($1 FROM ts) FROM t WHERE d > date $2 AND x = 'a'")
+    assert text == "SELECT pg_catalog.extract($1, ts) FROM t WHERE d > CAST($2 AS date) AND x = 'a'"
+    # Without a parameter the SQL syntax stays, in sub-selects too.
+    text = statement_text("SELECT 1 FROM t WHERE x IN (SELECT EXTRACT(year FROM y) FROM u)")
+    assert "EXTRACT(YEAR FROM y)" in text
+    assert "pg_catalog.position(s, $1)" in statement_text("SELECT position($1 IN s) FROM t")
+
+
+def test_text_that_does_not_parse_is_kept_as_written():
+    assert statement_text("SELEC nothing") == "SELEC nothing"
+    assert statement_text("SELECT 1; SELECT 2") == "SELECT 1; SELECT 2"
+
+
+def test_values_in_place_are_quoted_by_the_printer_and_typed_ones_cast():
+    text = literal_text(
+        "SELECT id FROM t WHERE a = $1 AND b = $2 AND c = $3 AND d = $4 LIMIT $5",
+        {1: "it's", 2: True, 3: 2.5, 4: Typed("{}", "jsonb"), 5: 10},
+    )
+    assert text == (
+        "SELECT id FROM t WHERE a = 'it''s' AND b = 'true' AND c = 2.5 "
+        "AND d = CAST('{}' AS jsonb) LIMIT 10"
+    )
+    assert literal_text("SELECT $1, $2", {1: [1, 2]}) == "SELECT '[1, 2]', 1"  # missing: 1
+    with pytest.raises(ValueError, match="expected one statement"):
+        literal_text("SELECT $1; SELECT $1", {1: 1})
+
+
+def test_declared_types_and_the_forms_that_are_planned_as_written():
+    assert declared_types(["bigint", "text[]"]).as_string(None) == "(bigint, text[])"
+    assert declared_types([]).as_string(None) == ""
+    assert CostForm("literal_rare", "SELECT 1").is_literal
+    assert not CostForm("generic_typed", "SELECT $1", ("int",), 1).is_literal
+
+
+def test_harmless_values_per_type_and_array_literals():
+    assert value_for_type("uuid") == "00000000-0000-0000-0000-000000000000"
+    assert value_for_type("integer[]") == value_for_type("_int4") == "{}"
+    assert value_for_type("character varying") == "a"
+    assert value_for_type(None) == 1
+    assert array_literal(["a", 'b"c', None, "a"]) == '{"a","b\\"c"}'
+
+
+@pytest.fixture
+def conn(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock(), psycopg.connect(database_conninfo()) as conn:
+        yield conn
+        conn.rollback()
+
+
+def test_the_ladder_takes_the_first_form_the_server_plans_and_keeps_every_reason(conn):
+    def refused() -> CostForm:
+        raise ValueError("no value for $1")
+
+    attempts = [
+        refused,
+        lambda: CostForm("generic", "SELECT $1 + $2", (), 2),  # operator is ambiguous
+        lambda: CostForm("generic_typed", "SELECT $1 + $2", ("int", "int"), 2),
+    ]
+    form, cost = plan_first(conn, attempts, server_version=conn.info.server_version)
+    assert form.mode == "generic_typed" and cost.plan["Node Type"] == "Result"
+    with pytest.raises(NotCostable) as caught:
+        plan_first(conn, attempts[:2], server_version=150000)
+    assert str(caught.value).startswith("no value for $1; generic: ")
+    # The failed PREPAREs were rolled back to their savepoints: the transaction goes on.
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+    prepared_statements_forget(conn)
+    assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
