@@ -14,8 +14,9 @@ from enum import StrEnum
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
-from .marker import execute
+from .marker import cursor, execute
 
 EXTENSION = "pg_qualstats"
 # pg_qualstats keeps this many bytes of a constant's text (PGQS_CONSTANT_SIZE); a longer
@@ -113,14 +114,15 @@ def qualstats_status(conn: psycopg.Connection) -> QualstatsStatus:
     pg_read_all_settings), else from pg_qualstats' own settings, which a session of a
     server that did not preload the library does not have (call this before anything
     that loads it into the session)."""
-    row = execute(
-        conn,
-        """
+    row = (
+        cursor(conn, row_factory=dict_row)
+        .execute(
+            """
         SELECT
             EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = %(ext)s) AS available,
-            (SELECT n.nspname FROM pg_extension AS e
-             JOIN pg_namespace AS n ON n.oid = e.extnamespace
-             WHERE e.extname = %(ext)s) AS schema,
+            n.nspname AS schema,
+            quote_ident(n.nspname) AS quoted_schema,
+            has_schema_privilege(n.oid, 'USAGE') AS usable,
             CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE')
                  THEN %(ext)s = ANY (string_to_array(
                         replace(current_setting('shared_preload_libraries'), ' ', ''), ','))
@@ -129,16 +131,22 @@ def qualstats_status(conn: psycopg.Connection) -> QualstatsStatus:
             current_setting('pg_qualstats.sample_rate', true)::float8 AS sample_rate,
             pg_has_role('pg_read_all_stats', 'USAGE') AS sees_constants,
             quote_ident(current_user) AS role,
-            quote_ident(current_database()) AS database""",
-        {"ext": EXTENSION},
-    ).fetchone()
-    available, schema, preloaded, enabled, sample_rate, sees_constants, role, database = row
-    if preloaded is None:
-        preloaded = enabled is not None
+            quote_ident(current_database()) AS database
+        FROM (SELECT) AS one
+        LEFT JOIN pg_extension AS e ON e.extname = %(ext)s
+        LEFT JOIN pg_namespace AS n ON n.oid = e.extnamespace""",
+            {"ext": EXTENSION},
+        )
+        .fetchone()
+    )
+    schema, enabled, sample_rate, role = (
+        row[key] for key in ("schema", "enabled", "sample_rate", "role")
+    )
+    preloaded = enabled is not None if row["preloaded"] is None else row["preloaded"]
     package = f"postgresql-{conn.info.server_version // 10000}-pg-qualstats"
-    create = f"CREATE EXTENSION pg_qualstats in database {database}"
+    create = f"CREATE EXTENSION pg_qualstats in database {row['database']}"
     preload = f"add pg_qualstats to the server's {PRELOAD_LINE} and restart it"
-    if not available:
+    if not row["available"]:
         return QualstatsStatus(
             state=QualstatsState.NOT_AVAILABLE,
             fix=f"install the package {package} on the server (Debian), {preload}, then {create}",
@@ -148,11 +156,17 @@ def qualstats_status(conn: psycopg.Connection) -> QualstatsStatus:
         return QualstatsStatus(state=QualstatsState.NOT_PRELOADED, fix=f"{preload}{then}")
     if schema is None:
         return QualstatsStatus(state=QualstatsState.NOT_CREATED, fix=create)
+    if not row["usable"]:
+        return QualstatsStatus(
+            state=QualstatsState.NO_PRIVILEGE,
+            fix=f"GRANT USAGE ON SCHEMA {row['quoted_schema']} TO {role} (pg_qualstats is there)",
+            schema=schema,
+        )
     if enabled != "on":
         return QualstatsStatus(
             state=QualstatsState.DISABLED, fix="set pg_qualstats.enabled = on", schema=schema
         )
-    if not sees_constants:
+    if not row["sees_constants"]:
         return QualstatsStatus(
             state=QualstatsState.NO_PRIVILEGE,
             fix=f"GRANT pg_read_all_stats TO {role} (pg_qualstats hides the constants otherwise)",

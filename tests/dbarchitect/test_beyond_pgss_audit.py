@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from django.db import connection
 
 from dbarchitect.agent import run_audit
 from dbarchitect.models import AuditRun
@@ -82,3 +83,14 @@ def test_without_pg_qualstats_the_report_says_once_how_to_get_it(server):
     assert text.count("pg_qualstats: not_created.") == 1
     assert "To enable it: CREATE EXTENSION pg_qualstats in database bare" in text
     assert "From the server's log" not in text
+
+
+def test_the_apps_own_database_has_pg_qualstats_after_migrating():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT FROM pg_available_extensions WHERE name = 'pg_qualstats'), "
+            "EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_qualstats')"
+        )
+        available, created = cursor.fetchone()
+    assert available, "make services installs postgresql-15-pg-qualstats"
+    assert created

@@ -55,9 +55,12 @@ def server(bindir) -> Iterator:
 
 
 def _queryid(conn, text: str) -> int:
+    """The queryid pg_stat_statements gave `text` in the connection's database."""
     normalized = text.replace("%s", "$1", 1).replace("%s", "$2", 1)
     return conn.execute(
-        "SELECT queryid FROM pg_stat_statements WHERE query = %s", [normalized]
+        "SELECT queryid FROM pg_stat_statements WHERE query = %s "
+        "AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        [normalized],
     ).fetchone()[0]
 
 
@@ -166,3 +169,32 @@ def test_a_server_that_does_not_preload_it_is_told_the_preload_line(bindir):
             assert status.state is QualstatsState.NOT_PRELOADED, role
             assert "shared_preload_libraries = 'pg_stat_statements,pg_qualstats'" in status.fix
             assert "CREATE EXTENSION" not in status.fix
+
+
+def test_pg_qualstats_in_a_schema_of_its_own_needs_usage_on_it(server):
+    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE walled")
+    with psycopg.connect(server.url("walled"), autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA qs")
+        conn.execute("CREATE EXTENSION pg_stat_statements")
+        conn.execute("CREATE EXTENSION pg_qualstats SCHEMA qs")
+        conn.execute("CREATE TABLE ticket (status text)")
+        conn.execute("INSERT INTO ticket SELECT 'open' FROM generate_series(1, 10)")
+        conn.execute("GRANT SELECT ON ticket TO reader")
+    reader = server.url("walled").replace("postgres@", "reader@")
+    with psycopg.connect(reader) as conn:
+        status = qualstats_status(conn)
+        assert status.state is QualstatsState.NO_PRIVILEGE
+        assert status.fix.startswith("GRANT USAGE ON SCHEMA qs TO reader")
+    with psycopg.connect(server.url("walled"), autocommit=True) as conn:
+        conn.execute("GRANT USAGE ON SCHEMA qs TO reader")
+    with psycopg.connect(reader, autocommit=True) as conn:
+        conn.execute(BY_STATUS, ["open"])
+        status = qualstats_status(conn)
+        assert status.ready and status.schema == "qs"
+        [qual] = qualstats_read(conn, status=status, queryids=[_queryid(conn, BY_STATUS)])
+    assert (qual.table, qual.column, qual.constants[0].value) == (
+        "ticket",
+        "status",
+        "'open'::text",
+    )
