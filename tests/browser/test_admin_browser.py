@@ -1,9 +1,10 @@
-"""The admin in a real browser: log in, open the dashboard, run an audit, ask a question.
+"""The admin in a real browser at 1280x800: log in, read the ranked recommendations, open
+the dashboard, run an audit, read its report, ask questions and see the answers drawn.
 
 Headless Debian chromium driven by Playwright (the system browser, never a download),
 against pytest-django's live server with the real PostgreSQL, the real agent and eager
-Celery. With SCREENSHOT_DIR set (e.g. docs/screenshots), saves the dashboard there as
-dashboard.png, the picture the README shows; a plain test run leaves the tree untouched.
+Celery. With SCREENSHOT_DIR set (e.g. docs/screenshots), saves there the pictures the README
+shows (dashboard.png, recommendations.png, answer.png); a plain run leaves the tree untouched.
 """
 
 import datetime
@@ -31,6 +32,21 @@ ANSWER_SQL = (
     "SELECT event_type, count(*) AS events FROM demo_behavior_log "
     "GROUP BY event_type ORDER BY events DESC"
 )
+SERIES_QUESTION = "How many users signed up each month?"
+SERIES_SQL = (
+    "SELECT date_trunc('month', created_at) AS month, count(*) AS signups "
+    "FROM demo_user GROUP BY 1 ORDER BY 1"
+)
+# The pictures the README shows, copied to SCREENSHOT_DIR when it is set.
+README_PICTURES = ("dashboard.png", "recommendations.png", "answer.png")
+# How many non-transparent pixels a canvas has: a drawn chart has thousands, an empty one 0.
+DRAWN_PIXELS = """id => {
+    const canvas = document.getElementById(id);
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let drawn = 0;
+    for (let i = 3; i < data.length; i += 4) { if (data[i] > 0) drawn++; }
+    return drawn;
+}"""
 # An audit (seconds here) runs inside the "Run audit now" request with eager Celery.
 AUDIT_TIMEOUT_MS = 180_000
 
@@ -66,6 +82,7 @@ def history(django_user_model):
     if proposed is not None:
         recommendation_approve(recommendation=proposed, user=user)
     training_add_pair(question=QUESTION, sql=ANSWER_SQL)
+    training_add_pair(question=SERIES_QUESTION, sql=SERIES_SQL)
     _workload()  # this week's traffic, for the audit the browser starts
     return first
 
@@ -90,6 +107,8 @@ def test_log_in_see_the_dashboard_run_an_audit_and_ask(live_server, history, tmp
 
     pending = OptimizationLog.objects.filter(status="proposed").order_by("created_at").first()
     assert pending is not None, "the first audit recorded nothing to decide on"
+    largest = OptimizationLog.objects.order_by("-impact", "-created_at").first()
+    assert largest.impact > 0 and largest.impact_basis == "measured"
     with connection.cursor() as cursor:
         cursor.execute(ANSWER_SQL)
         expected_rows = [[str(value) for value in row] for row in cursor.fetchall()]
@@ -97,7 +116,7 @@ def test_log_in_see_the_dashboard_run_an_audit_and_ask(live_server, history, tmp
     # No ORM below while Playwright's event loop runs in this thread: only the browser.
     with sync_playwright() as playwright:
         browser = _browser(playwright)
-        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.set_default_timeout(30_000)
 
@@ -106,6 +125,17 @@ def test_log_in_see_the_dashboard_run_an_audit_and_ask(live_server, history, tmp
         page.fill("#id_password", PASSWORD)
         page.click("input[type=submit]")
         expect(page.locator("#dba-index-panel")).to_contain_text("DB Architect")
+
+        # The ranked list: the largest time saved first, every column on screen at 1280 px.
+        page.goto(f"{live_server.url}/admin/optimizations/optimizationlog/")
+        first_row = page.locator("input[name=_selected_action]").first.get_attribute("value")
+        list_width = page.evaluate(
+            "() => { const r = document.querySelector('#changelist .results');"
+            " return [r.scrollWidth, r.clientWidth, document.documentElement.scrollWidth]; }"
+        )
+        expect(page.locator("#result_list th.column-status_badge")).to_be_in_viewport()
+        page.screenshot(path=str(tmp_path / "recommendations.png"))
+        page.goto(f"{live_server.url}/admin/")
 
         page.click("#dba-dashboard-link")
         expect(page.locator("h1")).to_have_text("DB Architect dashboard")
@@ -130,6 +160,9 @@ def test_log_in_see_the_dashboard_run_an_audit_and_ask(live_server, history, tmp
 
         page.click("#dba-latest-audit >> text=Report")
         expect(page.locator("#dba-found")).to_be_visible()
+        page.wait_for_function("() => Chart.getChart('dba-chart-phases') !== undefined")
+        phase_pixels = page.evaluate(DRAWN_PIXELS, "dba-chart-phases")
+        expect(page.locator("#dba-ranked")).to_contain_text("largest time saved first")
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
 
         page.goto(f"{live_server.url}/admin/nlsql/questionlog/ask/")
@@ -140,7 +173,21 @@ def test_log_in_see_the_dashboard_run_an_audit_and_ask(live_server, history, tmp
         shown_rows = [
             [cell.strip() for cell in row.locator("td").all_inner_texts()] for row in rows.all()
         ]
+        page.wait_for_function("() => Chart.getChart('answer-chart') !== undefined")
+        bar_type = page.evaluate("() => Chart.getChart('answer-chart').config.type")
         page.screenshot(path=str(tmp_path / "ask.png"), full_page=True)
+
+        # A time series: drawn as a line, pixels on the canvas.
+        page.fill("textarea[name=question]", SERIES_QUESTION)
+        page.click("#ask-form [type=submit]")
+        page.wait_for_function("() => Chart.getChart('answer-chart') !== undefined")
+        line_type = page.evaluate("() => Chart.getChart('answer-chart').config.type")
+        line_points = page.evaluate("() => Chart.getChart('answer-chart').data.labels.length")
+        line_pixels = page.evaluate(DRAWN_PIXELS, "answer-chart")
+        expect(page.locator("#answer-csv")).to_be_visible()
+        expect(page.locator("#answer-estimate-note")).to_contain_text("planner's estimates")
+        page.evaluate("() => document.querySelector('#answer').scrollIntoView()")
+        page.screenshot(path=str(tmp_path / "answer.png"))
 
         # A decision in the browser: the Approve button posts the page's form elsewhere.
         page.goto(f"{live_server.url}/admin/optimizations/optimizationlog/{pending.pk}/change/")
@@ -148,10 +195,21 @@ def test_log_in_see_the_dashboard_run_an_audit_and_ask(live_server, history, tmp
         page.click("#dba-approve")
         expect(page.locator("#dba-status")).to_have_text("approved")
         expect(page.locator(".messagelist")).to_contain_text("1 recommendation approved.")
+        expect(page.locator("#dba-plan-before .dba-plan-tree")).to_be_visible()
+        expect(page.locator("#dba-plan-after .dba-plan-tree")).to_be_visible()
         page.screenshot(path=str(tmp_path / "optimization.png"), full_page=True)
         browser.close()
 
     assert errors == []
+    assert first_row == str(largest.pk)
+    assert list_width[0] <= list_width[1] and list_width[2] <= 1280  # nothing cut off
+    assert phase_pixels > 500
+    assert bar_type == "bar"
+    with connection.cursor() as cursor:
+        cursor.execute(SERIES_SQL)
+        months = len(cursor.fetchall())
+    assert line_type == "line" and line_points == months >= 2
+    assert line_pixels > 1000
     assert len(expected_rows) >= 2  # the seed has several event types
     assert shown_rows == expected_rows
     pending.refresh_from_db()
@@ -161,4 +219,5 @@ def test_log_in_see_the_dashboard_run_an_audit_and_ask(live_server, history, tmp
     if os.environ.get("SCREENSHOT_DIR"):
         target = Path(settings.BASE_DIR) / os.environ["SCREENSHOT_DIR"]
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tmp_path / "dashboard.png", target / "dashboard.png")
+        for name in README_PICTURES:
+            shutil.copyfile(tmp_path / name, target / name)
