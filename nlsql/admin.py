@@ -8,6 +8,7 @@ from django.urls import path, reverse
 from . import admin_views
 from .guard import SqlRefused, sql_check
 from .models import AskPage, QuestionLog, TrainingItem
+from .permissions import tables_check_permitted
 from .vectors import embed_text
 
 
@@ -70,6 +71,8 @@ class AskPageAdmin(StaffMixin, admin.ModelAdmin):
 
 
 class TrainingItemForm(forms.ModelForm):
+    user = None  # who saves it: TrainingItemAdmin.get_form sets it per request
+
     class Meta:
         model = TrainingItem
         fields = ["kind", "target", "question", "sql", "text", "table_name"]
@@ -81,7 +84,9 @@ class TrainingItemForm(forms.ModelForm):
             if not (data.get("question") or "").strip() or not (data.get("sql") or "").strip():
                 raise forms.ValidationError("A question-SQL pair needs both a question and SQL.")
             try:
-                sql_check(data["sql"])
+                checked = sql_check(data["sql"])
+                target = data.get("target") or "default"
+                tables_check_permitted(tables=checked.tables, target=target, user=self.user)
             except SqlRefused as exc:
                 self.add_error("sql", f"Refused by the SQL guard: {exc.reason}")
         elif not (data.get("text") or "").strip():
@@ -96,6 +101,11 @@ class TrainingItemAdmin(StaffMixin, admin.ModelAdmin):
     list_filter = ["kind", "source", "target"]
     search_fields = ["question", "sql", "text", "table_name"]
     readonly_fields = ["source", "created_by", "created_at"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.user = request.user  # a class of its own per request (modelform_factory)
+        return form
 
     @admin.display(description="question / table / text")
     def label(self, obj):

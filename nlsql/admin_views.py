@@ -19,6 +19,7 @@ from .charts import answer_chart
 from .generate import explain_query
 from .guard import SqlRefused, sql_check
 from .models import QuestionLog
+from .permissions import tables_check_permitted
 from .runner import QueryFailed, query_run
 
 
@@ -63,17 +64,19 @@ def _logged_answer_context(request) -> dict:
         "columns": [], "rows": [], "truncated": False, "row_count": log.row_count,
         "duration_ms": log.duration_ms, "log_id": log.pk,
     }  # fmt: skip
-    answer.update(_logged_rows(log))
+    answer.update(_logged_rows(log, user=request.user))
     page_number = _positive_int(request.GET.get("page")) or 1
     return _answer_context(request, answer, page_number=page_number)
 
 
-def _logged_rows(log: QuestionLog) -> dict:
+def _logged_rows(log: QuestionLog, *, user) -> dict:
     """A logged answer's rows, run again (columns, rows, truncated), or its error."""
     if log.status != QuestionLog.Status.OK or not log.sql:
         return {}
-    try:  # the logged SQL passed the guard; check it again, settings may have changed
-        query = query_run(checked=sql_check(log.sql), target=log.target)
+    try:  # checked again: settings may have changed, and `user` may not be who asked
+        checked = sql_check(log.sql)
+        tables_check_permitted(tables=checked.tables, target=log.target, user=user)
+        query = query_run(checked=checked, target=log.target)
     except (SqlRefused, QueryFailed) as exc:
         return {"error": str(exc)}
     return {"columns": query.columns, "rows": query.rows, "truncated": query.truncated}
@@ -82,7 +85,7 @@ def _logged_rows(log: QuestionLog) -> dict:
 def answer_csv_view(request, log_id: int) -> HttpResponse:
     """A logged answer's rows as a CSV download (formula-like cells defused)."""
     log = get_object_or_404(QuestionLog, pk=log_id)
-    rows = _logged_rows(log)
+    rows = _logged_rows(log, user=request.user)
     if "rows" not in rows:
         messages.error(request, rows.get("error") or "This answer has no rows to download.")
         return HttpResponseRedirect(f"{reverse('admin:nlsql_ask')}?log={log.pk}")
@@ -97,7 +100,7 @@ def _answer_context(request, answer: dict, *, page_number: int) -> dict:
     paginator = Paginator(answer["rows"], settings.NLSQL_PAGE_SIZE)
     page = paginator.get_page(page_number)
     explanation = None
-    if answer["status"] == "ok" and answer["sql"] and page.number == 1:
+    if answer["status"] == "ok" and answer["sql"] and not answer["error"] and page.number == 1:
         try:
             explanation = explain_query(answer["sql"], answer["target"])
         except (SqlRefused, QueryFailed) as exc:

@@ -12,8 +12,9 @@ from config.api import error_responses
 
 from .ask import InvalidInput, question_ask, question_log_feedback, target_validate
 from .generate import explain_query
-from .guard import SqlRefused
+from .guard import SqlRefused, sql_check
 from .models import QuestionLog
+from .permissions import tables_check_permitted
 from .runner import QueryFailed
 from .training import TrainingError, training_add_documentation, training_add_pair
 
@@ -118,6 +119,8 @@ class ExplainApi(APIView):
     def post(self, request):
         data = _validated_input(self.InputSerializer, request)
         try:
+            checked = sql_check(data["sql"])
+            tables_check_permitted(tables=checked.tables, target=data["target"], user=request.user)
             explanation = explain_query(data["sql"], data["target"])
         except (SqlRefused, QueryFailed) as exc:
             raise exceptions.ValidationError({"sql": [str(exc)]}) from None

@@ -12,6 +12,7 @@ from pgaccess.targets import DEFAULT_TARGET, UnknownTarget, target_connection
 from .generate import Generated, NoAnswer, generate_sql, regenerate_sql
 from .guard import SqlRefused, sql_check
 from .models import QuestionLog, TrainingItem
+from .permissions import tables_check_permitted
 from .runner import QueryFailed, QueryResult, query_run
 from .training import training_add_pair
 
@@ -83,14 +84,14 @@ def question_ask(
         result.reason = str(exc)
         return _logged(result, user=user, started=started)
     result.source, result.reason = generated.source, generated.note
-    _answer(result, generated, run=run)
+    _answer(result, generated, run=run, user=user)
     return _logged(result, user=user, started=started)
 
 
-def _answer(result: AskResult, generated: Generated, *, run: bool) -> None:
+def _answer(result: AskResult, generated: Generated, *, run: bool, user) -> None:
     """Check and run; SQL from the LLM that fails goes back to it once with the problem."""
     try:
-        _check_and_run(result, generated, run=run)
+        _check_and_run(result, generated, run=run, user=user)
         return
     except (SqlRefused, QueryFailed) as exc:
         first = exc
@@ -105,7 +106,7 @@ def _answer(result: AskResult, generated: Generated, *, run: bool) -> None:
         return
     result.reason = retried.note
     try:
-        _check_and_run(result, retried, run=run)
+        _check_and_run(result, retried, run=run, user=user)
     except (SqlRefused, QueryFailed) as second:
         _record_failure(result, retried.sql, second)
 
@@ -119,14 +120,15 @@ def sql_run(*, sql: object, target: object = DEFAULT_TARGET, user=None) -> AskRe
     try:
         if not isinstance(sql, str):
             raise SqlRefused("The SQL must be text.")
-        _check_and_run(result, Generated(sql=text, source="sql"), run=True)
+        _check_and_run(result, Generated(sql=text, source="sql"), run=True, user=user)
     except (SqlRefused, QueryFailed) as exc:
         _record_failure(result, text, exc)
     return _logged(result, user=user, started=started)
 
 
-def _check_and_run(result: AskResult, generated: Generated, *, run: bool) -> None:
+def _check_and_run(result: AskResult, generated: Generated, *, run: bool, user) -> None:
     checked = sql_check(generated.sql)
+    tables_check_permitted(tables=checked.tables, target=result.target, user=user)
     result.sql = checked.sql
     if run:
         _fill(result, query_run(checked=checked, target=result.target))

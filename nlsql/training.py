@@ -11,6 +11,7 @@ from pgaccess.targets import DEFAULT_TARGET, UnknownTarget, target_connection
 from .catalog import catalog_read, table_ddl
 from .guard import SqlRefused, sql_check
 from .models import TrainingItem
+from .permissions import tables_check_permitted
 from .runner import QueryFailed, query_plan
 from .vectors import embed_text, embed_texts
 
@@ -65,7 +66,7 @@ def training_add_pair(
     Same pair twice: one row."""
     question, sql = _text("question", question), _text("sql", sql)
     _check_target(target)
-    _check_sql(sql, target=target)
+    _check_sql(sql, target=target, user=created_by)
     return _pair_store(
         question=question, sql=sql, target=target, source=source, created_by=created_by
     )
@@ -130,7 +131,7 @@ def training_load_file(*, path: Path, target: str = DEFAULT_TARGET, created_by=N
     for number, entry in enumerate(entries, start=1):
         if entry.sql:
             try:
-                _check_sql(entry.sql, target=target)
+                _check_sql(entry.sql, target=target, user=created_by)
             except TrainingError as exc:
                 raise TrainingError(f"Entry {number} ({entry.question!r}): {exc}") from None
     embed_texts([entry.documentation or entry.question for entry in entries])  # one batch
@@ -193,11 +194,13 @@ def _text(what: str, value: object) -> str:
     return value.strip()
 
 
-def _check_sql(sql: str, *, target: str | None = None) -> None:
-    """Only SQL the guard would run (and, given a target, that plans there) may become an
-    example for the LLM."""
+def _check_sql(sql: str, *, target: str | None = None, user=None) -> None:
+    """Only SQL the guard would run (and, given a target, that plans there and that `user`
+    may read) may become an example for the LLM."""
     try:
         checked = sql_check(sql)
+        if target is not None:
+            tables_check_permitted(tables=checked.tables, target=target, user=user)
     except SqlRefused as exc:
         raise TrainingError(f"The SQL is refused: {exc.reason}") from None
     if target is not None:
