@@ -11,7 +11,6 @@ already leads with is not a candidate. Costing and choosing happen in the adviso
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Protocol
 from pglast import ast, enums
 from psycopg import sql
 
+from pgaccess import ddl
 from pgaccess.catalog import ColumnInfo, ColumnStats, IndexInfo, TableInfo, is_c_collation
 
 from . import analysis as an
@@ -484,8 +484,9 @@ def fingerprint(info: TableInfo, candidate: Candidate) -> str:
 
 
 def index_name(info: TableInfo, candidate: Candidate, identity: str, taken: set[str]) -> str:
-    """<table>_<keys>_idx, made unique and cut to PostgreSQL's 63 bytes with a stable hash."""
-    parts = [info.name]
+    """<table>_<keys>[_<method>][_partial]_idx (pgaccess.ddl.index_name makes it unique and
+    short enough, hashing `identity`)."""
+    parts = []
     for key in candidate.keys:
         text = (
             key.text
@@ -497,8 +498,4 @@ def index_name(info: TableInfo, candidate: Candidate, identity: str, taken: set[
         parts.append(candidate.method)
     if candidate.where:
         parts.append("partial")
-    name = "_".join(parts) + "_idx"
-    digest = hashlib.sha1(identity.encode()).hexdigest()[:8]
-    if len(name.encode()) > 63 or name in taken:
-        name = name.encode()[: 63 - 9].decode(errors="ignore").rstrip("_") + "_" + digest
-    return name
+    return ddl.index_name(info.name, parts, identity=identity, taken=taken)

@@ -5,7 +5,6 @@ unique indexes, constraints) are never proposed for dropping, and neither is an 
 serves a foreign key (it keeps deletes on the referenced table from scanning this one).
 """
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from pgaccess.catalog import INDEXES_SQL, USER_SCHEMA_SQL
+from pgaccess.ddl import drop_index_sql, index_name
 from pgaccess.marker import cursor
 
 # The indexes the checks look at: every one outside the server's own schemas.
@@ -241,21 +241,8 @@ def health_check(
     return [f for f in merged.values() if not (f.kind == "drop_index" and (f.index in invalid))]
 
 
-def index_name(table: str, columns: Iterable[str], *, suffix: str) -> str:
-    """A deterministic index name within PostgreSQL's 63-byte limit."""
-    columns = list(columns)
-    name = "_".join([table, *columns, suffix])
-    if len(name.encode()) <= 63:
-        return name
-    digest = hashlib.sha1("\0".join([table, *columns]).encode()).hexdigest()[:8]
-    head = name.encode()[: 63 - len(suffix) - 10].decode(errors="ignore")
-    return f"{head}_{digest}_{suffix}"
-
-
 def _drop_finding(conn: psycopg.Connection, row: dict, reason: str) -> HealthFinding:
-    ddl = sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {index}").format(
-        index=sql.Identifier(row["schema_name"], row["index_name"])
-    )
+    ddl = drop_index_sql(row["schema_name"], row["index_name"])
     return HealthFinding(
         kind="drop_index",
         schema=row["schema_name"],

@@ -9,8 +9,6 @@ IF NOT EXISTS` and its reverse. Both run outside a transaction (`atomic = False`
 """
 
 import ast
-import dataclasses
-import hashlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,129 +18,13 @@ from django.conf import settings
 from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
 from django.db.migrations.writer import MigrationWriter
-from pglast import parse_sql
-from pglast.ast import IndexStmt
-from pglast.enums.parsenodes import SortByDir, SortByNulls
-from pglast.stream import RawStream
-from psycopg import sql
 
-# Django's system check models.E034 caps index names at 30 characters.
-DJANGO_INDEX_NAME_MAX = 30
-POSTGRES_NAME_MAX = 63
+from optimizations.model_indexes import index_resolve
+from pgaccess.ddl import DdlError
 
 
 class MigrationWriteError(ValueError):
     """The recommendation cannot be written as a migration; str() says why."""
-
-
-@dataclass(frozen=True)
-class IndexSpec:
-    """One CREATE INDEX statement, parsed: what the migration needs to know."""
-
-    statement: IndexStmt = field(compare=False)
-    schema: str | None
-    table: str
-    name: str
-    columns: tuple[str, ...]  # plain columns, in order; empty when any element is an expression
-    descending: tuple[bool, ...]
-    plain: bool  # btree, no expression/WHERE/UNIQUE/NULLS/opclass/collation: a models.Index
-
-    def create_sql(self, *, if_not_exists: bool = True, concurrent: bool = True) -> str:
-        self.statement.concurrent = concurrent
-        self.statement.if_not_exists = if_not_exists
-        self.statement.idxname = self.name
-        return RawStream()(self.statement)
-
-    def drop_sql(self) -> str:
-        parts = (self.schema, self.name) if self.schema else (self.name,)
-        return f"DROP INDEX CONCURRENTLY IF EXISTS {sql.Identifier(*parts).as_string(None)}"
-
-
-def _default_name(table: str, columns: list[str], ddl: str, limit: int) -> str:
-    digest = hashlib.sha1(ddl.encode()).hexdigest()[:8]
-    stem = "_".join([table, *columns])[: limit - len(digest) - 6].rstrip("_")
-    return f"{stem}_{digest}_idx"
-
-
-def index_spec_parse(ddl: str) -> IndexSpec:
-    """Parse one CREATE INDEX statement with the PostgreSQL parser."""
-    try:
-        statements = parse_sql(ddl)
-    except Exception as exc:  # pglast.parser.ParseError and friends
-        raise MigrationWriteError(f"Cannot parse the DDL {ddl!r}: {exc}") from None
-    if len(statements) != 1 or not isinstance(statements[0].stmt, IndexStmt):
-        raise MigrationWriteError(f"Expected one CREATE INDEX statement, got {ddl!r}")
-    stmt = statements[0].stmt
-    columns, descending, plain = [], [], True
-    for element in stmt.indexParams:
-        if element.name is None:
-            plain = False
-            columns.append("expr")
-            descending.append(False)
-            continue
-        columns.append(element.name)
-        descending.append(element.ordering == SortByDir.SORTBY_DESC)
-        if element.nulls_ordering != SortByNulls.SORTBY_NULLS_DEFAULT:
-            plain = False
-        if element.opclass or element.collation:
-            plain = False
-    if stmt.unique or stmt.whereClause is not None or stmt.indexIncludingParams:
-        plain = False
-    if (stmt.accessMethod or "btree") != "btree":
-        plain = False
-    table = stmt.relation.relname
-    name = stmt.idxname or _default_name(table, columns, ddl, POSTGRES_NAME_MAX)
-    return IndexSpec(
-        statement=stmt,
-        schema=stmt.relation.schemaname,
-        table=table,
-        name=name,
-        columns=tuple(columns) if plain else (),
-        descending=tuple(descending),
-        plain=plain,
-    )
-
-
-def model_for_table(table: str, schema: str | None = None):
-    """The managed Django model whose table this is, or None."""
-    if schema not in (None, "public"):
-        return None
-    for model in apps.get_models():
-        opts = model._meta
-        if opts.db_table == table and opts.managed and not opts.proxy:
-            return model
-    return None
-
-
-def django_index_for(spec: IndexSpec, model) -> models.Index | None:
-    """The models.Index equal to the spec, or None when the model cannot express it."""
-    if not spec.plain:
-        return None
-    by_column = {f.column: f.name for f in model._meta.concrete_fields}
-    if not all(column in by_column for column in spec.columns):
-        return None
-    name = spec.name
-    if len(name) > DJANGO_INDEX_NAME_MAX or name[0] in "_0123456789":
-        name = "dba_" + hashlib.sha1(spec.name.encode()).hexdigest()[:12] + "_idx"
-    fields = [
-        ("-" if desc else "") + by_column[column]
-        for column, desc in zip(spec.columns, spec.descending, strict=True)
-    ]
-    return models.Index(fields=fields, name=name)
-
-
-def index_resolve(ddl: str) -> tuple[IndexSpec, type | None, models.Index | None]:
-    """The spec, its Django model and models.Index (when one says it), under one final name.
-
-    The migration and an apply from the admin use this same name, so the two never build
-    the same index twice under different names.
-    """
-    spec = index_spec_parse(ddl)
-    model = model_for_table(spec.table, spec.schema)
-    index = django_index_for(spec, model) if model is not None else None
-    if index is not None and index.name != spec.name:
-        spec = dataclasses.replace(spec, name=index.name)
-    return spec, model, index
 
 
 @dataclass
@@ -163,7 +45,10 @@ def plan_migrations(ddls: list[str], *, fallback_app: str) -> dict[str, AppMigra
         )
     plans: dict[str, AppMigration] = {}
     for ddl in ddls:
-        spec, model, index = index_resolve(ddl)
+        try:
+            spec, model, index = index_resolve(ddl)
+        except DdlError as exc:
+            raise MigrationWriteError(str(exc)) from None
         if index is not None:
             plan = plans.setdefault(model._meta.app_label, AppMigration(model._meta.app_label))
             plan.operations.append(

@@ -24,11 +24,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
-from pglast import ast
-from pglast.parser import ParseError
 from psycopg import errors, sql
 
 from pgaccess.catalog import search_path_widened
+from pgaccess.ddl import DdlError, index_spec_parse
 from pgaccess.explain import explain_analyze
 from pgaccess.generic_plan import prepared_statements_forget
 from pgaccess.marker import cursor
@@ -237,8 +236,8 @@ def _verify_one(conn, rec, variants, before, lock_timeout_ms) -> Verification:
     result.ms_before, result.plan_before, slowest = _total([before[t] for t in variants[main]])
     try:
         build = _build_statement(rec.ddl)
-    except (ValueError, ParseError) as exc:
-        result.error = f"the DDL cannot be built: {exc}"
+    except DdlError:
+        result.error = f"the DDL cannot be built: not a CREATE INDEX statement: {rec.ddl}"
         return result
     try:
         with conn.transaction(force_rollback=True), cursor(conn) as cur:
@@ -280,12 +279,7 @@ def _total(measurements: list[_Measurement]) -> tuple[float, dict, int]:
 
 def _build_statement(ddl: str) -> str:
     """The recommendation's DDL as a plain CREATE INDEX, which can run in a transaction."""
-    node = an.parse_statement(ddl)
-    if not isinstance(node, ast.IndexStmt):
-        raise ValueError(f"not a CREATE INDEX statement: {ddl}")
-    node.concurrent = False
-    node.if_not_exists = False
-    return an.deparse(node)
+    return index_spec_parse(ddl).create_sql(if_not_exists=False, concurrent=False)
 
 
 def _measure_safely(conn: psycopg.Connection, text: str) -> _Measurement | str:

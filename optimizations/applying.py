@@ -30,14 +30,15 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 from psycopg import sql
 
-from dbarchitect.migration_writer import IndexSpec, MigrationWriteError, index_resolve
 from dbarchitect.models import AuditRun
+from pgaccess.ddl import DdlError, IndexSpec, drop_index_sql
 from pgaccess.locks import lock_holders, lock_try
 from pgaccess.pgss import PgssUnavailable, pgss_read
 from pgaccess.scrub import secrets_scrub
 from pgaccess.session import TargetUnavailable, session_connect
 
 from .decisions import DecisionError
+from .model_indexes import index_resolve
 from .models import OptimizationLog
 
 logger = logging.getLogger(__name__)
@@ -130,18 +131,13 @@ def _index_spec(log: OptimizationLog) -> IndexSpec:
         raise DecisionError("This recommendation has no target database or no DDL to apply")
     try:
         spec, _, _ = index_resolve(log.ddl)
-    except MigrationWriteError as exc:
+    except DdlError as exc:
         raise DecisionError(str(exc)) from None
     return spec
 
 
 def _lock_key(spec: IndexSpec) -> str:
     return f"apply:{spec.schema or ''}.{spec.name}"
-
-
-def _qualified(spec: IndexSpec) -> sql.Composable:
-    parts = (spec.schema, spec.name) if spec.schema else (spec.name,)
-    return sql.Identifier(*parts)
 
 
 # --- progress and liveness, read on the target ---
@@ -435,18 +431,25 @@ def _record(log: OptimizationLog, job: dict, result: ApplyResult, baseline: dict
 
 def _index_state(conn: psycopg.Connection, spec: IndexSpec) -> bool | None:
     """True valid, False invalid (a failed build), None no such index."""
-    name = _qualified(spec).as_string(conn)
+    name = spec.qualified.as_string(conn)
     row = conn.execute(
         "SELECT i.indisvalid FROM pg_index AS i WHERE i.indexrelid = to_regclass(%s)", [name]
     ).fetchone()
     return None if row is None else bool(row[0])
 
 
-def _drop_invalid(conn: psycopg.Connection, spec: IndexSpec) -> str:
+def _drop_invalid(conn: psycopg.Connection, spec: IndexSpec) -> psycopg.Error | None:
+    """Drop the INVALID index a failed build left; the error when that fails too."""
     try:
-        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(_qualified(spec)))
+        conn.execute(drop_index_sql(spec.schema, spec.name))
     except psycopg.Error as exc:
-        return f"; dropping the invalid index {spec.name} failed too, drop it by hand: {exc}"
+        return exc
+    return None
+
+
+def _drop_note(spec: IndexSpec, error: psycopg.Error | None) -> str:
+    if error is not None:
+        return f"; dropping the invalid index {spec.name} failed too, drop it by hand: {error}"
     return f"; the invalid index {spec.name} it left was dropped"
 
 
@@ -479,11 +482,10 @@ def _build(conn: psycopg.Connection, spec: IndexSpec) -> ApplyResult:
         )
         return ApplyResult(False, message, spec.name)
     if state is False:
-        dropped = _drop_invalid(conn, spec)
-        if "failed" in dropped:
-            return ApplyResult(
-                False, f"Index {spec.name} exists but is INVALID{dropped}", spec.name
-            )
+        drop_error = _drop_invalid(conn, spec)
+        if drop_error is not None:
+            message = f"Index {spec.name} exists but is INVALID{_drop_note(spec, drop_error)}"
+            return ApplyResult(False, message, spec.name)
         note = f"Dropped the INVALID index {spec.name} a failed build had left. "
     started = time.perf_counter()
     try:
@@ -491,7 +493,7 @@ def _build(conn: psycopg.Connection, spec: IndexSpec) -> ApplyResult:
     except psycopg.Error as exc:
         error = secrets_scrub(str(exc).strip())
         left_invalid = concurrent and _index_state(conn, spec) is False
-        dropped = _drop_invalid(conn, spec) if left_invalid else ""
+        dropped = _drop_note(spec, _drop_invalid(conn, spec)) if left_invalid else ""
         statement = "CREATE INDEX CONCURRENTLY" if concurrent else "CREATE INDEX"
         message = f"{note}{statement} {spec.name} failed: {error}{dropped}"
         return ApplyResult(False, message, spec.name)

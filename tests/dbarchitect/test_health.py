@@ -5,11 +5,11 @@ import pytest
 from dbarchitect.health import (
     duplicate_indexes,
     health_check,
-    index_name,
     invalid_indexes,
     missing_fk_indexes,
     unused_indexes,
 )
+from pgaccess.ddl import index_name
 
 
 @pytest.fixture
