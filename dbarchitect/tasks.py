@@ -51,6 +51,9 @@ def _record_refusal(*, audit_id: uuid.UUID, target: str, error: str) -> None:
     bind=True,
     name="dbarchitect.tasks.audit_run_task",
     acks_late=True,
+    # A pool process killed mid-audit (OOM, SIGKILL) puts the message back at once: its
+    # redelivery finds the audit running with no lock held and marks it failed, saying why.
+    reject_on_worker_lost=True,
     soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
     time_limit=settings.CELERY_TASK_TIME_LIMIT,
 )

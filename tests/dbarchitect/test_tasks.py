@@ -24,6 +24,7 @@ def _use_broker(url: str, *, eager: bool) -> None:
     celery_app.conf.update(broker_url=url, result_backend=url, task_always_eager=eager)
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
+    celery_app._backend = celery_app._get_backend()  # results: on the new URL too
 
 
 def _targets_url() -> str:
