@@ -45,6 +45,11 @@ FILTER_LOOKUPS = {
 }
 
 
+# Shown by the detail view only, and the largest columns (plans, the served queries): a
+# list page leaves them in the database instead of decoding them for every row.
+DETAIL_ONLY_FIELDS = ("embedding", "plan_before", "plan_after", "details", "confidence_breakdown")
+
+
 def optimization_list(*, filters: OptimizationFilters) -> QuerySet[OptimizationLog]:
     """Recommendations matching every given filter, in a stable order for paging."""
     if filters.ordering not in ORDERINGS:
@@ -54,10 +59,11 @@ def optimization_list(*, filters: OptimizationFilters) -> QuerySet[OptimizationL
         for name, lookup in FILTER_LOOKUPS.items()
         if (value := getattr(filters, name)) is not None
     }
-    queryset = OptimizationLog.objects.select_related("target", "audit", "decided_by")
-    queryset = queryset.filter(**given)
+    # A list names the audit by id: no join to its report.
+    queryset = OptimizationLog.objects.select_related("target", "decided_by")
+    queryset = queryset.filter(**given).defer(*DETAIL_ONLY_FIELDS)
     # The id breaks ties so that no row shows on two pages or on none.
-    return queryset.defer("embedding").order_by(filters.ordering, "id")
+    return queryset.order_by(filters.ordering, "id")
 
 
 def optimization_get(*, optimization_id: uuid.UUID | str) -> OptimizationLog | None:
