@@ -134,7 +134,7 @@ def rationale_write(
     facts = rationale_from_facts(log=log, similar=similar, workload_share=workload_share)
     if not use_llm:
         return Rationale(text=facts, source="facts", note="LLM not asked")
-    from nlsql.llm import LLMError, llm_client
+    from llmclient import LLMError, llm_client
 
     try:
         client = llm_client()

@@ -4,11 +4,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from llmclient import LLMClient, LLMError, llm_client
 from pgaccess.explain import plan_nodes
 from pgaccess.targets import DEFAULT_TARGET
 
 from .guard import CheckedSql, sql_check
-from .llm import LLMClient, LLMError, llm_client
 from .models import TrainingItem
 from .prompts import (
     EXPLAIN_SYSTEM,

@@ -2,9 +2,9 @@
 
 import pytest
 
+from llmclient import LLMError, llm_client
 from nlsql.ask import question_ask
 from nlsql.generate import explain_query
-from nlsql.llm import LLMError, llm_client
 from nlsql.models import QuestionLog
 from tests.nlsql.conftest import DEMO_EVENTS
 

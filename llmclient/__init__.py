@@ -1,6 +1,7 @@
 """LLM providers: Gemini through google-genai, or any OpenAI-compatible endpoint.
 
-The public API other apps use: `llm_client()` (None when no LLM is configured),
+A plain package that the agent (rationales) and ask-the-database both use; it imports no
+project app. The public API: `llm_client()` (None when no LLM is configured),
 `LLMClient.complete(prompt, system=...)` and `LLMError`. Errors name the provider and
 what went wrong, never the API key.
 """
