@@ -18,6 +18,7 @@ from django.conf import settings
 
 from optimizations.models import OptimizationLog
 
+from .escaping import md_code_span, md_lines, md_text
 from .migration_writer import MigrationWriteError, migration_files_write
 
 logger = logging.getLogger(__name__)
@@ -98,10 +99,10 @@ def proposal_text(*, audit_id: str, logs: list[OptimizationLog]) -> tuple[str, s
         "name: fake its migration (`manage.py migrate <app> <migration> --fake`).",
     ]
     for log in logs:
-        sections.append(
-            f"### `{log.ddl}`\n\nConfidence {log.confidence:.2f} (target "
-            f"{log.target.name if log.target_id else '?'}, recommendation {log.pk}).\n\n"
-            f"{log.explanation or log.recommendation}"
+        sections.append(  # names and the explanation come from the audited database
+            f"### {md_code_span(log.ddl)}\n\nConfidence {log.confidence:.2f} (target "
+            f"{md_text(log.target.name) if log.target_id else '?'}, recommendation {log.pk}).\n\n"
+            f"{md_lines(log.explanation or log.recommendation)}"
         )
     body = "\n\n".join(sections)
     if len(body) > PR_BODY_MAX_CHARS:

@@ -6,6 +6,8 @@ from optimizations.models import OptimizationLog
 from pgaccess.qualstats import QualstatsState
 from pgaccess.server_log import ServerLogState
 
+from .escaping import plain_text
+
 # Queries listed in the text report (the JSON lists them all).
 TEXT_MAX_QUERIES = 20
 # Rationale lines per recommendation in the text report (the JSON has it all).
@@ -127,7 +129,8 @@ def outcome_summary(log: OptimizationLog) -> dict:
 
 
 def report_text(report: dict) -> str:
-    """A readable report for a terminal."""
+    """A readable report for a terminal; query text, names and errors cannot send it
+    control sequences (plain_text)."""
     lines = [
         f"Audit {report['audit_id']} of target {report['target']}: {report['status']}",
     ]
@@ -197,7 +200,7 @@ def report_text(report: dict) -> str:
         why = proposal.get("error") or proposal.get("reason") or ""
         lines += ["", f"Proposal: {proposal['status']} {where} {why}".rstrip()]
         lines += [f"  not proposed {h['id']}: {h['reason']}" for h in proposal.get("held_back", [])]
-    return "\n".join(lines)
+    return plain_text("\n".join(lines))
 
 
 def _beyond_pgss_lines(report: dict) -> list[str]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from optimizations.models import OptimizationLog
 
+from .escaping import md_fence, md_lines, md_text
 from .models import AuditRun, QuerySnapshot
 
 # EXPLAIN (FORMAT JSON) keys shown under a plan node, in psql's order.
@@ -200,12 +201,12 @@ def audit_report_markdown(*, audit: AuditRun) -> str:
     """The report as one Markdown document (what the admin's download button serves)."""
     report = audit_report_build(audit=audit)
     out: list[str] = [
-        f"# Audit report: {audit.target.name}, {audit.started_at:%Y-%m-%d %H:%M} UTC",
+        f"# Audit report: {md_text(audit.target.name)}, {audit.started_at:%Y-%m-%d %H:%M} UTC",
         "",
     ]
     out += _summary(audit)
     if report.verification:
-        out += ["", f"Verification: {report.verification}"]
+        out += ["", f"Verification: {md_text(report.verification)}"]
     out += ["", "## What was found", ""]
     if report.found:
         out += _table(
@@ -232,17 +233,19 @@ def audit_report_markdown(*, audit: AuditRun) -> str:
         out += _recommendation(number, rec)
     if report.repeated:
         out += ["", "Found again, already recorded by an earlier audit (not repeated):", ""]
-        out += [f"- {rec.get('recommendation') or rec.get('ddl')}" for rec in report.repeated]
+        out += [
+            f"- {md_text(rec.get('recommendation') or rec.get('ddl'))}" for rec in report.repeated
+        ]
     out += ["", "## Skipped queries", ""]
     if report.skipped:
         out += _table(
             ["queryid", "query", "reason"],
-            [[s.queryid or "", _cell(s.query), _cell(s.reason)] for s in report.skipped],
+            [[s.queryid or "", _cell(s.query), s.reason] for s in report.skipped],
         )
     else:
         out.append("None.")
     if audit.error:
-        out += ["", "## Error", "", "```", audit.error, "```"]
+        out += ["", "## Error", "", *md_fence(audit.error)]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -268,17 +271,17 @@ def _summary(audit: AuditRun) -> list[str]:
 def _recommendation(number: int, rec: ReportRecommendation) -> list[str]:
     log = rec.optimization
     out = [
-        f"### {number}. {log.recommendation}",
+        f"### {number}. {md_text(log.recommendation)}",
         "",
-        f"Kind: {log.kind}. Table: {log.table_name or '-'}. Status: {log.status}. "
+        f"Kind: {log.kind}. Table: {md_text(log.table_name or '-')}. Status: {log.status}. "
         f"Confidence: {log.confidence:.2f}.",
         "",
-        "Why: " + rec.why,
+        "Why: " + md_lines(rec.why),
         "",
     ]
     if log.ddl:
-        out += ["```sql", log.ddl, "```", ""]
-    out += ["Query:", "", "```sql", log.query_text, "```", ""]
+        out += [*md_fence(log.ddl, "sql"), ""]
+    out += ["Query:", "", *md_fence(log.query_text, "sql"), ""]
     if rec.estimated_gain_percent is not None:
         out.append(
             f"- Estimated cost: {log.estimated_cost_before:.2f} -> {log.estimated_cost_after:.2f}"
@@ -290,7 +293,7 @@ def _recommendation(number: int, rec: ReportRecommendation) -> list[str]:
             f" ({rec.measured_gain_percent:.1f}% faster)"
         )
     if log.pr_url:
-        out.append(f"- Pull request: {log.pr_url}")
+        out.append(f"- Pull request: {md_text(log.pr_url)}")
     if rec.components:
         out += ["", "Confidence breakdown:", ""]
         out += _table(
@@ -299,19 +302,20 @@ def _recommendation(number: int, rec: ReportRecommendation) -> list[str]:
         )
     for title, text in (("Plan before", rec.plan_before), ("Plan after", rec.plan_after)):
         if text:
-            out += ["", f"{title}:", "", "```", text, "```"]
+            out += ["", f"{title}:", "", *md_fence(text)]
     return out
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
+    """A Markdown table; every cell escaped (md_text), so none breaks the table or the page."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(md_text(cell) for cell in row) + " |" for row in rows]
     return lines
 
 
 def _cell(text: str) -> str:
-    """One line, pipes escaped, cut to TABLE_QUERY_CHARS: safe inside a Markdown table."""
-    flat = " ".join(str(text).split()).replace("|", "\\|")
+    """One line cut to TABLE_QUERY_CHARS (the full text is below); _table escapes it."""
+    flat = " ".join(str(text).split())
     return flat if len(flat) <= TABLE_QUERY_CHARS else flat[: TABLE_QUERY_CHARS - 1] + "…"
 
 

@@ -308,3 +308,25 @@ BROKEN = [
 ]
 
 CORPUS = DML + DDL + SESSION + FUNCTIONS + SECRETS + LOCKS + BROKEN
+
+# Markup a query's text, a table or index name, an error or an LLM's text may carry into a
+# report rendered as Markdown: each must show as written, none may become a tag or link.
+MARKUP = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(2)>",
+    "<svg onload=alert(3)>",
+    '<a href="javascript:alert(4)">x</a>',
+    "<iframe src=//evil.example></iframe>",
+    "<details open ontoggle=alert(5)>",
+    "<!-- --><script>alert(6)</script>",
+    "[click](javascript:alert(7))",
+    "![x](javascript:alert(8))",
+    "<https://evil.example/autolink>",
+    "```\n<script>alert(9)</script>\n```",
+    "````html\n<img src=x onerror=alert(10)>\n````",
+    "`<img src=x onerror=alert(11)>`",
+    "\\<script>alert(12)</script>",
+    "&lt;script&gt;alert(13)&lt;/script&gt;",
+    "a | b </td><script>alert(14)</script>",
+    "SELECT '<img src=x onerror=alert(15)>' FROM demo_user -- `x` | [y](z)",
+]
