@@ -13,6 +13,7 @@ import re
 from pprint import pformat
 
 from django.conf import settings
+from django.utils.log import AdminEmailHandler
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 MASK = "********************"
@@ -120,3 +121,11 @@ class RedactingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return secrets_redact(super().format(record))
+
+
+class RedactingAdminEmailHandler(AdminEmailHandler):
+    """Django's error e-mail to ADMINS with the subject (the log message) redacted too; its
+    body is the redacting formatter's and SecretsExceptionReporter's."""
+
+    def format_subject(self, subject: str) -> str:
+        return super().format_subject(secrets_redact(subject))

@@ -165,9 +165,10 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
         "mail_admins": {
-            "class": "django.utils.log.AdminEmailHandler",
+            "class": "config.reporter.RedactingAdminEmailHandler",
             "level": "ERROR",
             "filters": ["require_debug_false"],
+            "formatter": "plain",
         },
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
