@@ -4,7 +4,9 @@ pg_stat_statements replaces every constant with $n; pg_qualstats samples the exe
 predicates of the form `column OPERATOR constant` with the constant and the rows the
 predicate kept and removed. Its queryid is pg_stat_statements' own, so the two join.
 Counts are of sampled executions (pg_qualstats.sample_rate), and nothing survives a
-restart of the server.
+restart of the server. It does not see a boolean column compared with a constant (the
+planner turns `flag = true` into `flag`; `flag IS TRUE` it sees) nor a column inside a
+function (`lower(email) = ...`).
 """
 
 from collections import defaultdict
@@ -61,23 +63,32 @@ class EvalType(StrEnum):
 class ConstantUse:
     """One constant a predicate was executed with."""
 
-    value: str  # as pg_qualstats prints it: a literal with its cast, 'open'::text
+    # As pg_qualstats prints it, a literal with its cast ('open'::text); None for the
+    # parameter of a generic plan (a prepared statement's later runs), whose value it never sees.
+    value: str | None
     occurrences: int  # sampled executions of the query that used it
     rows_examined: int  # rows it was evaluated on as a filter
     rows_removed: int
 
     @property
     def whole(self) -> bool:
-        """False when pg_qualstats cut the text (CONSTANT_BYTES): not usable as a value."""
-        return len(self.value.encode()) < CONSTANT_BYTES - 1
+        """False when pg_qualstats cut the text (CONSTANT_BYTES) or saw no value: not
+        usable as a value."""
+        return self.value is not None and len(self.value.encode()) < CONSTANT_BYTES - 1
+
+    @property
+    def array(self) -> bool:
+        """An IN list or = ANY (array): pg_qualstats counts one evaluation per element."""
+        return self.value is not None and self.value.endswith("[]")
 
     @property
     def selectivity(self) -> float | None:
-        """The fraction of examined rows the predicate kept; None when it only ran as an
-        index condition (nothing counted). pg_qualstats counts the rows the whole filter
+        """The fraction of examined rows the predicate kept. None when nothing says: it only
+        ran as an index condition (nothing counted), or it is an array, or cut (whose
+        counters mix rows and elements). pg_qualstats counts the rows the whole filter
         removed: predicates ANDed in one filter (a two-sided range) each read the
         conjunction's, the range's real width."""
-        if self.rows_examined == 0:
+        if self.rows_examined == 0 or self.array or not self.whole:
             return None
         return 1 - self.rows_removed / self.rows_examined
 
@@ -100,11 +111,12 @@ class QualStat:
 
     @property
     def selectivity(self) -> float | None:
-        """Kept / examined rows over every constant evaluated as a filter, or None."""
-        examined = sum(use.rows_examined for use in self.constants)
+        """Kept / examined rows over every constant with a selectivity of its own, or None."""
+        counted = [use for use in self.constants if use.selectivity is not None]
+        examined = sum(use.rows_examined for use in counted)
         if examined == 0:
             return None
-        return 1 - sum(use.rows_removed for use in self.constants) / examined
+        return 1 - sum(use.rows_removed for use in counted) / examined
 
 
 def qualstats_status(conn: psycopg.Connection) -> QualstatsStatus:
@@ -113,7 +125,8 @@ def qualstats_status(conn: psycopg.Connection) -> QualstatsStatus:
     Preloading is read from shared_preload_libraries where the role may (superuser,
     pg_read_all_settings), else from pg_qualstats' own settings, which a session of a
     server that did not preload the library does not have (call this before anything
-    that loads it into the session)."""
+    that loads it into the session). Enabled is the server's setting, whatever
+    qualstats_pause did to this session."""
     row = (
         cursor(conn, row_factory=dict_row)
         .execute(
@@ -127,7 +140,7 @@ def qualstats_status(conn: psycopg.Connection) -> QualstatsStatus:
                  THEN %(ext)s = ANY (string_to_array(
                         replace(current_setting('shared_preload_libraries'), ' ', ''), ','))
             END AS preloaded,
-            current_setting('pg_qualstats.enabled', true) AS enabled,
+            (SELECT reset_val FROM pg_settings WHERE name = 'pg_qualstats.enabled') AS enabled,
             current_setting('pg_qualstats.sample_rate', true)::float8 AS sample_rate,
             pg_has_role('pg_read_all_stats', 'USAGE') AS sees_constants,
             quote_ident(current_user) AS role,
@@ -175,6 +188,18 @@ def qualstats_status(conn: psycopg.Connection) -> QualstatsStatus:
         )
     return QualstatsStatus(
         state=QualstatsState.READY, fix=None, sample_rate=sample_rate, schema=schema
+    )
+
+
+def qualstats_pause(conn: psycopg.Connection) -> None:
+    """Stop pg_qualstats sampling this session's statements where it is loaded: it records
+    the constants of every statement planned, a plain EXPLAIN included, under the
+    workload's queryid, so the audit's own costing and verification values would read as
+    the workload's next time."""
+    execute(
+        conn,
+        "SELECT set_config('pg_qualstats.enabled', 'off', false) "
+        "WHERE current_setting('pg_qualstats.enabled', true) IS NOT NULL",
     )
 
 
@@ -250,7 +275,7 @@ def quals_group(rows: Iterable[tuple]) -> list[QualStat]:
                         ConstantUse(value=value, occurrences=c, rows_examined=e, rows_removed=r)
                         for value, (c, e, r) in values.items()
                     ),
-                    key=lambda use: (-use.occurrences, use.value),
+                    key=lambda use: (-use.occurrences, use.value or ""),
                 )
             ),
             eval_types=frozenset(evals[key]),

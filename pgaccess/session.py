@@ -16,6 +16,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from .extensions import extensions_on_path, hypopg_problem
 from .marker import MarkedCursor
+from .qualstats import qualstats_pause
 from .scrub import conninfo_describe, secrets_scrub
 from .targets import DEFAULT_TARGET, database_conninfo, target_connection
 
@@ -105,11 +106,12 @@ def session_connect(
 
 @contextmanager
 def target_session(target: str, *, purpose: str) -> Iterator[psycopg.Connection]:
-    """An audit's session for a block: hypopg's schema reachable, and no hypothetical
-    index left behind when it closes."""
+    """An audit's session for a block: hypopg's schema reachable, its own statements kept
+    out of pg_qualstats, and no hypothetical index left behind when it closes."""
     conn = session_connect(target, purpose=purpose)
     try:
         extensions_on_path(conn)
+        qualstats_pause(conn)
         yield conn
     finally:
         if not conn.closed and not conn.broken:

@@ -2,11 +2,13 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from pgaccess.qualstats import (
     CONSTANT_BYTES,
     EvalType,
     QualstatsState,
+    qualstats_pause,
     qualstats_read,
     qualstats_status,
 )
@@ -16,10 +18,12 @@ from .servers import QUALSTATS_PRELOAD
 
 ROWS = 20_000
 TABLE = [
-    "CREATE TABLE ticket (id int PRIMARY KEY, status text NOT NULL, n int NOT NULL, note text)",
+    """CREATE TABLE ticket (
+        id int PRIMARY KEY, status text NOT NULL, n int NOT NULL, note text, urgent bool)""",
     # One ticket in 100 is open: 'open' is the rare constant, 'closed' the common one.
     f"""INSERT INTO ticket
-        SELECT g, CASE WHEN g % 100 = 0 THEN 'open' ELSE 'closed' END, g, 'note ' || g
+        SELECT g, CASE WHEN g % 100 = 0 THEN 'open' ELSE 'closed' END, g, 'note ' || g,
+               g % 50 = 0
         FROM generate_series(1, {ROWS}) AS g""",
     "ANALYZE ticket",
 ]
@@ -27,6 +31,10 @@ BY_STATUS = "SELECT count(*) FROM ticket WHERE status = %s"
 BY_RANGE = "SELECT count(*) FROM ticket WHERE n BETWEEN %s AND %s"
 BY_ID = "SELECT note FROM ticket WHERE id = %s"
 BY_NOTE = "SELECT count(*) FROM ticket WHERE note = %s"
+BY_LIST = "SELECT count(*) FROM ticket WHERE status IN (%s, %s)"
+BY_FLAG = "SELECT count(*) FROM ticket WHERE urgent = %s"
+BY_FLAG_TEST = "SELECT count(*) FROM ticket WHERE urgent IS TRUE"
+EXPLAIN_BY_STATUS = sql.SQL("EXPLAIN {}").format(sql.SQL(BY_STATUS))
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +59,9 @@ def server(bindir) -> Iterator:
             conn.execute(BY_ID, [7])
             conn.execute(BY_ID, [8])
             conn.execute(BY_NOTE, ["x" * 200])
+            conn.execute(BY_LIST, ["open", "closed"])
+            conn.execute(BY_FLAG, [True])
+            conn.execute(BY_FLAG_TEST)
         yield server
 
 
@@ -124,6 +135,54 @@ def test_a_constant_pg_qualstats_cut_is_not_whole(server):
     assert len(use.value.encode()) <= CONSTANT_BYTES and not use.whole
     _, [status_qual] = _quals(server, BY_STATUS)
     assert all(use.whole for use in status_qual.constants)
+
+
+def test_an_in_list_is_one_array_constant_without_a_selectivity(server):
+    _, [qual] = _quals(server, BY_LIST)
+    [use] = qual.constants
+    # Its counters count one evaluation per element: 2 x 20,000, not the rows.
+    assert use.value == "'{open,closed}'::text[]" and use.array
+    assert use.rows_examined == 2 * ROWS and use.selectivity is None and qual.selectivity is None
+
+
+def test_a_boolean_compared_with_a_constant_is_not_seen_but_is_true_is(server):
+    with psycopg.connect(server.url("postgres")) as conn:
+        status = qualstats_status(conn)
+        flag, test = _queryid(conn, BY_FLAG), _queryid(conn, BY_FLAG_TEST)
+        quals = qualstats_read(conn, status=status, queryids=[flag, test])
+    [qual] = quals
+    assert qual.queryid == test and qual.column == "urgent"
+    assert qual.operator == "=" and qual.constants[0].value == "TRUE::bool"
+    assert qual.selectivity == pytest.approx(1 / 50)
+
+
+def test_a_paused_session_leaves_no_constant_behind_and_still_reads_ready(server):
+    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+        qualstats_pause(conn)
+        conn.execute(EXPLAIN_BY_STATUS, ["paused"])
+        conn.execute(BY_STATUS, ["paused"])
+        assert qualstats_status(conn).ready
+        _, [qual] = _quals(server, BY_STATUS)
+    assert "'paused'::text" not in {use.value for use in qual.constants}
+    # Another session is sampled as before: even a plain EXPLAIN records its constant.
+    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+        conn.execute(EXPLAIN_BY_STATUS, ["explained"])
+    _, [qual] = _quals(server, BY_STATUS)
+    assert "'explained'::text" in {use.value for use in qual.constants}
+
+
+def test_a_generic_plan_parameter_is_a_use_without_a_value(server):
+    by_n = "SELECT count(*) FROM ticket WHERE n > %s"
+    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(by_n, [19000], prepare=True)
+        [qual] = qualstats_read(
+            conn, status=qualstats_status(conn), queryids=[_queryid(conn, by_n)]
+        )
+    [use] = qual.constants
+    assert use.value is None and not use.whole and not use.array
+    # Its rows are counted, but a value never seen might have been an array: no selectivity.
+    assert (use.rows_examined, use.rows_removed, use.selectivity) == (ROWS, 19000, None)
 
 
 def test_all_queries_are_read_without_a_queryid_list(server):
