@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from pgaccess.ddl import key_sql
+
 from .. import candidates as cd
 from .advice import IndexRecommendation
 from .costing import CostedQuery
@@ -36,16 +38,16 @@ def _recommendation(
     # builds), or partition by partition then attached: the DDL says the one that runs.
     partitioned = info.kind == "p"
     how = "IF NOT EXISTS " if partitioned else "CONCURRENTLY IF NOT EXISTS "
-    ddl = create.replace("CREATE INDEX ", f"CREATE INDEX {how}", 1)
+    statement = create.replace("CREATE INDEX ", f"CREATE INDEX {how}", 1)
     calls = {qid: costed[qid].calls for qid in per_query}
     return IndexRecommendation(
         schema=info.schema,
         table=info.name,
         name=name,
-        columns=[cd.key_sql(k).as_string(None) for k in candidate.keys],
+        columns=[key_sql(k).as_string(None) for k in candidate.keys],
         method=candidate.method,
         where=candidate.where,
-        ddl=ddl,
+        ddl=statement,
         fingerprint=identity,
         queryids=sorted(per_query, key=lambda q: -calls[q]),
         cost_before=sum(calls[q] * before for q, (before, _a) in per_query.items()),
