@@ -7,12 +7,15 @@ log record carries goes through `secrets_redact`: URL and conninfo passwords are
 wherever they appear, and so is the value of every configured secret.
 """
 
+import functools
 import logging
 import os
 import re
 from pprint import pformat
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.log import AdminEmailHandler
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
@@ -44,7 +47,7 @@ CONNINFO_PASSWORD = re.compile(
 MIN_SECRET_LENGTH = 4
 
 
-def _configured_secrets() -> set[str]:
+def _collect_secrets() -> frozenset[str]:
     """The values of every setting and environment variable named like a secret, and the
     passwords inside every URL they hold."""
     values: set[str] = set()
@@ -59,14 +62,32 @@ def _configured_secrets() -> set[str]:
         if SECRET_VALUE_NAMES.search(name):
             values.add(value)
         values.update(match["secret"] for match in URL_PASSWORD.finditer(value))
-    return {value for value in values if len(value) >= MIN_SECRET_LENGTH}
+    return frozenset(value for value in values if len(value) >= MIN_SECRET_LENGTH)
+
+
+@functools.cache
+def _settled_secrets() -> tuple[str, ...]:
+    """_collect_secrets once settings are loaded (reading them all takes milliseconds, too
+    long per log line), longest first so a secret inside another is not half-masked."""
+    return tuple(sorted(_collect_secrets(), key=len, reverse=True))
+
+
+@receiver(setting_changed)
+def _settings_changed(**kwargs) -> None:
+    _settled_secrets.cache_clear()
+
+
+def _configured_secrets() -> tuple[str, ...]:
+    if settings.configured:
+        return _settled_secrets()
+    return tuple(sorted(_collect_secrets(), key=len, reverse=True))
 
 
 def secrets_redact(text: str) -> str:
     """`text` with URL and conninfo passwords and every configured secret masked."""
     text = URL_PASSWORD.sub(lambda match: match["head"] + MASK, text)
     text = CONNINFO_PASSWORD.sub(lambda match: match["head"] + MASK, text)
-    for secret in sorted(_configured_secrets(), key=len, reverse=True):
+    for secret in _configured_secrets():
         text = text.replace(secret, MASK)
     return text
 
