@@ -18,11 +18,9 @@ from typing import Generic, TypeVar
 import psycopg
 
 from .marker import cursor
+from .session import Savepoint, savepoint
 
 logger = logging.getLogger(__name__)
-
-# A refused CREATE rolls back to this savepoint, not the caller's whole transaction.
-SAVEPOINT = "dbarchitect_hypo"
 
 Key = TypeVar("Key", bound=Hashable)
 
@@ -126,7 +124,8 @@ class WhatIfSession(Generic[Key]):
         self._owners.clear()
 
     def _create(self, ddl: str, *, stand_in: bool) -> Hypothetical:
-        with self._conn.transaction(savepoint_name=SAVEPOINT), cursor(self._conn) as cur:
+        # A refused CREATE rolls back to its savepoint, not the caller's whole transaction.
+        with savepoint(self._conn, Savepoint.HYPOTHETICAL), cursor(self._conn) as cur:
             cur.execute(
                 "SELECT h.indexrelid, hypopg_relation_size(h.indexrelid) "
                 "FROM hypopg_create_index(%s) AS h",

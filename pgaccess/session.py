@@ -31,6 +31,7 @@ class Savepoint(StrEnum):
     ATTEMPT = "dbarchitect_attempt"  # one way of planning a query (generic_plan)
     SAMPLE = "dbarchitect_sample"  # one read of sampled values
     COSTING = "dbarchitect_costing"  # one EXPLAIN under hypothetical indexes
+    HYPOTHETICAL = "dbarchitect_hypo"  # one hypothetical index HypoPG may refuse (hypopg)
 
 
 class TargetUnavailable(Exception):
