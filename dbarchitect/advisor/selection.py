@@ -9,6 +9,10 @@ calls x cost the most, re-costs the others as indexes interact, and repeats; `pr
 drops a chosen index whose work the others already do; `credit` says which queries each
 one serves on its own (what verification will measure), and drops one that serves none
 unless a query needs it together with others.
+
+Choices are data in, data out, so the same options can be selected again: under a
+storage budget (`budget_bytes`), at growing budgets for a cost-vs-size curve, or with
+narrower variants of a wide index added as options of their own.
 """
 
 from __future__ import annotations
