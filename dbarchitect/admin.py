@@ -20,6 +20,7 @@ from config.parsing import parse_int
 
 from .charts import frontier_chart, phase_chart
 from .dashboard import audit_progress, dashboard_data
+from .formatting import count_text, ms_text, seconds_text
 from .models import AuditRun, QuerySnapshot, Target
 from .reports import audit_report_build, audit_report_markdown
 from .services import audit_queue
@@ -74,10 +75,37 @@ class TargetAdmin(StaffReadMixin, admin.ModelAdmin):
         return obj.audits_total
 
 
-class SlowSnapshotInline(admin.TabularInline):
+class SnapshotNumbersMixin:
+    """A snapshot's counters as people read them (1,234 calls, 58.0 ms, 1.45 s)."""
+
+    @admin.display(description="calls", ordering="calls")
+    def calls_display(self, obj):
+        return count_text(obj.calls)
+
+    @admin.display(description="mean", ordering="mean_time_ms")
+    def mean_display(self, obj):
+        return ms_text(obj.mean_time_ms)
+
+    @admin.display(description="total", ordering="total_time_ms")
+    def total_display(self, obj):
+        return ms_text(obj.total_time_ms)
+
+    @admin.display(description="rows", ordering="rows")
+    def rows_display(self, obj):
+        return count_text(obj.rows)
+
+
+class SlowSnapshotInline(SnapshotNumbersMixin, admin.TabularInline):
     model = QuerySnapshot
     verbose_name_plural = f"slow queries (the heaviest {INLINE_SNAPSHOTS})"
-    fields = ["snapshot_link", "short_query", "calls", "mean_time_ms", "total_time_ms", "rows"]
+    fields = [
+        "snapshot_link",
+        "short_query",
+        "calls_display",
+        "mean_display",
+        "total_display",
+        "rows_display",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -125,7 +153,7 @@ class AuditRunAdmin(StaffReadMixin, admin.ModelAdmin):
     inlines = [SlowSnapshotInline]
     fieldsets = [
         (None, {"fields": ["target", "status_badge", "report_link", "verify", "task_id"]}),
-        ("When", {"fields": ["started_at", "finished_at", "duration", "phase_seconds"]}),
+        ("When", {"fields": ["started_at", "finished_at", "duration", "phases"]}),
         (
             "Counts",
             {"fields": ["queries_collected", "queries_analyzed", "recommendations_count"]},
@@ -144,7 +172,17 @@ class AuditRunAdmin(StaffReadMixin, admin.ModelAdmin):
     @admin.display(description="duration")
     def duration(self, obj):
         seconds = obj.duration_seconds
-        return "running" if seconds is None else f"{seconds:.1f} s"
+        return "running" if seconds is None else seconds_text(seconds)
+
+    @admin.display(description="phases")
+    def phases(self, obj):
+        chart = phase_chart(obj.phase_seconds)
+        if chart is None:
+            return "-"
+        return ", ".join(
+            f"{name} {seconds_text(seconds)}"
+            for name, seconds in zip(chart.labels, chart.series[0].data, strict=True)
+        )
 
     @admin.display(description="report")
     def report_link(self, obj):
@@ -247,16 +285,16 @@ class AuditRunAdmin(StaffReadMixin, admin.ModelAdmin):
 
 
 @admin.register(QuerySnapshot)
-class QuerySnapshotAdmin(StaffReadMixin, admin.ModelAdmin):
+class QuerySnapshotAdmin(SnapshotNumbersMixin, StaffReadMixin, admin.ModelAdmin):
     list_display = [
         "queryid",
         "short_query",
         "audit_target",
         "audit_started",
-        "calls",
-        "mean_time_ms",
-        "total_time_ms",
-        "rows",
+        "calls_display",
+        "mean_display",
+        "total_display",
+        "rows_display",
         "is_slow",
     ]
     list_filter = ["is_slow", "audit__target", "audit__started_at"]

@@ -74,6 +74,12 @@ def test_the_demo_audit_commits_its_migration_on_a_branch_and_the_admin_shows_it
 
     assert audit.status == AuditRun.Status.SUCCEEDED, audit.error
     audit.refresh_from_db()
+    indexes = list(audit.optimizations.filter(kind="index").order_by("-impact"))
+    assert indexes and all(log.impact > 0 for log in indexes)
+    measured = [log for log in indexes if log.measured_ms_after is not None]
+    assert measured and all(log.impact_basis == "measured" for log in measured)
+    assert indexes[0].details["impact"]["calls_per_week"] > 0
+    assert "small_drops_left_out" in audit.report
     proposal = audit.report["proposal"]
     assert proposal["status"] == "opened", proposal
     repo = git.Repo(scratch.path)
