@@ -1,9 +1,14 @@
 """optimizations.impact: workload time saved per week, measured where verified."""
 
-import pytest
+import datetime
+import importlib
 
+import pytest
+from django.apps import apps
+
+from dbarchitect.models import AuditRun, Target
 from optimizations.impact import DAY_SECONDS, WEEK_SECONDS, calls_per_week, impact_compute
-from optimizations.models import ImpactBasis
+from optimizations.models import ImpactBasis, OptimizationLog
 
 DETAILS = {
     "queries": [
@@ -44,3 +49,36 @@ def test_measured_queries_count_what_was_measured_and_all_measured_reads_measure
 def test_a_recommendation_serving_no_query_saves_no_query_time():
     impact = impact_compute(details={"index": "x_idx"}, window_seconds=None)
     assert (impact.ms_per_week, impact.basis) == (0.0, ImpactBasis.NONE)
+
+
+@pytest.mark.django_db
+def test_the_backfill_computes_older_rows_over_their_audits_window():
+    backfill = importlib.import_module("optimizations.migrations.0005_backfill_impact").backfill
+    target, _ = Target.objects.get_or_create(name="default")
+    earlier = AuditRun.objects.create(target=target, status=AuditRun.Status.SUCCEEDED)
+    audit = AuditRun.objects.create(target=target, status=AuditRun.Status.SUCCEEDED)
+    AuditRun.objects.filter(pk=audit.pk).update(
+        started_at=earlier.started_at + datetime.timedelta(days=1)
+    )
+    one_query = {"queries": [{"queryid": 1, "calls": 100, "mean_ms": 50.0}]}
+    measured = OptimizationLog.objects.create(
+        audit=audit, target=target, kind="index", recommendation="measured",
+        measured_ms_before=48.0, measured_ms_after=0.5, details=one_query,
+    )  # fmt: skip
+    estimated = OptimizationLog.objects.create(
+        audit=audit, target=target, kind="index", recommendation="estimated",
+        details={**one_query, "per_query_cost": {"1": [100.0, 10.0]}},
+    )  # fmt: skip
+    drop = OptimizationLog.objects.create(
+        audit=audit, target=target, kind="drop_index", recommendation="drop", details={}
+    )
+
+    backfill(apps, None)
+
+    for log in (measured, estimated, drop):
+        log.refresh_from_db()
+    assert measured.impact == pytest.approx(700 * 47.5)  # 100 calls a day, 47.5 ms saved
+    assert measured.impact_basis == ImpactBasis.MEASURED
+    assert estimated.impact == pytest.approx(700 * 45.0)
+    assert estimated.impact_basis == ImpactBasis.ESTIMATED
+    assert (drop.impact, drop.impact_basis) == (0.0, ImpactBasis.NONE)
