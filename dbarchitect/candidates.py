@@ -14,15 +14,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pglast import ast, enums
-from psycopg import sql
 
 from pgaccess import ddl
 from pgaccess.catalog import ColumnInfo, ColumnStats, IndexInfo, TableInfo, is_c_collation
 
 from . import analysis as an
+
+if TYPE_CHECKING:
+    from psycopg import sql
 
 # At most this many equality columns lead a composite key: more rarely pays for its width.
 MAX_EQUALITY_KEYS = 3
@@ -427,31 +429,14 @@ def index_statement(
     info: TableInfo, candidate: Candidate, *, name: str | None = None
 ) -> sql.Composed:
     """CREATE INDEX [name] ON schema.table USING method (keys) [WHERE predicate]."""
-    keys = sql.SQL(", ").join(key_sql(key) for key in candidate.keys)
-    statement = sql.SQL("CREATE INDEX {name}ON {table} USING {method} ({keys})").format(
-        name=sql.SQL("{} ").format(sql.Identifier(name)) if name else sql.SQL(""),
-        table=sql.Identifier(info.schema, info.name),
-        method=sql.SQL(candidate.method),
-        keys=keys,
+    return ddl.create_index_sql(
+        schema=info.schema,
+        table=info.name,
+        keys=candidate.keys,
+        method=candidate.method,
+        where=candidate.where,
+        name=name,
     )
-    if candidate.where:
-        statement = sql.SQL("{} WHERE {}").format(statement, sql.SQL(candidate.where))
-    return statement
-
-
-def key_sql(key: IndexKey) -> sql.Composable:
-    parts: list[sql.Composable] = [
-        sql.SQL("({})").format(sql.SQL(key.text)) if key.expression else sql.Identifier(key.text)
-    ]
-    if key.opclass:
-        parts.append(sql.SQL(key.opclass))
-    if key.descending:
-        parts.append(sql.SQL("DESC"))
-    if key.nulls_first is True:
-        parts.append(sql.SQL("NULLS FIRST"))
-    elif key.nulls_first is False:
-        parts.append(sql.SQL("NULLS LAST"))
-    return sql.SQL(" ").join(parts)
 
 
 def costing_stand_in(candidate: Candidate) -> Candidate:

@@ -9,11 +9,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import dict_row
 
 from pgaccess.catalog import INDEXES_SQL, USER_SCHEMA_SQL
-from pgaccess.ddl import drop_index_sql, index_name
+from pgaccess.ddl import IndexColumn, create_index_sql, drop_index_sql, index_name
 from pgaccess.marker import cursor
 
 # The indexes the checks look at: every one outside the server's own schemas.
@@ -181,11 +180,13 @@ def missing_fk_indexes(conn: psycopg.Connection, *, min_table_rows: int = 0) -> 
     for row in _rows(conn, query, params):
         columns = list(row["fk_columns"])
         name = index_name(row["table_name"], columns, suffix="fk_idx")
-        ddl = sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({columns})")
-        ddl = ddl.format(
-            name=sql.Identifier(name),
-            table=sql.Identifier(row["schema_name"], row["table_name"]),
-            columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        ddl = create_index_sql(
+            schema=row["schema_name"],
+            table=row["table_name"],
+            keys=[IndexColumn(column) for column in columns],
+            name=name,
+            concurrent=True,
+            if_not_exists=True,
         ).as_string(conn)
         findings.append(
             HealthFinding(

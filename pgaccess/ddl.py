@@ -1,8 +1,10 @@
-"""Index DDL: one parsed CREATE INDEX (IndexSpec), one way to name an index, one DROP.
+"""Index DDL: one way to write a CREATE INDEX, one parsed form of it (IndexSpec), one way
+to name an index, one DROP.
 
-Every index the architect writes is named by `index_name` (the advisor's candidates, the
-health checks' foreign-key indexes, a DDL that came without a name), and every CREATE INDEX
-it runs or writes into a migration is an IndexSpec printed by pglast.
+Every index the architect proposes is written by `create_index_sql` (the advisor's
+candidates, the health checks' foreign-key indexes) and named by `index_name` (those, and
+a DDL that came without a name); every CREATE INDEX it runs or writes into a migration is
+an IndexSpec printed by pglast.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pglast import parse_sql
 from pglast.ast import IndexStmt
@@ -45,6 +48,69 @@ def index_name(
     digest = hashlib.sha1(identity.encode()).hexdigest()[:DIGEST_LENGTH]
     head = name.encode()[: POSTGRES_NAME_MAX - DIGEST_LENGTH - 1].decode(errors="ignore")
     return f"{head.rstrip('_')}_{digest}"
+
+
+class KeyLike(Protocol):
+    """One key of an index: a column, or an expression as pglast prints it."""
+
+    text: str
+    expression: bool
+    opclass: str | None
+    descending: bool
+    nulls_first: bool | None  # None: the direction's default
+
+
+@dataclass(frozen=True)
+class IndexColumn:
+    """A key that is a plain column, ascending, with its type's default operator class."""
+
+    text: str
+    expression: bool = False
+    opclass: str | None = None
+    descending: bool = False
+    nulls_first: bool | None = None
+
+
+def key_sql(key: KeyLike) -> sql.Composable:
+    """`"col"` or `(expression)`, then its operator class, DESC and NULLS FIRST / LAST."""
+    parts: list[sql.Composable] = [
+        sql.SQL("({})").format(sql.SQL(key.text)) if key.expression else sql.Identifier(key.text)
+    ]
+    if key.opclass:
+        parts.append(sql.SQL(key.opclass))
+    if key.descending:
+        parts.append(sql.SQL("DESC"))
+    if key.nulls_first is True:
+        parts.append(sql.SQL("NULLS FIRST"))
+    elif key.nulls_first is False:
+        parts.append(sql.SQL("NULLS LAST"))
+    return sql.SQL(" ").join(parts)
+
+
+def create_index_sql(
+    *,
+    schema: str,
+    table: str,
+    keys: Iterable[KeyLike],
+    method: str | None = None,
+    where: str | None = None,
+    name: str | None = None,
+    concurrent: bool = False,
+    if_not_exists: bool = False,
+) -> sql.Composed:
+    """CREATE INDEX [CONCURRENTLY] [IF NOT EXISTS] [name] ON schema.table [USING method]
+    (keys) [WHERE predicate]; `where` and expression keys are SQL as pglast printed it."""
+    head = "CREATE INDEX " + ("CONCURRENTLY " if concurrent else "")
+    head += "IF NOT EXISTS " if if_not_exists else ""
+    statement = sql.SQL(head + "{name}ON {table}{using} ({keys})").format(
+        name=sql.SQL("{} ").format(sql.Identifier(name)) if name else sql.SQL(""),
+        table=sql.Identifier(schema, table),
+        using=sql.SQL(" USING {}").format(sql.SQL(method)) if method else sql.SQL(""),
+        keys=sql.SQL(", ").join(key_sql(key) for key in keys),
+    )
+    if where:
+        statement = sql.SQL("{} WHERE {}").format(statement, sql.SQL(where))
+    return statement
 
 
 def drop_index_sql(schema: str | None, name: str) -> sql.Composed:
