@@ -14,12 +14,16 @@ from dbarchitect.checks import check_settings
 from nlsql.checks import check_nlsql_settings
 
 
-def manage_check(**env: str) -> subprocess.CompletedProcess:
-    """`manage.py check` in a child process with `env` on top of this one's environment."""
+def manage_check(*, default_settings: bool = False, **env: str) -> subprocess.CompletedProcess:
+    """`manage.py check` in a child process with `env` on top of this one's environment, on
+    the test settings or (default_settings) on those manage.py picks itself."""
+    base = {name: value for name, value in os.environ.items() if name != "DJANGO_SETTINGS_MODULE"}
+    if not default_settings:
+        base["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=django_settings.BASE_DIR,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", **env},
+        env={**base, **env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -140,3 +144,10 @@ def test_a_command_stops_on_a_bad_setting_before_it_runs(settings, db):
     settings.EMBEDDING_MODEL = "/nonexistent/minilm"
     with pytest.raises(SystemCheckError, match=r"dbarchitect\.E017"):
         call_command("nlsql_train", "--schema", skip_checks=False)
+
+
+def test_the_default_production_settings_without_a_secret_key_say_how_to_get_one():
+    result = manage_check(default_settings=True, SECRET_KEY="")
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set; the production settings" in result.stderr
+    assert ".local/secret_key" in result.stderr
