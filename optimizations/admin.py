@@ -24,6 +24,7 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError as BrokerError
 
+from dbarchitect.admin import WideListMixin
 from dbarchitect.formatting import bytes_text, impact_text, speedup_text
 from dbarchitect.plan_tree import plan_tree_pair
 from dbarchitect.reports import confidence_components, percent_drop
@@ -56,7 +57,7 @@ class RejectForm(forms.Form):
 
 
 @admin.register(OptimizationLog)
-class OptimizationLogAdmin(admin.ModelAdmin):
+class OptimizationLogAdmin(WideListMixin, admin.ModelAdmin):
     # Ranked by impact, the columns a DBA decides on, narrow enough for 1280 px.
     list_display = [
         "short_recommendation",
@@ -140,11 +141,6 @@ class OptimizationLogAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("embedding")
-
-    def changelist_view(self, request, extra_context=None):
-        # The ranked list needs the width: the app list is one click away (breadcrumbs).
-        extra = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
-        return super().changelist_view(request, extra_context=extra)
 
     # --- list columns ---
 
