@@ -32,6 +32,7 @@ def free_port() -> int:
 
 @dataclass
 class Server:
+    kind: str  # "runserver" or "gunicorn"
     port: int
     log_path: Path
     process: subprocess.Popen
@@ -73,7 +74,7 @@ def running_server(kind: str, env: dict[str, str]) -> Iterator[Server]:
         process = subprocess.Popen(
             command, cwd=ROOT, env={**base, **extra, **env}, stdout=out, stderr=out
         )
-    server = Server(port=port, log_path=log_path, process=process)
+    server = Server(kind=kind, port=port, log_path=log_path, process=process)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _answers(port):
