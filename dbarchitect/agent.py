@@ -10,6 +10,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import psycopg
@@ -55,6 +57,20 @@ KNOWN_FAILURES = (
 )
 
 
+class VerifyMode(StrEnum):
+    OFF = "off"  # DBARCHITECT_VERIFY=off, or the run asked for no verification
+    DATABASE = "database"  # on the verification database DBARCHITECT_VERIFY names
+    TARGET = "target"  # on the audited target, which allows it
+    NOT_ALLOWED = "not_allowed"  # wanted, but the target does not allow index builds
+
+
+@dataclass(frozen=True)
+class VerifyPlan:
+    mode: VerifyMode
+    database: str | None  # the target the indexes are built on; None: no verification
+    note: str  # the report's sentence
+
+
 def run_audit(
     *, target: str, verify: bool | None = None, audit_id: uuid.UUID | None = None
 ) -> AuditRun:
@@ -64,14 +80,14 @@ def run_audit(
     another audit of it holds the lock (no AuditRun is created then).
     """
     target_row = target_get(name=target)
-    verify_on, verify_db, verify_note = verify_plan(target=target_row, verify=verify)
+    plan = verify_plan(target=target_row, verify=verify)
     audit_mark_stale()
     with audit_lock(target):
-        audit = audit_start(target=target_row, verify=verify_on, audit_id=audit_id)
+        audit = audit_start(target=target_row, verify=plan.database is not None, audit_id=audit_id)
         audit_mark_orphans(target=target_row, keep=audit.id)
         phases: dict[str, float] = {}
         try:
-            found = _audit_phases(target_row, verify_db, verify_note, phases)
+            found = _audit_phases(target_row, plan, phases)
             audit = audit_record(audit=audit, found=found, phase_seconds=phases)
         except Exception as exc:
             error = audit_error(exc)
@@ -85,12 +101,11 @@ def run_audit(
         return audit
 
 
-def _audit_phases(
-    target: Target, verify_db: str | None, verify_note: str, phases: dict[str, float]
-) -> AuditFindings:
+def _audit_phases(target: Target, plan: VerifyPlan, phases: dict[str, float]) -> AuditFindings:
+    verify_db, verify_note = plan.database, plan.note
     with target_session(target.name, purpose="audit") as conn:
         # A standby or a read-only role cannot build indexes: say that, not "allow it".
-        if verify_db is None and verify_note.startswith("skipped"):
+        if plan.mode == VerifyMode.NOT_ALLOWED:
             blocked = verifier.verification_blocker(conn)
             verify_note = f"skipped: {blocked}" if blocked else verify_note
         # Collect: what ran since the previous audit, over the thresholds.
@@ -163,18 +178,19 @@ def _audit_phases(
     )
 
 
-def verify_plan(*, target: Target, verify: bool | None) -> tuple[bool, str | None, str]:
+def verify_plan(*, target: Target, verify: bool | None) -> VerifyPlan:
     """Whether to verify, on which target, and a sentence saying so for the report."""
     mode = settings.DBARCHITECT_VERIFY
     if verify is False or (verify is None and mode == "off"):
-        return False, None, "off: estimated costs only"
+        return VerifyPlan(VerifyMode.OFF, None, "off: estimated costs only")
     if mode.startswith("database:"):
         name = mode.removeprefix("database:")
-        return True, name, f"on the verification database {name!r}"
+        return VerifyPlan(VerifyMode.DATABASE, name, f"on the verification database {name!r}")
     if target.allow_verify:
-        return True, target.name, "on the target itself (allowed for it in the admin)"
-    return (
-        False,
+        note = "on the target itself (allowed for it in the admin)"
+        return VerifyPlan(VerifyMode.TARGET, target.name, note)
+    return VerifyPlan(
+        VerifyMode.NOT_ALLOWED,
         None,
         "skipped: the target does not allow index builds; enable allow_verify in the admin "
         "or set DBARCHITECT_VERIFY=database:<a copy of it>",

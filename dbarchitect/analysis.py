@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pglast import ast, enums, parse_sql
@@ -22,35 +23,41 @@ from pglast.stream import RawStream
 if TYPE_CHECKING:
     from pgaccess.catalog import TableInfo
 
-# Filter kinds. The advisor turns each into index keys of the matching shape.
-EQ = "eq"  # col = value, col IS TRUE, bare boolean column
-IN = "in"  # col IN (...), col = ANY(...)
-RANGE = "range"  # <, <=, >, >=, BETWEEN
-LIKE = "like"  # col LIKE 'prefix%' (or a $n pattern whose prefix only the value knows)
-ILIKE = "ilike"
-# col LIKE / ILIKE '%...%', or a pattern whose leading part pg_stat_statements hid
-# ($2 || $1 || $3 was '%' || $1 || '%'): no btree prefix; only a pg_trgm GIN index serves it.
-SUBSTRING = "substring"
-# A $n that stood for a constant around a LIKE pattern's value: a wildcard, most likely.
-WILDCARD = "wildcard"
-# The search text of `to_tsvector(...) @@ plainto_tsquery($1)`: a word of the column.
-TS_QUERY = "ts_query"
-IS_NULL = "is_null"
-IS_NOT_NULL = "is_not_null"
-CONTAINS = "contains"  # jsonb / array @>, <@, ?, ?|, ?&, &&: GIN territory
-NEQ = "neq"  # <>: not indexable, kept for completeness
-NOT_DISTINCT = "not_distinct"  # IS NOT DISTINCT FROM: no index operator, = is the rewrite
-# An expression of one column whose constants pg_stat_statements made parameters
-# (payload->>$1 = $2, date_trunc($1, ts) = $2): its expression index needs the constants.
-PARAM_EXPRESSION = "param_expression"
-# An expression over several columns of one table (COALESCE(archived_at, created_at) > $1):
-# only an index on the expression serves it, and nothing can cost one before it exists.
-COLUMNS_EXPRESSION = "columns_expression"
+
+class FilterKind(StrEnum):
+    """What a filter does with a column. The advisor turns each into index keys of the
+    matching shape."""
+
+    EQ = "eq"  # col = value, col IS TRUE, bare boolean column
+    IN = "in"  # col IN (...), col = ANY(...)
+    RANGE = "range"  # <, <=, >, >=, BETWEEN
+    LIKE = "like"  # col LIKE 'prefix%' (or a $n pattern whose prefix only the value knows)
+    ILIKE = "ilike"
+    # col LIKE / ILIKE '%...%', or a pattern whose leading part pg_stat_statements hid
+    # ($2 || $1 || $3 was '%' || $1 || '%'): no btree prefix; only a pg_trgm GIN serves it.
+    SUBSTRING = "substring"
+    # A $n that stood for a constant around a LIKE pattern's value: a wildcard, most likely.
+    WILDCARD = "wildcard"
+    # The search text of `to_tsvector(...) @@ plainto_tsquery($1)`: a word of the column.
+    TS_QUERY = "ts_query"
+    IS_NULL = "is_null"
+    IS_NOT_NULL = "is_not_null"
+    CONTAINS = "contains"  # jsonb / array @>, <@, ?, ?|, ?&, &&: GIN territory
+    NEQ = "neq"  # <>: not indexable, kept for completeness
+    NOT_DISTINCT = "not_distinct"  # IS NOT DISTINCT FROM: no index operator, = is the rewrite
+    # An expression of one column whose constants pg_stat_statements made parameters
+    # (payload->>$1 = $2, date_trunc($1, ts) = $2): its expression index needs the constants.
+    PARAM_EXPRESSION = "param_expression"
+    # An expression over several columns of one table (COALESCE(archived_at, created_at) >
+    # $1): only an index on the expression serves it; nothing can cost one before it exists.
+    COLUMNS_EXPRESSION = "columns_expression"
+    # The unit of date_trunc($1, ts) / EXTRACT($1 FROM ts): a parameter, not a filter.
+    TIME_UNIT = "time_unit"
+
 
 _RANGE_OPS = {"<", "<=", ">", ">="}
-# Functions whose first argument is a time unit ('day', 'month'...), and its ParamUse kind.
+# Functions whose first argument is a time unit ('day', 'month'...): FilterKind.TIME_UNIT.
 TIME_UNIT_FUNCTIONS = {"date_trunc", "date_part", "extract"}
-TIME_UNIT = "time_unit"
 GIN_OPERATORS = _GIN_OPS = {"@>", "<@", "?", "?|", "?&", "&&", "@?", "@@"}
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "<>": "<>", "!=": "!="}
 
@@ -82,7 +89,7 @@ class ColumnUse:
 @dataclass(frozen=True)
 class Predicate:
     column: ColumnUse
-    kind: str
+    kind: FilterKind
     operator: str = "="
     # The indexed expression when the column is wrapped ("lower(email)"), column names
     # unqualified so it can go straight into CREATE INDEX; None for a plain column.
@@ -132,7 +139,7 @@ class ParamUse:
 
     number: int
     column: ColumnUse | None = None
-    kind: str | None = None  # a predicate kind, or "limit" / "offset" / TIME_UNIT
+    kind: FilterKind | str | None = None  # a FilterKind, or "limit" / "offset"
     operator: str | None = None  # for ranges: the operator with the column on the left
     type_name: str | None = None  # from a cast: $1::date, date $1, interval $2
 
@@ -191,7 +198,7 @@ def analyze_query(sql: str) -> QueryAnalysis:
     for call in _find(node, ast.FuncCall, into_sublinks=True):
         name = call.funcname[-1].sval if isinstance(call.funcname[-1], ast.String) else ""
         if name in TIME_UNIT_FUNCTIONS and call.args and isinstance(call.args[0], ast.ParamRef):
-            walker.note_param(ParamUse(call.args[0].number, kind=TIME_UNIT))
+            walker.note_param(ParamUse(call.args[0].number, kind=FilterKind.TIME_UNIT))
     result.max_param = max(all_params(node), default=0)
     return result
 
@@ -482,7 +489,7 @@ class _Walker:
                 scope.predicates.append(
                     Predicate(
                         column,
-                        IS_NULL if is_null else IS_NOT_NULL,
+                        FilterKind.IS_NULL if is_null else FilterKind.IS_NOT_NULL,
                         "IS NULL" if is_null else "IS NOT NULL",
                         expression,
                         in_or=in_or,
@@ -497,13 +504,15 @@ class _Walker:
             }.get(node.booltesttype)
             if column is not None and truth is not None:
                 scope.predicates.append(
-                    Predicate(column, EQ, "=", expression, value=truth, in_or=in_or)
+                    Predicate(column, FilterKind.EQ, "=", expression, value=truth, in_or=in_or)
                 )
             return
         if isinstance(node, ast.ColumnRef):
             column = self.column(node, level)
             if column is not None:
-                scope.predicates.append(Predicate(column, EQ, "=", value="true", in_or=in_or))
+                scope.predicates.append(
+                    Predicate(column, FilterKind.EQ, "=", value="true", in_or=in_or)
+                )
             return
         if isinstance(node, ast.SubLink):
             self.sublink(node, level, scope)
@@ -523,25 +532,27 @@ class _Walker:
                 params = tuple(n for v in values for n in _params_in(v))
                 literal = _literal(values[0]) if len(values) == 1 else None
                 scope.predicates.append(
-                    Predicate(column, IN, "IN", expression, literal, params, in_or)
+                    Predicate(column, FilterKind.IN, "IN", expression, literal, params, in_or)
                 )
                 for value in values:
-                    self.tie_params(value, column, IN, None)
+                    self.tie_params(value, column, FilterKind.IN, None)
         elif kind == K.AEXPR_OP_ANY and op == "=":
             column, expression = self.indexable(node.lexpr, level)
             if column is not None and self.is_value(node.rexpr, level):
                 params = _params_in(node.rexpr)
                 scope.predicates.append(
-                    Predicate(column, IN, "= ANY", expression, None, params, in_or)
+                    Predicate(column, FilterKind.IN, "= ANY", expression, None, params, in_or)
                 )
                 # ANY($1): the parameter is the whole array; ANY(ARRAY[$1, $2]): elements.
                 array = _cast_type(node.rexpr) or ""
                 whole = isinstance(node.rexpr, ast.ParamRef) or array.endswith("[]")
                 for number in params:
                     if whole:
-                        self.note_param(ParamUse(number, column, IN, "= ANY", array or None))
+                        self.note_param(
+                            ParamUse(number, column, FilterKind.IN, "= ANY", array or None)
+                        )
                     else:
-                        self.note_param(ParamUse(number, column, IN))
+                        self.note_param(ParamUse(number, column, FilterKind.IN))
         elif kind in (K.AEXPR_LIKE, K.AEXPR_ILIKE) and op in ("~~", "~~*"):
             column, expression = self.indexable(node.lexpr, level)
             if column is not None and self.is_value(node.rexpr, level):
@@ -551,13 +562,17 @@ class _Walker:
                 if (pattern is not None and pattern[:1] in ("%", "_")) or hidden:
                     # No btree prefix to use: a substring search.
                     scope.predicates.append(
-                        Predicate(column, SUBSTRING, op, expression, pattern, params, in_or)
+                        Predicate(
+                            column, FilterKind.SUBSTRING, op, expression, pattern, params, in_or
+                        )
                     )
                     for number in params:
-                        use = ParamUse(number, kind=WILDCARD) if number in hidden else None
-                        self.note_param(use or ParamUse(number, column, SUBSTRING, op))
+                        use = (
+                            ParamUse(number, kind=FilterKind.WILDCARD) if number in hidden else None
+                        )
+                        self.note_param(use or ParamUse(number, column, FilterKind.SUBSTRING, op))
                     return
-                like_kind = LIKE if kind == K.AEXPR_LIKE else ILIKE
+                like_kind = FilterKind.LIKE if kind == K.AEXPR_LIKE else FilterKind.ILIKE
                 scope.predicates.append(
                     Predicate(column, like_kind, op, expression, pattern, params, in_or)
                 )
@@ -571,11 +586,11 @@ class _Walker:
             if column is not None and all(self.is_value(b, level) for b in bounds):
                 params = tuple(n for b in bounds for n in _params_in(b))
                 scope.predicates.append(
-                    Predicate(column, RANGE, "BETWEEN", expression, None, params, in_or)
+                    Predicate(column, FilterKind.RANGE, "BETWEEN", expression, None, params, in_or)
                 )
                 for position, bound in enumerate(bounds):
                     operator = "between_low" if position == 0 else "between_high"
-                    self.tie_params(bound, column, RANGE, operator)
+                    self.tie_params(bound, column, FilterKind.RANGE, operator)
 
     def comparison(
         self, left: Any, op: str, right: Any, level: _Level, scope: Scope, in_or: bool
@@ -606,8 +621,8 @@ class _Walker:
             for number, type_name in _cast_params(side):
                 self.note_param(ParamUse(number, type_name=type_name))
         expressions = (
-            (self.param_expression, PARAM_EXPRESSION),
-            (self.columns_expression, COLUMNS_EXPRESSION),
+            (self.param_expression, FilterKind.PARAM_EXPRESSION),
+            (self.columns_expression, FilterKind.COLUMNS_EXPRESSION),
         )
         for find, kind in expressions:
             for side, other in ((left, right), (right, left)):
@@ -616,9 +631,9 @@ class _Walker:
                     continue
                 expression = deparse(_unqualified(side))
                 scope.predicates.append(Predicate(column, kind, op, expression, in_or=in_or))
-                if kind == PARAM_EXPRESSION and op == "@@":
+                if kind == FilterKind.PARAM_EXPRESSION and op == "@@":
                     for number in _search_text_params(other):
-                        self.note_param(ParamUse(number, column, TS_QUERY))
+                        self.note_param(ParamUse(number, column, FilterKind.TS_QUERY))
                 return
 
     def param_expression(self, node: Any, level: _Level) -> ColumnUse | None:
@@ -779,17 +794,17 @@ class _Walker:
 
 def _kind_of(operator: str) -> str | None:
     if operator == "=":
-        return EQ
+        return FilterKind.EQ
     if operator in _RANGE_OPS:
-        return RANGE
+        return FilterKind.RANGE
     if operator in _GIN_OPS:
-        return CONTAINS
+        return FilterKind.CONTAINS
     if operator in ("<>", "!="):
-        return NEQ
+        return FilterKind.NEQ
     if operator == "IS NOT DISTINCT FROM":
-        return NOT_DISTINCT
+        return FilterKind.NOT_DISTINCT
     if operator in ("~~",):
-        return LIKE
+        return FilterKind.LIKE
     return None
 
 

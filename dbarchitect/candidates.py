@@ -104,40 +104,47 @@ def _scope_needs(ctx: CandidateContext, scope: an.Scope, min_rows: int) -> dict[
         need = needs[info.oid]
         key = _key_for(column, predicate.expression)
         if predicate.in_or:
-            if predicate.kind in (an.EQ, an.IN, an.RANGE):
+            if predicate.kind in (an.FilterKind.EQ, an.FilterKind.IN, an.FilterKind.RANGE):
                 need.ored.append(key)
             continue
-        if predicate.kind in (an.EQ, an.IN):
+        if predicate.kind in (an.FilterKind.EQ, an.FilterKind.IN):
             need.equality.append(key)
             if predicate.value is not None and predicate.expression is None:
                 share = _value_share(ctx, info, column, predicate.value)
                 if share is not None and share <= PARTIAL_MAX_FRACTION:
                     need.partial.append((_equality_text(column, predicate.value), column, share))
-        elif predicate.kind == an.RANGE:
+        elif predicate.kind == an.FilterKind.RANGE:
             need.ranges.append(key)
-        elif predicate.kind == an.LIKE:
+        elif predicate.kind == an.FilterKind.LIKE:
             pattern_key = _pattern_key(key, col)
             if pattern_key is not None:
                 need.likes.append(pattern_key)
         elif (
-            predicate.kind in (an.SUBSTRING, an.ILIKE)
+            predicate.kind in (an.FilterKind.SUBSTRING, an.FilterKind.ILIKE)
             and predicate.expression is None
             and col.category == "S"
             and ctx.trigram
         ):
             need.trigram.add(column)
-        elif predicate.kind == an.PARAM_EXPRESSION and predicate.operator == "@@":
+        elif predicate.kind == an.FilterKind.PARAM_EXPRESSION and predicate.operator == "@@":
             expression = an.text_search_expression(predicate.expression, ctx.text_search_config)
             if expression is not None:
                 need.text_search.add(IndexKey(expression, expression=True))
-        elif predicate.kind in (an.IS_NULL, an.IS_NOT_NULL) and predicate.expression is None:
+        elif (
+            predicate.kind in (an.FilterKind.IS_NULL, an.FilterKind.IS_NOT_NULL)
+            and predicate.expression is None
+        ):
             stats = ctx.column_stats(info, column)
             if stats is not None:
-                share = stats.null_frac if predicate.kind == an.IS_NULL else 1 - stats.null_frac
+                share = (
+                    stats.null_frac
+                    if predicate.kind == an.FilterKind.IS_NULL
+                    else 1 - stats.null_frac
+                )
                 if share <= PARTIAL_MAX_FRACTION:
                     need.partial.append((_null_test_text(column, predicate.kind), column, share))
         elif (
-            predicate.kind == an.CONTAINS
+            predicate.kind == an.FilterKind.CONTAINS
             and predicate.expression is None
             and (col.base_type == "jsonb" or col.category == "A")
         ):
@@ -252,7 +259,7 @@ def _null_test_text(column: str, kind: str) -> str:
     node = ast.NullTest(
         arg=_column_ref(column),
         nulltesttype=enums.NullTestType.IS_NULL
-        if kind == an.IS_NULL
+        if kind == an.FilterKind.IS_NULL
         else enums.NullTestType.IS_NOT_NULL,
     )
     return an.deparse(node)

@@ -76,7 +76,8 @@ def costing_form(
 ) -> tuple[CostForm, PlanCost]:
     """The first form of the query the server plans, and its plan without new indexes."""
     value_dependent = any(
-        use.kind in (an.LIKE, an.ILIKE, an.SUBSTRING) and use.column is not None
+        use.kind in (an.FilterKind.LIKE, an.FilterKind.ILIKE, an.FilterKind.SUBSTRING)
+        and use.column is not None
         for use in analysis.params.values()
     )
     text = statement_text(analysis.query)
@@ -129,7 +130,7 @@ def _costlier_with_a_rare_value(conn, analysis, resolve, stats, form, cost, serv
 
 def _skewed_equality(analysis, resolve, stats) -> bool:
     for use in analysis.params.values():
-        if use.kind != an.EQ or use.column is None:
+        if use.kind != an.FilterKind.EQ or use.column is None:
             continue
         found = resolve(use.column)
         if found is None:
@@ -174,22 +175,27 @@ def _type_for(use: an.ParamUse | None, resolve: Resolver) -> str:
         return use.type_name
     if use.kind in ("limit", "offset"):
         return "bigint"
-    if use.kind in (an.TIME_UNIT, an.WILDCARD):
+    if use.kind in (an.FilterKind.TIME_UNIT, an.FilterKind.WILDCARD):
         return "text"
     if use.column is not None:
         found = resolve(use.column)
         if found is not None:
             info, column = found
             col = info.columns[column]
-            if use.kind in (an.LIKE, an.ILIKE, an.SUBSTRING, an.TS_QUERY):
+            if use.kind in (
+                an.FilterKind.LIKE,
+                an.FilterKind.ILIKE,
+                an.FilterKind.SUBSTRING,
+                an.FilterKind.TS_QUERY,
+            ):
                 return "text"
-            if use.kind == an.IN and use.operator is None:
+            if use.kind == an.FilterKind.IN and use.operator is None:
                 return col.type_name
-            if use.kind == an.IN and use.operator == "= ANY":
+            if use.kind == an.FilterKind.IN and use.operator == "= ANY":
                 return f"{col.type_name}[]"
-            if use.kind == an.CONTAINS and use.operator in ("?",):
+            if use.kind == an.FilterKind.CONTAINS and use.operator in ("?",):
                 return "text"
-            if use.kind == an.CONTAINS and use.operator in ("?|", "?&"):
+            if use.kind == an.FilterKind.CONTAINS and use.operator in ("?|", "?&"):
                 return "text[]"
             return col.type_name
     return "text"
@@ -219,7 +225,8 @@ def representative_values(
     for number in range(1, analysis.max_param + 1):
         use = analysis.params.get(number)
         if use is None or (
-            use.column is None and use.kind not in ("limit", "offset", an.TIME_UNIT, an.WILDCARD)
+            use.column is None
+            and use.kind not in ("limit", "offset", an.FilterKind.TIME_UNIT, an.FilterKind.WILDCARD)
         ):
             if inferred is None:
                 inferred = inferred_param_types(conn, analysis, resolve)
@@ -261,9 +268,9 @@ def _value_for(conn, use, resolve, stats, in_list_position, rare=False) -> Any:
         return array_literal(values)
     if use.kind == "offset":
         return REPRESENTATIVE_OFFSET
-    if use.kind == an.TIME_UNIT:
+    if use.kind == an.FilterKind.TIME_UNIT:
         return REPRESENTATIVE_TIME_UNIT
-    if use.kind == an.WILDCARD:
+    if use.kind == an.FilterKind.WILDCARD:
         return "%"
     found = resolve(use.column) if use.column is not None else None
     if found is None:
@@ -271,10 +278,14 @@ def _value_for(conn, use, resolve, stats, in_list_position, rare=False) -> Any:
     info, column = found
     col = info.columns[column]
     column_stats = stats.get((info.schema, info.name, column))
-    if use.kind == an.CONTAINS or col.category == "A" or col.base_type in ("jsonb", "json"):
+    if (
+        use.kind == an.FilterKind.CONTAINS
+        or col.category == "A"
+        or col.base_type in ("jsonb", "json")
+    ):
         return sampled_operand(conn, info, col, use.operator)
     value = None
-    like = use.kind in (an.LIKE, an.ILIKE, an.SUBSTRING)
+    like = use.kind in (an.FilterKind.LIKE, an.FilterKind.ILIKE, an.FilterKind.SUBSTRING)
     if column_stats is not None and not (like and not column_stats.common_values):
         # (A LIKE prefix taken from the histogram would match a histogram entry, and the
         # planner would estimate it from that one match: a row of the table is fairer.)
@@ -283,10 +294,10 @@ def _value_for(conn, use, resolve, stats, in_list_position, rare=False) -> Any:
         value = sampled_value(conn, info, col)
     if value is None:
         return value_for_type(use.type_name or col.base_type)
-    if use.kind == an.TS_QUERY:
+    if use.kind == an.FilterKind.TS_QUERY:
         # Its longest word: a term people search for, rarely a stop word.
         return max(str(value).split() or ["a"], key=len)
-    if use.kind == an.SUBSTRING:
+    if use.kind == an.FilterKind.SUBSTRING:
         # The middle of a real value: what a "contains" search box is typed with.
         text = str(value)
         start = len(text) // 4
@@ -302,13 +313,13 @@ def _value_for(conn, use, resolve, stats, in_list_position, rare=False) -> Any:
 def _from_stats(
     column_stats: ColumnStats, use: an.ParamUse, positions: dict, rare: bool = False
 ) -> Any:
-    if rare and use.kind == an.EQ:
+    if rare and use.kind == an.FilterKind.EQ:
         value = _rare_value(column_stats)
         if value is not None:
             return value
     histogram = column_stats.histogram
     common = column_stats.common_values
-    if use.kind == an.RANGE and histogram:
+    if use.kind == an.FilterKind.RANGE and histogram:
         quantile = {
             ">": RANGE_QUANTILE,
             ">=": RANGE_QUANTILE,
@@ -321,7 +332,7 @@ def _from_stats(
     pool = list(common) + list(histogram[len(histogram) // 2 :] if histogram else ())
     if not pool:
         return None
-    if use.kind == an.IN:
+    if use.kind == an.FilterKind.IN:
         key = (id(use.column), use.column)
         index = positions.get(key, 0)
         positions[key] = index + 1

@@ -11,6 +11,7 @@ import logging
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import git
@@ -27,6 +28,14 @@ AUTHOR = git.Actor("DB Architect", "db-architect@localhost")
 # GitHub rejects pull request bodies longer than 65,536 characters.
 PR_BODY_MAX_CHARS = 60_000
 PROPOSABLE_KINDS = (OptimizationLog.Kind.INDEX, OptimizationLog.Kind.FK_INDEX)
+
+
+class ProposalStatus(StrEnum):
+    """What became of an audit's proposal (the report's proposal.status)."""
+
+    OPENED = "opened"  # committed on a branch (pushed, and a pull request, where set up)
+    SKIPPED = "skipped"  # nothing to propose, or no repository configured
+    FAILED = "failed"  # the branch or the pull request could not be made
 
 
 class ProposalError(RuntimeError):
@@ -225,19 +234,22 @@ def audit_propose(*, audit) -> dict | None:
     if held:
         summary["held_back"] = [{"id": str(log.pk), "reason": why} for log, why in held]
     if not candidates:
-        summary.update(status="skipped", reason="no confident recommendation a migration builds")
+        summary.update(
+            status=ProposalStatus.SKIPPED,
+            reason="no confident recommendation a migration builds",
+        )
     elif not settings.DBARCHITECT_GIT_REPO:
-        summary.update(status="skipped", reason="DBARCHITECT_GIT_REPO is not set")
+        summary.update(status=ProposalStatus.SKIPPED, reason="DBARCHITECT_GIT_REPO is not set")
     else:
         try:
             proposal = proposal_open(audit_id=audit.id.hex, logs=candidates)
         except (ProposalError, MigrationWriteError, git.GitError) as exc:
             logger.warning("proposal for audit %s failed: %s", audit.id, exc)
-            summary.update(status="failed", error=str(exc))
+            summary.update(status=ProposalStatus.FAILED, error=str(exc))
         else:
             proposal_record(proposal=proposal, logs=candidates)
             summary.update(
-                status="opened",
+                status=ProposalStatus.OPENED,
                 branch=proposal.branch,
                 base=proposal.base,
                 commit=proposal.commit,

@@ -245,7 +245,7 @@ class WhatIfCosting:
     def _contains_operator(self, analysis: an.QueryAnalysis, info, column: str) -> str:
         for scope in analysis.scopes:
             for predicate in scope.predicates:
-                if predicate.kind != an.CONTAINS:
+                if predicate.kind != an.FilterKind.CONTAINS:
                     continue
                 found = self._facts.resolve(predicate.column)
                 if found is not None and found[0].oid == info.oid and found[1] == column:

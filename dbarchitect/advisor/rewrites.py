@@ -67,7 +67,7 @@ def function_on_column(
 
 def _searched(facts: TargetFacts, predicate: an.Predicate) -> str | None:
     """The to_tsvector expression a full-text filter was costed as, if it is one."""
-    if predicate.kind != an.PARAM_EXPRESSION or predicate.operator != "@@":
+    if predicate.kind != an.FilterKind.PARAM_EXPRESSION or predicate.operator != "@@":
         return None
     return an.text_search_expression(predicate.expression, facts.text_search_config)
 
@@ -90,7 +90,7 @@ def text_search_config(
 def hidden_constant(
     facts: TargetFacts, predicate: an.Predicate, info: TableInfo, column: str
 ) -> str | None:
-    if predicate.kind != an.PARAM_EXPRESSION or _searched(facts, predicate):
+    if predicate.kind != an.FilterKind.PARAM_EXPRESSION or _searched(facts, predicate):
         return None
     method = " USING gin" if predicate.operator in an.GIN_OPERATORS else ""
     return (
@@ -104,7 +104,7 @@ def hidden_constant(
 def columns_expression(
     facts: TargetFacts, predicate: an.Predicate, info: TableInfo, column: str
 ) -> str | None:
-    if predicate.kind != an.COLUMNS_EXPRESSION:
+    if predicate.kind != an.FilterKind.COLUMNS_EXPRESSION:
         return None
     return (
         f"{predicate.expression} {predicate.operator} ... on {info.name}: an expression "
@@ -118,7 +118,7 @@ def columns_expression(
 def not_distinct(
     facts: TargetFacts, predicate: an.Predicate, info: TableInfo, column: str
 ) -> str | None:
-    if predicate.kind != an.NOT_DISTINCT:
+    if predicate.kind != an.FilterKind.NOT_DISTINCT:
         return None
     return (
         f"IS NOT DISTINCT FROM on {info.name}.{column} has no index operator: write "
@@ -128,7 +128,7 @@ def not_distinct(
 
 
 def ilike(facts: TargetFacts, predicate: an.Predicate, info: TableInfo, column: str) -> str | None:
-    if predicate.kind != an.ILIKE:
+    if predicate.kind != an.FilterKind.ILIKE:
         return None
     return (
         f"ILIKE on {info.name}.{column} cannot use a btree index: use lower({column}) LIKE "
@@ -140,7 +140,7 @@ def ilike(facts: TargetFacts, predicate: an.Predicate, info: TableInfo, column: 
 def substring(
     facts: TargetFacts, predicate: an.Predicate, info: TableInfo, column: str
 ) -> str | None:
-    if predicate.kind != an.SUBSTRING or facts.trigram:
+    if predicate.kind != an.FilterKind.SUBSTRING or facts.trigram:
         return None
     like = "ILIKE" if predicate.operator == "~~*" else "LIKE"
     return (

@@ -23,15 +23,15 @@ def test_filters_get_their_kind_and_aliases_resolve_to_tables():
     assert analysis.ok and analysis.is_select
     assert analysis.relations == [ORDERS]
     assert predicates(analysis) == {
-        ("orders", "status", an.EQ),
-        ("orders", "total", an.RANGE),
-        ("orders", "kind", an.IN),
-        ("orders", "code", an.LIKE),
-        ("orders", "deleted_at", an.IS_NULL),
-        ("orders", "shipped_at", an.IS_NOT_NULL),
-        ("orders", "tags", an.CONTAINS),
-        ("orders", "id", an.IN),
-        ("orders", "day", an.RANGE),
+        ("orders", "status", an.FilterKind.EQ),
+        ("orders", "total", an.FilterKind.RANGE),
+        ("orders", "kind", an.FilterKind.IN),
+        ("orders", "code", an.FilterKind.LIKE),
+        ("orders", "deleted_at", an.FilterKind.IS_NULL),
+        ("orders", "shipped_at", an.FilterKind.IS_NOT_NULL),
+        ("orders", "tags", an.FilterKind.CONTAINS),
+        ("orders", "id", an.FilterKind.IN),
+        ("orders", "day", an.FilterKind.RANGE),
     }
     assert analysis.max_param == 9
 
@@ -39,7 +39,7 @@ def test_filters_get_their_kind_and_aliases_resolve_to_tables():
 def test_a_leading_wildcard_is_a_substring_search_not_a_like_prefix():
     analysis = an.analyze_query("SELECT 1 FROM orders WHERE code LIKE '%x' AND name LIKE 'ab%'")
     kinds = {p.column.column: (p.kind, p.value) for p in analysis.scopes[0].predicates}
-    assert kinds == {"name": (an.LIKE, "ab%"), "code": (an.SUBSTRING, "%x")}
+    assert kinds == {"name": (an.FilterKind.LIKE, "ab%"), "code": (an.FilterKind.SUBSTRING, "%x")}
 
 
 def test_an_expression_over_several_columns_of_one_table_is_kept_with_its_text():
@@ -48,7 +48,7 @@ def test_an_expression_over_several_columns_of_one_table_is_kept_with_its_text()
         "WHERE COALESCE(p.archived_at, p.created_at) > $1 AND p.score + u.karma > 10"
     )
     [predicate] = analysis.scopes[0].predicates
-    assert predicate.kind == an.COLUMNS_EXPRESSION
+    assert predicate.kind == an.FilterKind.COLUMNS_EXPRESSION
     assert predicate.expression == "COALESCE(archived_at, created_at)"
     assert predicate.column.relation == an.Relation(None, "posts")
 
@@ -79,9 +79,9 @@ def test_a_pattern_pg_stat_statements_built_around_the_value_is_a_substring_sear
         "SELECT 1 FROM t WHERE a ILIKE $2 || $1 || $3 AND b LIKE $4 || $5 AND c LIKE $6"
     )
     kinds = {p.column.column: p.kind for p in analysis.scopes[0].predicates}
-    assert kinds == {"a": an.SUBSTRING, "b": an.LIKE, "c": an.LIKE}
-    assert analysis.params[1].kind == an.SUBSTRING
-    assert {analysis.params[2].kind, analysis.params[3].kind} == {an.WILDCARD}
+    assert kinds == {"a": an.FilterKind.SUBSTRING, "b": an.FilterKind.LIKE, "c": an.FilterKind.LIKE}
+    assert analysis.params[1].kind == an.FilterKind.SUBSTRING
+    assert {analysis.params[2].kind, analysis.params[3].kind} == {an.FilterKind.WILDCARD}
 
 
 def test_function_wrapped_columns_keep_the_expression_without_qualifiers():
@@ -138,7 +138,7 @@ def test_subqueries_ctes_exists_in_and_union_branches_are_scopes_of_their_own():
     exists = next(s for s in analysis.scopes if s.relations == [ITEMS])
     assert exists.correlated is False  # r is a CTE: no table to index on the outer side
     customers = next(s for s in analysis.scopes if s.relations == [CUSTOMERS])
-    assert ("customers", "segment", an.EQ) in {
+    assert ("customers", "segment", an.FilterKind.EQ) in {
         (p.column.relation.name, p.column.column, p.kind) for p in customers.predicates
     }
 
@@ -179,7 +179,7 @@ def test_updates_and_deletes_are_analyzed_and_marked_as_writes():
     update = an.analyze_query("UPDATE orders SET status = $1 WHERE customer_id = $2")
     delete = an.analyze_query("DELETE FROM items WHERE order_id IN (SELECT id FROM orders)")
     assert update.modifies and not update.is_select
-    assert predicates(update) == {(None, "customer_id", an.EQ)}
+    assert predicates(update) == {(None, "customer_id", an.FilterKind.EQ)}
     assert delete.modifies and delete.relations == [ITEMS, ORDERS]
 
 
@@ -254,7 +254,7 @@ def test_filters_on_a_derived_table_or_cte_reach_the_table_behind_them():
     )
     main = next(scope for scope in analysis.scopes if scope.kind == "select")
     found = {(p.column.relation, p.column.column, p.kind) for p in main.predicates}
-    assert found == {(ORDERS, "created_at", an.RANGE), (ITEMS, "qty", an.EQ)}
+    assert found == {(ORDERS, "created_at", an.FilterKind.RANGE), (ITEMS, "qty", an.FilterKind.EQ)}
     [join] = main.joins
     assert {(join.left.relation, join.left.column), (join.right.relation, join.right.column)} == {
         (ITEMS, "order_id"),
