@@ -7,12 +7,15 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from django.db import connection
+from django.test import override_settings
 
 from dbarchitect.agent import run_audit
 from dbarchitect.models import AuditRun
 from dbarchitect.report import report_text
+from pgaccess.qualstats import qualstats_read, qualstats_status
 from tests.pgaccess.servers import QUALSTATS_PRELOAD, pg15_bindir
 
+from .pgss import pgss_reset_own_database
 from .private_server import private_server
 from .test_bad_targets import SLOW_QUERY, TABLE, targets
 
@@ -27,6 +30,8 @@ LOGGING = {
 # Killed by the 200 ms statement timeout each time: pg_stat_statements never sees it.
 TIMES_OUT = "SELECT count(*) FROM bt_item AS a, bt_item AS b WHERE a.v < b.v AND a.k < %s"
 EXTENSIONS = ["CREATE EXTENSION pg_stat_statements", "CREATE EXTENSION hypopg"]
+BY_V = "SELECT id FROM bt_item WHERE v = %s"
+V_VALUES = [f"md5({n})" for n in range(1, 13)]
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +46,18 @@ def server() -> Iterator[dict[str, str]]:
             ("shop", [*EXTENSIONS, "CREATE EXTENSION pg_qualstats"]),
             ("bare", EXTENSIONS),
         ]:
-            with psycopg.connect(server.url(database), autocommit=True) as conn:
+            # Constants bound on the client, as Django sends them: the verifier's EXPLAIN of
+            # the same statement with its own literal then shares the workload's queryid.
+            with psycopg.connect(
+                server.url(database), autocommit=True, cursor_factory=psycopg.ClientCursor
+            ) as conn:
                 for statement in extensions + TABLE:
                     conn.execute(statement)
+                pgss_reset_own_database(conn)  # the set-up is not the workload
                 for number in range(12):
                     conn.execute(SLOW_QUERY, [number]).fetchall()
+                for value in V_VALUES:
+                    conn.execute(BY_V, [value]).fetchall()
         with psycopg.connect(server.url("shop"), autocommit=True) as conn:
             conn.execute("SET statement_timeout = 200")
             for number in range(3):
@@ -54,10 +66,23 @@ def server() -> Iterator[dict[str, str]]:
         yield {database: server.url(database) for database in ("shop", "bare")}
 
 
-def test_the_timed_out_query_is_in_the_report_from_the_server_log(server):
-    with targets(**server):
-        audit = run_audit(target="shop", verify=False)
+def test_an_audit_lists_the_timeouts_and_leaves_pg_qualstats_the_workloads_own(server):
+    with targets(**server), override_settings(DBARCHITECT_VERIFY="database:shop"):
+        audit = run_audit(target="shop")
     assert audit.status == AuditRun.Status.SUCCEEDED, audit.error
+    # Verified: EXPLAIN ANALYZE ran the query on v with a value of the verifier's own...
+    index = audit.optimizations.get(kind="index", columns=['"v"'])
+    assert index.measured_ms_after is not None, index.details
+    # ...which pg_qualstats, paused in the audit's sessions, did not take for the workload's:
+    # each query's own values, once each (the verifier ran k = 0 several times).
+    with psycopg.connect(server["shop"]) as conn:
+        by_v, by_k = (_workload_qual(conn, query) for query in (BY_V, SLOW_QUERY))
+    assert sorted((use.value, use.occurrences) for use in by_v.constants) == sorted(
+        (f"'{value}'::text", 1) for value in V_VALUES
+    )
+    assert sorted((use.value, use.occurrences) for use in by_k.constants) == sorted(
+        (f"{n}::integer", 1) for n in range(12)
+    )
     assert audit.report["qualstats"] == {"state": "ready", "fix": None, "sample_rate": 1.0}
     log = audit.report["server_log"]
     assert log["state"] == "ready" and log["bytes_read"] > 0
@@ -71,6 +96,17 @@ def test_the_timed_out_query_is_in_the_report_from_the_server_log(server):
     text = report_text(audit.report)
     assert "From the server's log (not in pg_stat_statements): 1" in text
     assert "timed out 3x" in text and "pg_qualstats:" not in text
+
+
+def _workload_qual(conn: psycopg.Connection, query: str):
+    """The one predicate of `query` as the workload ran it in this database."""
+    queryid = conn.execute(
+        "SELECT queryid FROM pg_stat_statements WHERE query = %s "
+        "AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        [query.replace("%s", "$1")],
+    ).fetchone()[0]
+    [qual] = qualstats_read(conn, status=qualstats_status(conn), queryids=[queryid])
+    return qual
 
 
 def test_without_pg_qualstats_the_report_says_once_how_to_get_it(server):
