@@ -221,7 +221,7 @@ class OptimizationListApi(APIView):
         min_confidence = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
         ordering = serializers.ChoiceField(
             choices=ORDERINGS,
-            required=False,
+            default="-impact",
             help_text="Default -impact: the largest workload time saved per week first "
             "('-' first: descending; ties by id).",
         )

@@ -207,6 +207,7 @@ def test_the_schema_documents_impact_as_the_default_ordering(staff_api):
     parameters = schema["paths"][LIST]["get"]["parameters"]
     ordering = next(p for p in parameters if p["name"] == "ordering")
     assert ordering["schema"]["enum"][:2] == ["-impact", "impact"]
+    assert ordering["schema"]["default"] == "-impact"
     assert "Default -impact" in ordering["description"]
     fields = schema["components"]["schemas"]["Optimization"]["properties"]
     assert {"impact", "impact_basis"} <= set(fields)
