@@ -215,9 +215,12 @@ class FeedbackApi(APIView):
         log = get_object_or_404(QuestionLog, pk=log_id)  # an unknown answer is a 404 first
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        item = question_log_feedback(
-            log=log, feedback=serializer.validated_data["feedback"], user=request.user
-        )
+        try:
+            item = question_log_feedback(
+                log=log, feedback=serializer.validated_data["feedback"], user=request.user
+            )
+        except InvalidInput as exc:
+            raise exceptions.ValidationError({"feedback": [str(exc)]}) from None
         return Response(
             self.OutputSerializer(
                 {"log_id": log.pk, "feedback": log.feedback, "trained_item_id": item and item.pk}

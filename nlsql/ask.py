@@ -14,7 +14,7 @@ from .guard import SqlRefused, sql_check
 from .models import QuestionLog, TrainingItem
 from .permissions import tables_check_permitted
 from .runner import QueryFailed, QueryResult, query_run
-from .training import training_add_pair
+from .training import TrainingError, training_add_pair
 
 
 class InvalidInput(ValueError):
@@ -188,10 +188,13 @@ def question_log_feedback(*, log: QuestionLog, feedback: str, user=None) -> Trai
         trainable = log.status == QuestionLog.Status.OK and log.question and log.sql
         if feedback != QuestionLog.Feedback.CORRECT or not trainable:
             return None
-        return training_add_pair(
-            question=log.question,
-            sql=log.sql,
-            target=log.target,
-            source=TrainingItem.Source.FEEDBACK,
-            created_by=user if user is not None and user.is_authenticated else None,
-        )
+        try:  # nothing is recorded when the pair cannot be trained (the SQL may not be read)
+            return training_add_pair(
+                question=log.question,
+                sql=log.sql,
+                target=log.target,
+                source=TrainingItem.Source.FEEDBACK,
+                created_by=user if user is not None and user.is_authenticated else None,
+            )
+        except TrainingError as exc:
+            raise InvalidInput(f"Not recorded: the answer cannot be trained. {exc}") from None

@@ -153,6 +153,24 @@ def test_a_logged_answer_is_not_shown_again_to_a_user_without_permission(
     assert download.status_code == 302  # back to the page, with the reason as a message
 
 
+def test_marking_an_answer_correct_does_not_train_sql_the_user_may_not_read(
+    staff_user, superuser, llm
+):
+    llm.default = "SELECT count(*) FROM django_admin_log"
+    body = _api(superuser).post("/api/ask", {"question": "changes?"}, format="json").json()
+    assert body["status"] == "ok"
+    response = _api(staff_user).post(
+        f"/api/ask/{body['log_id']}/feedback", {"feedback": "correct"}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "feedback: Not recorded: the answer cannot be trained. The SQL is refused: "
+        + _denial("django_admin_log")
+    )
+    assert QuestionLog.objects.get(pk=body["log_id"]).feedback == QuestionLog.Feedback.NONE
+    assert not TrainingItem.objects.filter(kind=TrainingItem.Kind.QUESTION_SQL).exists()
+
+
 def test_the_view_permission_of_a_model_lets_a_staff_user_read_its_table(
     staff_user, superuser, llm
 ):
