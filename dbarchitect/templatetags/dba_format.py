@@ -1,9 +1,11 @@
 """Template filters for numbers as people read them: {% load dba_format %}, then
-{{ value|ms }}, |seconds, |impact, |bytes, |count; {{ before|speedup:after }}."""
+{{ value|ms }}, |seconds, |impact, |bytes, |count; {{ before|speedup:after }}; and a
+recommendation's plans as trees: {% with trees=log|plan_trees %}."""
 
 from django import template
 
 from dbarchitect import formatting
+from dbarchitect.plan_tree import PlanPair, plan_tree_pair
 
 register = template.Library()
 
@@ -13,3 +15,9 @@ register.filter("impact", formatting.impact_text)
 register.filter("bytes", formatting.bytes_text)
 register.filter("count", formatting.count_text)
 register.filter("speedup", formatting.speedup_text)
+
+
+@register.filter
+def plan_trees(log) -> PlanPair:
+    """A recommendation's before/after plans as trees (dbarchitect.plan_tree)."""
+    return plan_tree_pair(log.plan_before, log.plan_after)

@@ -76,7 +76,11 @@ def test_report_page_and_markdown_download(staff_client, audit):
     html = page.content.decode()
     assert "Create index on demo_behavior_log (user_id, timestamp)" in html
     assert "temporary table" in html
-    assert "Seq Scan on demo_behavior_log" in html
+    # The plans as trees, the node the index changed marked.
+    assert (
+        '<strong>Seq Scan</strong> on <span class="dba-plan-rel">demo_behavior_log</span>' in html
+    )
+    assert "(changed nodes marked)" in html and 'class="dba-plan-changed"' in html
 
     download = staff_client.get(reverse("admin:dbarchitect_audit_report_markdown", args=[audit.pk]))
     assert download.status_code == 200
