@@ -11,17 +11,19 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import dict_row
 
+from optimizations.models import OptimizationLog
 from pgaccess.catalog import INDEXES_SQL, USER_SCHEMA_SQL
 from pgaccess.ddl import IndexColumn, create_index_sql, drop_index_sql, index_name
 from pgaccess.marker import cursor
 
+Kind = OptimizationLog.Kind
 # The indexes the checks look at: every one outside the server's own schemas.
 _INDEXES = f"{INDEXES_SQL} WHERE {USER_SCHEMA_SQL}"
 
 
 @dataclass(frozen=True)
 class HealthFinding:
-    kind: str  # "drop_index" (unused or duplicate), "invalid_index", "fk_index"
+    kind: Kind  # DROP_INDEX (unused or duplicate), INVALID_INDEX, FK_INDEX
     schema: str
     table: str
     index: str | None
@@ -131,7 +133,7 @@ def invalid_indexes(conn: psycopg.Connection) -> list[HealthFinding]:
             HealthFinding(
                 **{
                     **base.__dict__,
-                    "kind": "invalid_index",
+                    "kind": Kind.INVALID_INDEX,
                     "fingerprint": f"invalid_index:{row['schema_name']}.{row['index_name']}",
                 }
             )
@@ -190,7 +192,7 @@ def missing_fk_indexes(conn: psycopg.Connection, *, min_table_rows: int = 0) -> 
         ).as_string(conn)
         findings.append(
             HealthFinding(
-                kind="fk_index",
+                kind=Kind.FK_INDEX,
                 schema=row["schema_name"],
                 table=row["table_name"],
                 index=name,
@@ -238,14 +240,14 @@ def health_check(
                 **{**seen.__dict__, "reason": f"{seen.reason}; {finding.reason}"}
             )
     # An invalid index is also a drop; report it once, as invalid.
-    invalid = {f.index for f in merged.values() if f.kind == "invalid_index"}
-    return [f for f in merged.values() if not (f.kind == "drop_index" and (f.index in invalid))]
+    invalid = {f.index for f in merged.values() if f.kind == Kind.INVALID_INDEX}
+    return [f for f in merged.values() if not (f.kind == Kind.DROP_INDEX and f.index in invalid)]
 
 
 def _drop_finding(conn: psycopg.Connection, row: dict, reason: str) -> HealthFinding:
     ddl = drop_index_sql(row["schema_name"], row["index_name"])
     return HealthFinding(
-        kind="drop_index",
+        kind=Kind.DROP_INDEX,
         schema=row["schema_name"],
         table=row["table_name"],
         index=row["index_name"],

@@ -70,6 +70,13 @@ class _Measurement:
     plan: dict
 
 
+@dataclass(frozen=True)
+class _Failed:
+    """A statement whose measurement failed, and why."""
+
+    reason: str
+
+
 def verify(
     conn: psycopg.Connection,
     recommendations: Sequence[IndexRecommendation],
@@ -93,9 +100,7 @@ def verification_blocker(conn: psycopg.Connection) -> str | None:
     """Why no index can be built through `conn` at all (a hot standby, a read-only role or
     database), or None. Said once, before any query is measured for nothing."""
     with cursor(conn) as cur:
-        cur.execute(
-            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')::bool"
-        )
+        cur.execute("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')::bool")
         in_recovery, read_only = cur.fetchone()
     copy = "set DBARCHITECT_VERIFY=database:<a writable copy of it> to measure them"
     if in_recovery:
@@ -147,7 +152,7 @@ def _build_blocker(conn: psycopg.Connection, rec: IndexRecommendation) -> str | 
 
 def _verify_all(conn, recommendations, served, lock_timeout_ms) -> list[Verification]:
     representative = advisor_representative_statements(conn, served)
-    before: dict[str, _Measurement | str] = {}
+    before: dict[str, _Measurement | _Failed] = {}
     results = []
     for rec in recommendations:
         cannot_build = _build_blocker(conn, rec)
@@ -226,7 +231,12 @@ def not_built(recommendations: Sequence[IndexRecommendation], why: str) -> list[
 def _verify_one(conn, rec, variants, before, lock_timeout_ms) -> Verification:
     queryids = list(variants)
     result = Verification(rec.fingerprint, None, None, None, None, None, None, queryids[0])
-    failed = [before[t] for texts in variants.values() for t in texts if isinstance(before[t], str)]
+    failed = [
+        m.reason
+        for texts in variants.values()
+        for t in texts
+        if isinstance(m := before[t], _Failed)
+    ]
     usable = [q for q in queryids if all(isinstance(before[t], _Measurement) for t in variants[q])]
     if not usable:
         result.error = f"before: {failed[0]}"
@@ -282,12 +292,12 @@ def _build_statement(ddl: str) -> str:
     return index_spec_parse(ddl).create_sql(if_not_exists=False, concurrent=False)
 
 
-def _measure_safely(conn: psycopg.Connection, text: str) -> _Measurement | str:
+def _measure_safely(conn: psycopg.Connection, text: str) -> _Measurement | _Failed:
     try:
         with conn.transaction(force_rollback=True):
             return _measure(conn, text)
     except psycopg.Error as exc:
-        return f"{type(exc).__name__}: {exc.diag.message_primary or exc}"
+        return _Failed(f"{type(exc).__name__}: {exc.diag.message_primary or exc}")
 
 
 def _measure(conn: psycopg.Connection, text: str) -> _Measurement:
