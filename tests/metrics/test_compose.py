@@ -124,9 +124,11 @@ def test_db_image_has_the_extensions_and_preloads_pg_stat_statements(services):
     assert "FROM postgres:15" in dockerfile
     assert '"postgresql-${PG_MAJOR}-pgvector"' in dockerfile
     assert '"postgresql-${PG_MAJOR}-hypopg"' in dockerfile
+    assert '"postgresql-${PG_MAJOR}-pg-qualstats"' in dockerfile
     command = services["db"]["command"]
     assert command[0] == "postgres"
-    assert "shared_preload_libraries=pg_stat_statements" in command
+    assert "shared_preload_libraries=pg_stat_statements,pg_qualstats" in command
+    assert {"logging_collector=on", "log_destination=csvlog"} <= set(command)
     assert "pg_isready" in services["db"]["healthcheck"]["test"][1]
 
 
