@@ -29,11 +29,10 @@ SECRET_NAMES = re.compile(
     flags=re.IGNORECASE,
 )
 # Names whose values are masked wherever they appear in a text (narrower than the above:
-# AUTH_USER_MODEL or GITHUB_API_URL are no secrets, and masking them would garble logs).
+# AUTH_USER_MODEL or GITHUB_API_URL are no secrets, and a connection URL keeps its host and
+# loses only its password, so a log line still says where it failed).
 SECRET_VALUE_NAMES = re.compile(
-    r"SECRET|PASSWORD|TOKEN|API_KEY|_KEY$|CREDENTIAL|DSN"
-    r"|DATABASE_URL|REDIS_URL|BROKER_URL|RESULT_BACKEND$|TARGETS",
-    flags=re.IGNORECASE,
+    r"SECRET|PASSWORD|TOKEN|API_KEY|_KEY$|CREDENTIAL|DSN", flags=re.IGNORECASE
 )
 # scheme://user:password@host -> the password part (user and host stay, to find it).
 URL_PASSWORD = re.compile(
@@ -47,6 +46,12 @@ CONNINFO_PASSWORD = re.compile(
 MIN_SECRET_LENGTH = 4
 
 
+def _texts(value: object) -> list[str]:
+    """A setting's text: itself, or the texts in a list of them (SECRET_KEY_FALLBACKS)."""
+    items = value if isinstance(value, list | tuple) else [value]
+    return [item for item in items if isinstance(item, str)]
+
+
 def _collect_secrets() -> frozenset[str]:
     """The values of every setting and environment variable named like a secret, and the
     passwords inside every URL they hold."""
@@ -57,11 +62,10 @@ def _collect_secrets() -> frozenset[str]:
         for alias in settings.DATABASES.values():
             values.add(str(alias.get("PASSWORD") or ""))
     for name, value in named.items():
-        if not isinstance(value, str):
-            continue
-        if SECRET_VALUE_NAMES.search(name):
-            values.add(value)
-        values.update(match["secret"] for match in URL_PASSWORD.finditer(value))
+        for text in _texts(value):
+            if SECRET_VALUE_NAMES.search(name):
+                values.add(text)
+            values.update(match["secret"] for match in URL_PASSWORD.finditer(text))
     return frozenset(value for value in values if len(value) >= MIN_SECRET_LENGTH)
 
 
