@@ -215,7 +215,8 @@ def statistics_prove(
 ) -> StatisticsProof:
     """EXPLAIN ANALYZE `query` (one SELECT, its values written in) as the statistics stand,
     then with a statistics object of `kinds` on `columns` and those columns ANALYZEd again,
-    all in a transaction rolled back: nothing stays, whatever happens."""
+    all in a transaction rolled back: nothing stays, whatever happens. The table is held
+    only in SHARE UPDATE EXCLUSIVE mode meanwhile: its reads and writes go on."""
     _refuse_unless_select(query)
     attnums = _attnums(conn, schema=schema, table=table, columns=columns)
     if len(attnums) < 2:
