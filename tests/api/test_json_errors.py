@@ -26,8 +26,16 @@ def _assert_json_error(response, status: int, detail: str) -> dict:
     return body
 
 
-def test_an_unknown_api_url_is_a_json_404(staff_api, debug):
-    _assert_json_error(staff_api.get("/api/no-such-endpoint/"), 404, "not_found")
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/no-such-endpoint/",
+        "/api/optimizations/x/y/z/",  # an id the URL patterns do not take
+        "/api/ask/not-a-number/feedback",
+    ],
+)
+def test_an_unknown_api_url_is_a_json_404(staff_api, debug, path):
+    _assert_json_error(staff_api.get(path), 404, "not_found")
 
 
 def test_a_body_over_the_upload_limit_is_a_json_413(staff_api, settings, debug):
