@@ -7,6 +7,7 @@ from pgaccess.qualstats import QualstatsState
 from pgaccess.server_log import ServerLogState
 
 from .escaping import plain_text
+from .formatting import bytes_text
 
 # Queries listed in the text report (the JSON lists them all).
 TEXT_MAX_QUERIES = 20
@@ -185,7 +186,7 @@ def report_text(report: dict) -> str:
     if small.get("count"):
         lines.append(
             f"  Not proposed: {small['count']} unused or duplicate index(es) smaller than "
-            f"{small['below_bytes']:,} bytes (DBARCHITECT_UNUSED_INDEX_MIN_BYTES)"
+            f"{bytes_text(small['below_bytes'])} (DBARCHITECT_UNUSED_INDEX_MIN_BYTES)"
         )
     outcomes = report.get("outcomes") or []
     if outcomes:
@@ -199,6 +200,9 @@ def report_text(report: dict) -> str:
         where = proposal.get("pr_url") or proposal.get("branch") or ""
         why = proposal.get("error") or proposal.get("reason") or ""
         lines += ["", f"Proposal: {proposal['status']} {where} {why}".rstrip()]
+        if proposal.get("commit"):
+            lines.append(f"  commit {proposal['commit'][:12]}: {', '.join(proposal['files'])}")
+        lines += [f"  {note}" for note in proposal.get("notes", [])]
         lines += [f"  not proposed {h['id']}: {h['reason']}" for h in proposal.get("held_back", [])]
     return plain_text("\n".join(lines))
 

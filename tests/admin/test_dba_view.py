@@ -9,6 +9,7 @@ from django.template import Context, Template
 from django.urls import reverse
 
 from dbarchitect.dashboard import dashboard_top_impact
+from dbarchitect.report import report_text
 from optimizations.models import OptimizationLog
 
 from .factories import make_audit, make_recommendation
@@ -196,3 +197,25 @@ def test_the_audit_page_draws_the_budget_frontier_when_the_audit_carries_one(sta
 def test_numbers_read_as_people_read_them(template, value, expected):
     rendered = Template("{% load dba_format %}" + template).render(Context({"v": value}))
     assert rendered == expected
+
+
+def test_the_text_report_counts_small_drops_and_shows_the_proposal_commit():
+    text = report_text(
+        {
+            "audit_id": "a",
+            "target": "default",
+            "status": "succeeded",
+            "small_drops_left_out": {"count": 5, "below_bytes": 1_048_576},
+            "proposal": {
+                "status": "opened",
+                "branch": "dbarchitect/audit-1234abcd",
+                "commit": "f93e92645a84" + "0" * 28,
+                "files": ["demo/migrations/0003_dbarchitect_1234abcd.py"],
+                "notes": ["GITHUB_TOKEN / GITHUB_REPOSITORY not set: no pull request"],
+            },
+        }
+    )
+    assert "Not proposed: 5 unused or duplicate index(es) smaller than 1.0 MB" in text
+    assert "Proposal: opened dbarchitect/audit-1234abcd" in text
+    assert "  commit f93e92645a84: demo/migrations/0003_dbarchitect_1234abcd.py" in text
+    assert "  GITHUB_TOKEN / GITHUB_REPOSITORY not set: no pull request" in text
