@@ -123,7 +123,8 @@ def columns_correlation(
     sample_rows: int = SAMPLE_ROWS,
 ) -> Correlation:
     """Distinct values, distinct combinations and the strongest functional dependency of
-    `columns` in a repeatable sample of about `sample_rows` rows."""
+    `columns` in a repeatable sample of about `sample_rows` rows (at most that many: a
+    table never ANALYZEd, whose size the catalog does not know, is read no further)."""
     _attnums(conn, schema=schema, table=table, columns=columns)
     relation = sql.Identifier(schema, table)
     reltuples = execute(
@@ -147,6 +148,7 @@ def columns_correlation(
             """
         WITH sample AS MATERIALIZED (
             SELECT {columns} FROM {relation} TABLESAMPLE BERNOULLI (%s) REPEATABLE (%s)
+            LIMIT %s
         )
         SELECT (SELECT count(*) FROM sample),
                {distinct},
@@ -161,7 +163,7 @@ def columns_correlation(
             ),
             dependencies=dependencies,
         ),
-        [percent, SAMPLE_SEED],
+        [percent, SAMPLE_SEED, sample_rows],
     ).fetchone()
     rows = int(row[0])
     return Correlation(

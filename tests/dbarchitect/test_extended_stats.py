@@ -48,6 +48,9 @@ SCHEMA = [
     f"INSERT INTO geo.visit SELECT g, (g * 7) % {ROWS} + 1 FROM generate_series(1, {ROWS}) AS g",
     "CREATE INDEX ON geo.visit (address_id)",
     "ANALYZE geo.address, geo.visit",
+    # Never ANALYZEd: the catalog does not know its size (reltuples -1).
+    "CREATE TABLE geo.raw (a int, b int) WITH (autovacuum_enabled = off)",
+    "INSERT INTO geo.raw SELECT g % 10, g % 10 FROM generate_series(1, 100000) AS g",
     "CREATE ROLE stranger LOGIN",
     "GRANT USAGE ON SCHEMA geo TO stranger",
     "GRANT SELECT ON ALL TABLES IN SCHEMA geo TO stranger",
@@ -112,6 +115,14 @@ def test_the_sample_tells_correlated_columns_from_independent_ones(server):
     assert free.distinct == (100, 101) and 9_000 < free.combinations <= 100 * 101
     assert free.dependency < 0.1 and free.combination_share > 0.3
     assert not columns_correlated(free)
+
+
+def test_a_table_never_analyzed_is_sampled_no_further_than_the_sample(server):
+    with psycopg.connect(server) as conn:
+        reltuples = "SELECT reltuples FROM pg_class WHERE oid = 'geo.raw'::regclass"
+        assert conn.execute(reltuples).fetchone()[0] == -1
+        raw = columns_correlation(conn, schema="geo", table="raw", columns=["a", "b"])
+    assert raw.sampled_rows == 30_000 and raw.combinations == 10 and raw.dependency == 1.0
 
 
 def test_the_proof_fixes_the_estimate_and_leaves_nothing_behind(server):
