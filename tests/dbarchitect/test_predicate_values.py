@@ -1,15 +1,10 @@
 """The advisor's questions to pg_qualstats, answered from what a real server sampled."""
 
-from collections.abc import Iterator
-
-import psycopg
 import pytest
 
 from dbarchitect.predicate_values import costing_values, partial_index_value, values_selective
-from pgaccess.qualstats import qualstats_read, qualstats_status
-from tests.pgaccess.servers import QUALSTATS_PRELOAD, pg15_bindir
-
-from .private_server import private_server
+from pgaccess.qualstats import QualStat, qualstats_read, qualstats_status
+from tests.pgaccess.servers import qualstats_server
 
 ROWS = 20_000
 TABLE = [
@@ -36,26 +31,17 @@ FLAGS = ["SELECT count(*) FROM ticket WHERE urgent IS TRUE"] * 5 + [
 
 
 @pytest.fixture(scope="module")
-def quals() -> Iterator[dict[tuple[str, str], object]]:
+def quals() -> dict[tuple[str, str], QualStat]:
     """(query text as pg_stat_statements shows it, column) -> its QualStat."""
-    with private_server(pg15_bindir(), settings=QUALSTATS_PRELOAD) as server:
-        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-            for statement in [
-                "CREATE EXTENSION pg_stat_statements",
-                "CREATE EXTENSION pg_qualstats",
-            ]:
-                conn.execute(statement)
-            for statement in TABLE:
-                conn.execute(statement)
-            conn.prepare_threshold = None
-            for query, values in WORKLOAD.items():
-                for value in values:
-                    conn.execute(query, [value])
-            for query in FLAGS:
-                conn.execute(query)
-            texts = dict(conn.execute("SELECT queryid, query FROM pg_stat_statements").fetchall())
-            found = qualstats_read(conn, status=qualstats_status(conn))
-        yield {(texts[qual.queryid], qual.column): qual for qual in found if qual.queryid in texts}
+    with qualstats_server(TABLE) as (_, conn):
+        for query, values in WORKLOAD.items():
+            for value in values:
+                conn.execute(query, [value])
+        for query in FLAGS:
+            conn.execute(query)
+        texts = dict(conn.execute("SELECT queryid, query FROM pg_stat_statements").fetchall())
+        found = qualstats_read(conn, status=qualstats_status(conn))
+    return {(texts[qual.queryid], qual.column): qual for qual in found if qual.queryid in texts}
 
 
 def test_a_predicate_always_run_with_a_rare_value_gets_that_value_for_a_partial_index(quals):

@@ -14,7 +14,7 @@ from pgaccess.qualstats import (
 )
 from tests.dbarchitect.private_server import private_server
 
-from .servers import QUALSTATS_PRELOAD
+from .servers import qualstats_server
 
 ROWS = 20_000
 TABLE = [
@@ -41,27 +41,19 @@ EXPLAIN_BY_STATUS = sql.SQL("EXPLAIN {}").format(sql.SQL(BY_STATUS))
 def server(bindir) -> Iterator:
     """A server preloading pg_qualstats that samples every statement, after a workload:
     'open' five times, 'closed' once, one range, two primary-key look-ups, a long constant."""
-    with private_server(bindir, settings=QUALSTATS_PRELOAD) as server:
-        with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-            for statement in [
-                "CREATE EXTENSION pg_stat_statements",
-                "CREATE EXTENSION pg_qualstats",
-            ]:
-                conn.execute(statement)
-            for statement in TABLE:
-                conn.execute(statement)
-            conn.execute("CREATE ROLE watcher LOGIN")
-            conn.execute("CREATE ROLE reader LOGIN IN ROLE pg_read_all_stats")
-            for _ in range(5):
-                conn.execute(BY_STATUS, ["open"])
-            conn.execute(BY_STATUS, ["closed"])
-            conn.execute(BY_RANGE, [1001, 1500])
-            conn.execute(BY_ID, [7])
-            conn.execute(BY_ID, [8])
-            conn.execute(BY_NOTE, ["x" * 200])
-            conn.execute(BY_LIST, ["open", "closed"])
-            conn.execute(BY_FLAG, [True])
-            conn.execute(BY_FLAG_TEST)
+    with qualstats_server(TABLE) as (server, conn):
+        conn.execute("CREATE ROLE watcher LOGIN")
+        conn.execute("CREATE ROLE reader LOGIN IN ROLE pg_read_all_stats")
+        for _ in range(5):
+            conn.execute(BY_STATUS, ["open"])
+        conn.execute(BY_STATUS, ["closed"])
+        conn.execute(BY_RANGE, [1001, 1500])
+        conn.execute(BY_ID, [7])
+        conn.execute(BY_ID, [8])
+        conn.execute(BY_NOTE, ["x" * 200])
+        conn.execute(BY_LIST, ["open", "closed"])
+        conn.execute(BY_FLAG, [True])
+        conn.execute(BY_FLAG_TEST)
         yield server
 
 
