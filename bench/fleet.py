@@ -9,12 +9,13 @@ docker-compose.yml's (snapshots, so queued audits outlive a restart). Workers ar
 
 Runs, each the weekly task (dbarchitect.tasks.audit_weekly_task) sent through the broker
 and fanned out by a worker to one audit task per target:
-1. one worker, then two: every audit succeeds; the two-worker run must be >= 1.6x faster
+1. one worker, then two (fresh workers; a first run warms them, the second is timed):
+   every audit succeeds; the two-worker run must be >= 1.6x faster
    (`fleet_speedup_2_workers`); audits per hour from the two-worker run;
-2. the weekly task sent twice at once: each target is asked for two audits while the two
-   workers take them side by side, so the advisory lock decides; from the audits' start
-   and finish times, no two audits of one target that ran overlap, and every refused one
-   says the lock refused it;
+2. two audits of every target queued back to back (a manual run during the weekly one),
+   taken side by side by the two workers, so the advisory lock decides: from the audits'
+   start and finish times, no two audits of one target that ran overlap, every refused one
+   says the lock refused it, and every target is audited;
 3. faults: one target's database dropped before the run, one worker's pool process
    SIGKILLed mid-audit, the broker restarted mid-run: those two audits end failed with
    the reason and nothing recorded, all others succeed;
@@ -226,15 +227,27 @@ def workers(count: int, env: dict[str, str], logs: Path) -> Iterator[list[Worker
             worker.stop()
 
 
-def weekly_run(*, times: int = 1, during: Callable[[list[str]], None] | None = None) -> dict:
-    """Send the weekly task `times` at once through the broker; wait for every audit it
-    queued to end; `during` runs once they are queued. Returns the audits and the wall time."""
-    from dbarchitect.models import AuditRun
+def weekly_send() -> list[str]:
+    """The weekly task through the broker; the ids of the audits it queued."""
     from dbarchitect.tasks import audit_weekly_task
 
+    return audit_weekly_task.apply_async().get(timeout=120)
+
+
+def pairs_send() -> list[str]:
+    """Two audits of every target back to back (a manual run during the weekly one)."""
+    from dbarchitect.services import audit_queue
+
+    return [str(audit_queue(target=target_name(i))) for i in range(TARGETS) for _ in (1, 2)]
+
+
+def audits_run(send: Callable[[], list[str]] = weekly_send, during=None) -> dict:
+    """Queue audits with `send`, run `during` (if any), wait for every one to end.
+    Returns the audits and the seconds from sending to the last one's end."""
+    from dbarchitect.models import AuditRun
+
     started = time.monotonic()
-    sent = [audit_weekly_task.apply_async() for _ in range(times)]
-    audit_ids = [audit_id for result in sent for audit_id in result.get(timeout=120)]
+    audit_ids = send()
     if during is not None:
         during(audit_ids)
 
@@ -243,11 +256,8 @@ def weekly_run(*, times: int = 1, during: Callable[[list[str]], None] | None = N
         done = [a for a in audits if a.status != AuditRun.Status.RUNNING]
         return audits if len(done) == len(audit_ids) else None
 
-    audits = wait_for(ended, seconds=RUN_TIMEOUT_S, what="the weekly run's audits", every=0.5)
-    first = min(a.started_at for a in audits)
-    last = max(a.finished_at for a in audits)
-    wall = time.monotonic() - started
-    return {"audits": audits, "seconds": wall, "audit_span_s": (last - first).total_seconds()}
+    audits = wait_for(ended, seconds=RUN_TIMEOUT_S, what="the run's audits", every=0.5)
+    return {"audits": audits, "seconds": time.monotonic() - started}
 
 
 def phase_medians(audits) -> dict[str, float]:
@@ -257,6 +267,14 @@ def phase_medians(audits) -> dict[str, float]:
         name: statistics.median(a.phase_seconds.get(name, 0.0) for a in audits)
         for name in sorted(phases)
     }
+
+
+def busy_share(audits, workers: int) -> float:
+    """How much of the run's span the workers spent in audits (1.0: never idle)."""
+    first = min(a.started_at for a in audits)
+    last = max(a.finished_at for a in audits)
+    busy = sum((a.finished_at - a.started_at).total_seconds() for a in audits)
+    return busy / (workers * (last - first).total_seconds())
 
 
 def check_all_succeeded(run: dict, what: str) -> None:
@@ -303,6 +321,19 @@ def prepare_run(*, skip: int | None = None) -> None:
             workload_run(i)
 
 
+def warm_then_timed(count: int) -> tuple[dict, dict]:
+    """Two weekly runs on `count` fresh workers: each pool process loads the embedding model
+    in its first audit, so the first run warms them and the second is timed (workers are
+    long-lived). Every audit of both must succeed."""
+    runs = []
+    for what in ("first run", "timed run"):
+        prepare_run()
+        runs.append(audits_run())
+        check_all_succeeded(runs[-1], f"{count} worker(s), {what}")
+    log(f"{count} worker(s): {runs[1]['seconds']:.1f} s for {TARGETS} audits")
+    return runs[0], runs[1]
+
+
 def main() -> None:
     load_at_start = os.getloadavg()
     with ExitStack() as stack:
@@ -327,32 +358,28 @@ def main() -> None:
         Target.objects.exclude(name="default").update(allow_verify=True)
         log(f"{TARGETS} targets of {ROWS:,} rows; broker on port {broker.port}")
 
-        timed = {}
-        for count in (1, 2):
-            prepare_run()
-            with workers(count, env, logs) as running:
-                run = weekly_run()
-                rss = [worker.rss_mb() for worker in running]
-            check_all_succeeded(run, f"{count} worker(s)")
-            timed[count] = run
-            log(f"{count} worker(s): {run['seconds']:.1f} s for {TARGETS} audits")
-
+        timed, cold = {}, {}
+        with workers(1, env, logs):
+            cold[1], timed[1] = warm_then_timed(1)
         with workers(2, env, logs) as running:
-            # Twice at once: two audits of every target, taken side by side.
+            cold[2], timed[2] = warm_then_timed(2)
+            rss = [worker.rss_mb() for worker in running]
+
+            # Two audits of every target back to back, taken side by side by the workers.
             prepare_run()
-            doubled = weekly_run(times=2)
+            doubled = audits_run(pairs_send)
             refused = [a for a in doubled["audits"] if a.status != "succeeded"]
             wrong = [a.error for a in refused if LOCK_REFUSED not in a.error]
             overlapping = overlaps(doubled["audits"])
-            if wrong or overlapping:
-                raise RuntimeError(f"lock: overlaps {overlapping}, errors {wrong}")
-            log(f"weekly task twice at once: {len(refused)} audits refused by the lock")
+            audited = {a.target.name for a in doubled["audits"] if a.status == "succeeded"}
+            if wrong or overlapping or len(audited) != TARGETS:
+                raise RuntimeError(f"lock: overlaps {overlapping}, errors {wrong}, {audited}")
+            log(f"two audits of each target at once: {len(refused)} refused by the lock")
 
             # Faults: a target gone, a pool process killed mid-audit, the broker restarted.
             stopped = TARGETS - 1
             target_drop(stopped)
             prepare_run(skip=stopped)
-            fault_times = {}
 
             def faults(audit_ids: list[str]) -> None:
                 from dbarchitect.models import AuditRun
@@ -363,7 +390,6 @@ def main() -> None:
                 wait_for(both_busy, seconds=300, what="two audits running", every=0.05)
                 victim = running[0].pool_processes()[0]
                 os.kill(victim, signal.SIGKILL)
-                fault_times["killed"] = time.monotonic()
                 log(f"killed pool process {victim} mid-audit")
 
                 def some_done():
@@ -378,7 +404,7 @@ def main() -> None:
                 broker.start()
                 log("broker restarted")
 
-            faulty = weekly_run(during=faults)
+            faulty = audits_run(during=faults)
             failed = {a.target.name: a for a in faulty["audits"] if a.status != "succeeded"}
             lost = [a for a in failed.values() if WORKER_LOST in a.error]
             unreachable = failed.get(target_name(stopped))
@@ -395,7 +421,7 @@ def main() -> None:
             # The next weekly run: the target back, everything audited again.
             target_create(stopped)
             prepare_run()
-            after = weekly_run()
+            after = audits_run()
             check_all_succeeded(after, "the run after the faults")
 
         one, two = timed[1]["seconds"], timed[2]["seconds"]
@@ -410,6 +436,7 @@ def main() -> None:
                 "fleet_speedup_2_workers": speedup,
                 "fleet_audits_per_hour_1_worker": TARGETS / one * 3600,
                 "fleet_audits_per_hour": TARGETS / two * 3600,
+                "fleet_first_run_s": {str(n): run["seconds"] for n, run in cold.items()},
                 "fleet_lock_refused": len(refused),
                 "fleet_lock_overlaps": len(overlapping),
                 "fleet_lock_audits": len(doubled["audits"]),
@@ -418,6 +445,15 @@ def main() -> None:
                 "fleet_after_faults_succeeded": len(after["audits"]),
                 "fleet_worker_rss_mb": max(rss),
                 "fleet_audit_phase_median_s": phase_medians(timed[2]["audits"]),
+                "fleet_audit_median_s": {
+                    str(n): statistics.median(
+                        (a.finished_at - a.started_at).total_seconds() for a in run["audits"]
+                    )
+                    for n, run in timed.items()
+                },
+                "fleet_workers_busy_share": {
+                    str(n): busy_share(run["audits"], n) for n, run in timed.items()
+                },
                 "fleet_load_average_at_start": list(load_at_start),
                 "fleet_load_average_at_end": list(os.getloadavg()),
                 "fleet_note": (

@@ -5,25 +5,20 @@ feedback that trains it; a schema retrained without changes), and the model is t
 slowest step, so each distinct text is computed once per process.
 
 A question is one short text, and it is on the request's critical path: it is encoded
-with one torch thread. With two threads on this 2-core machine, every operation of the
-model waits for both, and when anything else holds the other core (a query, a test run,
-another request) one text took 180 ms p50 (720 ms p90) instead of 22 ms with one thread
-(about 10 ms against 8 ms when the machine is idle). Batches (training) are left to
-generate_embeddings, which runs one torch thread per core on batches side by side.
+with one torch thread (generate_embeddings does so for any single batch). With two threads
+on this 2-core machine, every operation of the model waits for both, and when anything else
+holds the other core (a query, a test run, another request) one text took 180 ms p50 (720 ms
+p90) instead of 22 ms with one thread (about 10 ms against 8 ms when the machine is idle).
 """
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from optimizations.embeddings import generate_embeddings
 
 # Distinct texts kept (a 384-float vector plus its text: a few KB each).
 CACHE_SIZE = 2048
-
-# Up to this many texts are encoded with one torch thread (see above).
-ONE_THREAD_MAX_TEXTS = 4
 
 _cache: OrderedDict[str, tuple[float, ...]] = OrderedDict()
 _lock = threading.Lock()
@@ -34,7 +29,7 @@ def embed_texts(texts: Sequence[str]) -> list[list[float]]:
     with _lock:
         missing = list(dict.fromkeys(text for text in texts if text not in _cache))
     if missing:
-        computed = _encode(missing)
+        computed = generate_embeddings(missing)
         with _lock:
             for text, vector in zip(missing, computed, strict=True):
                 _cache[text] = tuple(vector)
@@ -46,29 +41,9 @@ def embed_texts(texts: Sequence[str]) -> list[list[float]]:
     # A text evicted by a concurrent caller in between is simply computed again.
     absent = [text for text, vector in found.items() if vector is None]
     if absent:
-        found.update(zip(absent, map(tuple, _encode(absent)), strict=True))
+        found.update(zip(absent, map(tuple, generate_embeddings(absent)), strict=True))
     return [list(found[text]) for text in texts]
 
 
 def embed_text(text: str) -> list[float]:
     return embed_texts([text])[0]
-
-
-def _encode(texts: list[str]) -> list[list[float]]:
-    if len(texts) > ONE_THREAD_MAX_TEXTS:
-        return generate_embeddings(texts)
-    with _one_torch_thread():
-        return generate_embeddings(texts)
-
-
-@contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """torch's intra-op threads, set for the calling thread only (OpenMP), then restored."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

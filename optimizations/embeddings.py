@@ -16,8 +16,9 @@ Many texts are encoded faster than the model's own ``encode`` does it (measured 
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from django.conf import settings
 
@@ -58,7 +59,12 @@ def generate_embeddings(texts: Sequence[str]) -> list[list[float]]:
     batch_size = settings.EMBEDDING_BATCH_SIZE
     bfloat16 = uses_bfloat16(len(texts))
     if len(texts) <= batch_size:
-        return _encode(model, model.preprocess(list(texts), prompt=prompt), bfloat16)
+        # One batch, one torch thread: split over every core, each of its operations waits
+        # for the slowest thread, and more so while another process (a second worker, a
+        # query) holds a core: an audit's 2 texts took 1.5 s so, 2 workers ran no faster
+        # than one. The processes (Celery's pool, gunicorn's workers) are the parallelism.
+        with one_torch_thread():
+            return _encode(model, model.preprocess(list(texts), prompt=prompt), bfloat16)
     # Tokenized here, in the calling thread: a fast tokenizer is not safe to share
     # between threads while it pads and truncates.
     lengths = [
@@ -107,6 +113,19 @@ def native_bfloat16() -> bool:
         getattr(torch.cpu, probe, lambda: False)()
         for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     )
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """torch's intra-op threads, set for the calling thread only (OpenMP), then restored."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _encode(model, features, bfloat16: bool) -> list[list[float]]:
