@@ -22,9 +22,10 @@ import math
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from ..candidates import Candidate
+if TYPE_CHECKING:  # only its table_oid and keys are read: no import of the catalog layer
+    from ..candidates import Candidate
 
 logger = logging.getLogger(__name__)
 
