@@ -17,6 +17,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
 from config.parsing import parse_int
+from optimizations.admin import WideListMixin
 
 from .charts import frontier_chart, phase_chart
 from .dashboard import audit_progress, dashboard_data
@@ -31,15 +32,6 @@ INLINE_SNAPSHOTS = 50
 LIST_QUERY_CHARS = 60
 # "Run audit now": verify on, off, or as the target's allow_verify switch says ("").
 VERIFY_CHOICES = {"": None, "on": True, "off": False}
-
-
-class WideListMixin:
-    """A list a DBA reads across (counters, times, sizes): the app list gives way to it at
-    1280 px (it is one click away in the breadcrumbs)."""
-
-    def changelist_view(self, request, extra_context=None):
-        extra = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
-        return super().changelist_view(request, extra_context=extra)
 
 
 class StaffReadMixin:
