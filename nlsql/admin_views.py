@@ -19,7 +19,7 @@ from .charts import answer_chart
 from .generate import explain_query
 from .guard import SqlRefused, sql_check
 from .models import QuestionLog
-from .permissions import tables_check_permitted
+from .permissions import relation_rule, tables_check_permitted
 from .runner import QueryFailed, query_run
 
 
@@ -76,7 +76,8 @@ def _logged_rows(log: QuestionLog, *, user) -> dict:
     try:  # checked again: settings may have changed, and `user` may not be who asked
         checked = sql_check(log.sql)
         tables_check_permitted(tables=checked.tables, target=log.target, user=user)
-        query = query_run(checked=checked, target=log.target)
+        rule = relation_rule(target=log.target, user=user)
+        query = query_run(checked=checked, target=log.target, also_refuse=rule)
     except (SqlRefused, QueryFailed) as exc:
         return {"error": str(exc)}
     return {"columns": query.columns, "rows": query.rows, "truncated": query.truncated}

@@ -12,7 +12,7 @@ from pgaccess.targets import DEFAULT_TARGET, UnknownTarget, target_connection
 from .generate import Generated, NoAnswer, generate_sql, regenerate_sql
 from .guard import SqlRefused, sql_check
 from .models import QuestionLog, TrainingItem
-from .permissions import tables_check_permitted
+from .permissions import relation_rule, tables_check_permitted
 from .runner import QueryFailed, QueryResult, query_run
 from .training import TrainingError, training_add_pair
 
@@ -131,7 +131,8 @@ def _check_and_run(result: AskResult, generated: Generated, *, run: bool, user) 
     tables_check_permitted(tables=checked.tables, target=result.target, user=user)
     result.sql = checked.sql
     if run:
-        _fill(result, query_run(checked=checked, target=result.target))
+        rule = relation_rule(target=result.target, user=user)
+        _fill(result, query_run(checked=checked, target=result.target, also_refuse=rule))
     result.status, result.error = "ok", ""
 
 

@@ -19,6 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pgaccess.targets import DEFAULT_TARGET, configured_targets, database_conninfo
 
 from .guard import SqlRefused
+from .runner import RelationRule
 
 # What identifies a database: two targets with the same ones are the same database.
 DATABASE_KEYS = ("host", "port", "dbname")
@@ -74,13 +75,23 @@ def table_refusal(*, table: str, user, owners: dict[str, TableOwner]) -> str | N
     )
 
 
+def relation_rule(*, target: str, user) -> RelationRule | None:
+    """The rule for `user` on `target` as the runner applies it to what a plan reads (a
+    table behind a view too); None when nothing is restricted. `user` None is the operator
+    at the command line, who may read everything."""
+    if user is None or not is_app_database(target):
+        return None
+    owners = table_owners()
+    return lambda schema, table: table_refusal(table=table, user=user, owners=owners)
+
+
 def tables_check_permitted(*, tables: Iterable[str], target: str, user) -> None:
     """Raise SqlRefused naming the first table of the app's own database that `user` may not
-    read. `user` None is the operator at the command line, who may read everything."""
-    if user is None or not is_app_database(target):
+    read."""
+    rule = relation_rule(target=target, user=user)
+    if rule is None:
         return
-    owners = table_owners()
     for table in tables:
-        refusal = table_refusal(table=table, user=user, owners=owners)
+        refusal = rule(None, table)
         if refusal:
             raise SqlRefused(refusal)

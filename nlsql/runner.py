@@ -9,6 +9,7 @@ query is recorded as they wrote it. Errors never carry a target's password.
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +84,12 @@ def _plan(conn: psycopg.Connection, checked: CheckedSql) -> dict:
     return conn.execute(statement).fetchone()[0][0]
 
 
-def _refuse_by_plan(plan: dict) -> None:
+# Why the caller's user may not read a relation (schema, table), or None: the runner applies
+# it to what the plan reads, tables behind views included (nlsql.permissions).
+RelationRule = Callable[[str | None, str], str | None]
+
+
+def _refuse_by_plan(plan: dict, also_refuse: RelationRule | None = None) -> None:
     """What the text cannot show: foreign tables, and denied tables read through a view."""
     policy = GuardPolicy.from_settings()
     for node in plan_nodes(plan):
@@ -91,7 +97,9 @@ def _refuse_by_plan(plan: dict) -> None:
             where = node.get("Relation Name", "a foreign table")
             raise SqlRefused(f"The query reads {where} through a foreign data wrapper.")
         if "Relation Name" in node:
-            refusal = relation_refusal(node.get("Schema"), node["Relation Name"], policy)
+            schema, table = node.get("Schema"), node["Relation Name"]
+            refusal = relation_refusal(schema, table, policy)
+            refusal = refusal or (also_refuse(schema, table) if also_refuse else None)
             if refusal:
                 raise SqlRefused(f"The query plan reads a relation it may not: {refusal}")
 
@@ -114,6 +122,7 @@ def query_run(
     target: str = DEFAULT_TARGET,
     max_rows: int | None = None,
     timeout_ms: int | None = None,
+    also_refuse: RelationRule | None = None,
 ) -> QueryResult:
     """Run a checked SELECT read-only; at most max_rows rows, `truncated` when there were more."""
     max_rows = settings.NLSQL_MAX_ROWS if max_rows is None else max_rows
@@ -122,7 +131,7 @@ def query_run(
     with read_only_connection(target) as conn:
         try:
             _prepare_session(conn, timeout_ms=timeout_ms)
-            _refuse_by_plan(_plan(conn, checked))
+            _refuse_by_plan(_plan(conn, checked), also_refuse)
             with conn.cursor(name="nlsql_result") as cursor:
                 cursor.execute(sql.SQL(checked.sql))
                 fetched = cursor.fetchmany(max_rows + 1)

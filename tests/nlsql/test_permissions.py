@@ -171,6 +171,29 @@ def test_marking_an_answer_correct_does_not_train_sql_the_user_may_not_read(
     assert not TrainingItem.objects.filter(kind=TrainingItem.Kind.QUESTION_SQL).exists()
 
 
+@pytest.fixture
+def view_over_the_admin_log():
+    """A view a DBA made over an internal table: the SQL names only the view."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE VIEW recent_changes AS SELECT * FROM django_admin_log")
+    yield "recent_changes"
+    with connection.cursor() as cursor:
+        cursor.execute("DROP VIEW recent_changes")
+
+
+def test_an_internal_table_behind_a_view_is_refused_without_permission(
+    staff_user, superuser, llm, view_over_the_admin_log
+):
+    llm.default = f"SELECT count(*) FROM {view_over_the_admin_log}"
+    body = _api(staff_user).post("/api/ask", {"question": "changes?"}, format="json").json()
+    assert (body["status"], body["reason"]) == (
+        "refused",
+        "The query plan reads a relation it may not: " + _denial("django_admin_log"),
+    )
+    body = _api(superuser).post("/api/ask", {"question": "changes?"}, format="json").json()
+    assert (body["status"], body["rows"]) == ("ok", [[0]])
+
+
 def test_the_view_permission_of_a_model_lets_a_staff_user_read_its_table(
     staff_user, superuser, llm
 ):
