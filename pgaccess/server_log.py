@@ -68,14 +68,16 @@ def server_log_status(conn: psycopg.Connection, *, log_file: Path | None = None)
     """Whether the log of the server `conn` is on can be read and says what is needed.
 
     With `log_file` (a copy or mount of the server's log the app can read) only the
-    settings that shape its lines are checked, not the role's file privileges."""
+    settings that shape its lines are checked, not the role's file privileges. What is
+    logged is read as a session of this role and database starts with (its defaults,
+    not a SET of this session)."""
     row = execute(
         conn,
         """
         SELECT current_setting('log_destination'), current_setting('logging_collector'),
                current_setting('log_line_prefix'), current_setting('lc_messages'),
-               current_setting('log_min_error_statement'),
-               (SELECT setting::int FROM pg_settings
+               (SELECT reset_val FROM pg_settings WHERE name = 'log_min_error_statement'),
+               (SELECT reset_val::int FROM pg_settings
                 WHERE name = 'log_min_duration_statement'),
                has_function_privilege('pg_ls_logdir()', 'EXECUTE'),
                has_function_privilege('pg_read_binary_file(text, bigint, bigint)', 'EXECUTE'),

@@ -218,3 +218,32 @@ def test_a_log_file_that_cannot_be_read_says_so(logged, tmp_path):
         result = server_log_queries(conn, max_bytes=ALL, log_file=tmp_path / "gone.csv")
     assert result.status.state is ServerLogState.READ_FAILED
     assert result.status.fix == f"the log file {tmp_path / 'gone.csv'}: No such file or directory"
+
+
+def test_a_json_only_log_says_to_add_csvlog(bindir):
+    settings = {"logging_collector": "on", "log_destination": "jsonlog"}
+    with (
+        private_server(bindir, settings=settings) as server,
+        psycopg.connect(server.url("postgres")) as conn,
+    ):
+        status = server_log_status(conn)
+    assert status.state is ServerLogState.UNSUPPORTED_FORMAT
+    assert status.fix == "log_destination is 'jsonlog': add csvlog (log_destination = 'csvlog')"
+
+
+def test_a_database_whose_errors_are_logged_without_statements_says_what_to_set(logged):
+    other = logged.url.rsplit("/", 1)[0] + "/other"
+    with psycopg.connect(other, autocommit=True) as conn:
+        conn.execute("ALTER DATABASE other SET log_min_error_statement = 'panic'")
+    try:
+        with psycopg.connect(other) as conn:
+            status = server_log_status(conn)
+        assert status.state is ServerLogState.STATEMENTS_NOT_LOGGED
+        assert status.fix.startswith("log_min_error_statement is panic: set ")
+        # A SET in the audit's own session is not what the workload's sessions log with.
+        with psycopg.connect(logged.url) as conn:
+            conn.execute("SET log_min_error_statement = 'panic'")
+            assert server_log_status(conn).ready
+    finally:
+        with psycopg.connect(other, autocommit=True) as conn:
+            conn.execute("ALTER DATABASE other RESET log_min_error_statement")
