@@ -112,6 +112,16 @@ def check_settings(app_configs, **kwargs):
                 id="dbarchitect.E011",
             )
         )
+    unknown = sorted(set(settings.DBARCHITECT_SERVER_LOG) - set(known or ()))
+    if known and unknown:
+        errors.append(
+            Error(
+                f"DBARCHITECT_SERVER_LOG names {', '.join(map(repr, unknown))}, not a configured "
+                f"target; configured targets: {', '.join(sorted(known))}",
+                hint="Name each log file after its target: default=/var/log/pg/postgresql.csv",
+                id="dbarchitect.E019",
+            )
+        )
     provider = settings.LLM_PROVIDER
     if provider not in ("", "gemini", "openai"):
         errors.append(

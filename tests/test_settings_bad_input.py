@@ -100,6 +100,18 @@ def test_verifying_on_a_target_that_is_not_configured_is_a_check_error(settings)
     assert check_settings(None) == []
 
 
+def test_a_server_log_of_a_target_that_is_not_configured_is_a_check_error(settings):
+    settings.DBARCHITECT_SERVER_LOG = {"default": "/var/log/pg.csv", "shop": "/var/log/shop.csv"}
+    [error] = [e for e in check_settings(None) if e.id == "dbarchitect.E019"]
+    assert error.msg.startswith("DBARCHITECT_SERVER_LOG names 'shop', not a configured target")
+
+
+def test_a_server_log_setting_without_a_target_name_names_the_variable():
+    result = manage_check(DBARCHITECT_SERVER_LOG="/var/log/pg.csv")
+    assert result.returncode != 0
+    assert "DBARCHITECT_SERVER_LOG='/var/log/pg.csv' is not a valid dict" in result.stderr
+
+
 def test_a_soft_time_limit_above_the_hard_one_is_a_check_error(settings):
     settings.CELERY_TASK_SOFT_TIME_LIMIT = settings.CELERY_TASK_TIME_LIMIT
     (error,) = check_settings(None)
