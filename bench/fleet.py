@@ -26,7 +26,7 @@ Any failed check exits non-zero.
 import itertools
 import os
 import signal
-import statistics
+import socket
 import subprocess
 import sys
 import tempfile
@@ -36,12 +36,22 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from _common import ROOT, admin_execute, bench_database, database_url_for, emit, free_port, log
+from _common import (
+    ROOT,
+    admin_execute,
+    bench_database,
+    database_url_for,
+    emit,
+    free_port,
+    log,
+    median,
+)
 
 TARGETS = int(os.environ.get("BENCH_FLEET_TARGETS", "20"))
 ROWS = 40_000
 CALLS = 10  # per query shape and weekly run (the audit wants >= DBARCHITECT_MIN_CALLS)
 SPEEDUP_GOAL = 1.6
+REPEATS = 3  # timed weekly runs with one worker, and with two
 RUN_TIMEOUT_S = 1800
 WORKER_LOST = "its worker was lost"
 LOCK_REFUSED = "is already running"
@@ -256,7 +266,7 @@ def audits_run(send: Callable[[], list[str]] = weekly_send, during=None) -> dict
         done = [a for a in audits if a.status != AuditRun.Status.RUNNING]
         return audits if len(done) == len(audit_ids) else None
 
-    audits = wait_for(ended, seconds=RUN_TIMEOUT_S, what="the run's audits", every=0.5)
+    audits = wait_for(ended, seconds=RUN_TIMEOUT_S, what="the run's audits", every=0.1)
     return {"audits": audits, "seconds": time.monotonic() - started}
 
 
@@ -264,8 +274,7 @@ def phase_medians(audits) -> dict[str, float]:
     """Median seconds of each audit phase (collect, advise, verify, ...) over the audits."""
     phases = {name for audit in audits for name in audit.phase_seconds}
     return {
-        name: statistics.median(a.phase_seconds.get(name, 0.0) for a in audits)
-        for name in sorted(phases)
+        name: median([a.phase_seconds.get(name, 0.0) for a in audits]) for name in sorted(phases)
     }
 
 
@@ -321,17 +330,30 @@ def prepare_run(*, skip: int | None = None) -> None:
             workload_run(i)
 
 
-def warm_then_timed(count: int) -> tuple[dict, dict]:
-    """Two weekly runs on `count` fresh workers: each pool process loads the embedding model
-    in its first audit, so the first run warms them and the second is timed (workers are
-    long-lived). Every audit of both must succeed."""
-    runs = []
-    for what in ("first run", "timed run"):
-        prepare_run()
-        runs.append(audits_run())
-        check_all_succeeded(runs[-1], f"{count} worker(s), {what}")
-    log(f"{count} worker(s): {runs[1]['seconds']:.1f} s for {TARGETS} audits")
-    return runs[0], runs[1]
+def timed_runs(running: list[Worker]) -> tuple[dict, dict[int, list[dict]]]:
+    """On warm workers, weekly runs alternately with the second worker's queue consumer off
+    (one worker) and on (two), REPEATS of each: the machine's other load moves both alike.
+    The first run, on both fresh workers, warms them (each pool process loads the embedding
+    model in its first audit). Every audit of every run must succeed."""
+    from config.celery_app import app
+
+    second = [f"fleet{len(running) - 1}@{socket.gethostname()}"]
+    prepare_run()
+    first = audits_run()
+    check_all_succeeded(first, "first run")
+    timed: dict[int, list[dict]] = {1: [], 2: []}
+    for _ in range(REPEATS):
+        for count in (1, 2):
+            if count == 1:
+                app.control.cancel_consumer("celery", destination=second, reply=True)
+            else:
+                app.control.add_consumer("celery", destination=second, reply=True)
+            prepare_run()
+            run = audits_run()
+            check_all_succeeded(run, f"{count} worker(s)")
+            timed[count].append(run)
+            log(f"{count} worker(s): {run['seconds']:.1f} s for {TARGETS} audits")
+    return first, timed
 
 
 def main() -> None:
@@ -358,11 +380,8 @@ def main() -> None:
         Target.objects.exclude(name="default").update(allow_verify=True)
         log(f"{TARGETS} targets of {ROWS:,} rows; broker on port {broker.port}")
 
-        timed, cold = {}, {}
-        with workers(1, env, logs):
-            cold[1], timed[1] = warm_then_timed(1)
         with workers(2, env, logs) as running:
-            cold[2], timed[2] = warm_then_timed(2)
+            first, timed = timed_runs(running)
             rss = [worker.rss_mb() for worker in running]
 
             # Two audits of every target back to back, taken side by side by the workers.
@@ -424,19 +443,22 @@ def main() -> None:
             after = audits_run()
             check_all_succeeded(after, "the run after the faults")
 
-        one, two = timed[1]["seconds"], timed[2]["seconds"]
+        seconds = {n: [run["seconds"] for run in runs] for n, runs in timed.items()}
+        one, two = median(seconds[1]), median(seconds[2])
         speedup = one / two
         if speedup < SPEEDUP_GOAL:
             log(f"two workers only {speedup:.2f}x faster than one (goal {SPEEDUP_GOAL}x)")
+        audits = {n: [a for run in runs for a in run["audits"]] for n, runs in timed.items()}
         emit(
             {
                 "fleet_targets": TARGETS,
                 "fleet_1_worker_s": one,
                 "fleet_2_workers_s": two,
+                "fleet_runs_s": {str(n): runs for n, runs in seconds.items()},
                 "fleet_speedup_2_workers": speedup,
                 "fleet_audits_per_hour_1_worker": TARGETS / one * 3600,
                 "fleet_audits_per_hour": TARGETS / two * 3600,
-                "fleet_first_run_s": {str(n): run["seconds"] for n, run in cold.items()},
+                "fleet_first_run_s": first["seconds"],
                 "fleet_lock_refused": len(refused),
                 "fleet_lock_overlaps": len(overlapping),
                 "fleet_lock_audits": len(doubled["audits"]),
@@ -444,15 +466,14 @@ def main() -> None:
                 "fleet_fault_others_succeeded": TARGETS - len(failed),
                 "fleet_after_faults_succeeded": len(after["audits"]),
                 "fleet_worker_rss_mb": max(rss),
-                "fleet_audit_phase_median_s": phase_medians(timed[2]["audits"]),
+                "fleet_audit_phase_median_s": phase_medians(audits[2]),
                 "fleet_audit_median_s": {
-                    str(n): statistics.median(
-                        (a.finished_at - a.started_at).total_seconds() for a in run["audits"]
-                    )
-                    for n, run in timed.items()
+                    str(n): median([(a.finished_at - a.started_at).total_seconds() for a in runs])
+                    for n, runs in audits.items()
                 },
                 "fleet_workers_busy_share": {
-                    str(n): busy_share(run["audits"], n) for n, run in timed.items()
+                    str(n): median([busy_share(run["audits"], n) for run in runs])
+                    for n, runs in timed.items()
                 },
                 "fleet_load_average_at_start": list(load_at_start),
                 "fleet_load_average_at_end": list(os.getloadavg()),
@@ -460,8 +481,10 @@ def main() -> None:
                     f"{TARGETS} targets (own databases, {ROWS:,} rows, 3 slow shapes x {CALLS} "
                     "calls each before every run, verification on); the weekly task through a "
                     "private redis-server to `celery worker` nodes of one prefork process each; "
-                    "seconds from sending the weekly task to the last audit's end; audits per "
-                    "hour from the 2-worker run; fault run: one target's database dropped, one "
+                    "seconds from sending the weekly task to the last audit's end, median of "
+                    f"{REPEATS} runs with the second worker's consumer off and on in turn (after "
+                    "a first run that warms both); audits per hour from the 2-worker runs; "
+                    "fault run: one target's database dropped, one "
                     "pool process SIGKILLed while 2 audits ran, the broker restarted (SIGTERM, "
                     "snapshot) once half the audits ended; worker_rss_mb: node + pool process"
                 ),
