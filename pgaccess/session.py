@@ -37,11 +37,18 @@ class Savepoint(StrEnum):
 class TargetUnavailable(Exception):
     """The target database could not be reached; the message names it, never its password."""
 
-    def __init__(self, *, target: str, purpose: str, where: str, reason: str) -> None:
+    def __init__(self, target: str, purpose: str, where: str, reason: str) -> None:
         self.target = target
         self.purpose = purpose
+        self.where = where
         self.reason = reason
-        super().__init__(f"target {target!r} is unreachable for {purpose} ({where}): {reason}")
+        super().__init__(target, purpose, where, reason)  # args rebuild it (pickle, Celery)
+
+    def __str__(self) -> str:
+        return (
+            f"target {self.target!r} is unreachable for {self.purpose} ({self.where}): "
+            f"{self.reason}"
+        )
 
 
 def savepoint(conn: psycopg.Connection, name: Savepoint) -> AbstractContextManager:

@@ -30,7 +30,10 @@ class UnknownTarget(ValueError):
     def __init__(self, name: object, known: list[str]) -> None:
         self.name = name
         self.known = sorted(known)
-        super().__init__(f"Unknown target {name!r}; configured targets: {', '.join(self.known)}")
+        super().__init__(name, self.known)  # args rebuild it (pickle, Celery's results)
+
+    def __str__(self) -> str:
+        return f"Unknown target {self.name!r}; configured targets: {', '.join(self.known)}"
 
 
 @dataclass(frozen=True)
