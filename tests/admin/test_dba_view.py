@@ -150,6 +150,23 @@ def test_the_audit_page_tells_the_audit_ranked_charted_and_formatted(staff_clien
     assert 'id="dba-frontier"' not in html  # no frontier in this audit's JSON
 
 
+@pytest.mark.parametrize(
+    ("proposal", "shown"),
+    [
+        ({"status": "skipped", "reason": "DBARCHITECT_GIT_REPO is not set"}, "is not set"),
+        ({"status": "failed", "error": "git push of x failed: denied"}, "push of x failed"),
+        (None, "no recommendation above the confidence gate"),
+    ],
+)
+def test_the_audit_page_says_why_there_is_no_branch(staff_client, ranked, proposal, shown):
+    audit, _ = ranked
+    audit.report = {"proposal": proposal} if proposal else {}
+    audit.save(update_fields=["report"])
+    response = staff_client.get(reverse("admin:dbarchitect_audit_report", args=[audit.pk]))
+    cell = response.content.decode().split('id="dba-proposal"')[1].split("</td>")[0]
+    assert shown in cell
+
+
 def test_the_audit_page_draws_the_budget_frontier_when_the_audit_carries_one(staff_client, ranked):
     audit, _ = ranked
     audit.report = {
