@@ -27,9 +27,11 @@ import psycopg
 
 from pgaccess.catalog import ColumnStats, TableInfo
 from pgaccess.generic_plan import (
+    UNTYPED_CONSTANT,
     CostForm,
     PlanCost,
     Typed,
+    context_param_types,
     literal_text,
     plan_cost,
     plan_first,
@@ -161,16 +163,18 @@ def _rare_value(column_stats: ColumnStats) -> Any:
 
 
 def _param_types(analysis: an.QueryAnalysis, resolve: Resolver) -> tuple[str, ...]:
+    # Where neither the analysis nor the context says, "unknown": the server infers it.
+    context = context_param_types(analysis.query)
     types = []
     for number in range(1, analysis.max_param + 1):
         use = analysis.params.get(number)
-        types.append(_type_for(use, resolve))
+        types.append(_type_for(use, resolve, context.get(number)))
     return tuple(types)
 
 
-def _type_for(use: an.ParamUse | None, resolve: Resolver) -> str:
+def _type_for(use: an.ParamUse | None, resolve: Resolver, from_context: str | None) -> str:
     if use is None:
-        return "text"
+        return from_context or "unknown"
     if use.type_name:
         return use.type_name
     if use.kind in ("limit", "offset"):
@@ -198,7 +202,7 @@ def _type_for(use: an.ParamUse | None, resolve: Resolver) -> str:
             if use.kind == an.FilterKind.CONTAINS and use.operator in ("?|", "?&"):
                 return "text[]"
             return col.type_name
-    return "text"
+    return from_context or "text"
 
 
 # --- representative values --------------------------------------------------------------
@@ -236,7 +240,7 @@ def representative_values(
             else:
                 value = enum_label(conn, type_name) if type_name else None
             if value is None:
-                value = value_for_type(type_name)
+                value = value_for_type(type_name) if type_name else UNTYPED_CONSTANT
             values[number] = Typed(value, type_name) if type_name else value
             continue
         values[number] = _value_for(conn, use, resolve, stats, in_list_position, rare)

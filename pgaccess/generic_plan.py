@@ -29,6 +29,9 @@ from .marker import cursor, script
 from .session import Savepoint, savepoint
 
 STATEMENT_PREFIX = "dbarchitect_costing_"
+# The value of a $n nothing types, written as a quoted constant: PostgreSQL types an
+# untyped literal from its context ('1' is a text, a number or a boolean as needed).
+UNTYPED_CONSTANT = "1"
 _counter = itertools.count(1)
 
 
@@ -273,3 +276,106 @@ def _replace_params(node: Any, values: dict[int, Any]) -> Any:
             if isinstance(child, ast.Node | tuple | list):
                 setattr(node, name, _replace_params(child, values))
     return node
+
+
+# --- what a $n's context says its type is -----------------------------------------------
+
+# Functions whose argument is a number whatever it is written with: an untyped $n there,
+# or a CASE / COALESCE of nothing but $n, must be numeric (PREPARE would make it text).
+NUMERIC_ARGUMENT_FUNCTIONS = frozenset(
+    {
+        "sum",
+        "avg",
+        "stddev",
+        "stddev_pop",
+        "stddev_samp",
+        "variance",
+        "var_pop",
+        "var_samp",
+        "abs",
+        "round",
+        "trunc",
+        "ceil",
+        "ceiling",
+        "floor",
+        "sqrt",
+        "exp",
+        "ln",
+        "log",
+        "power",
+    }
+)
+
+
+def context_param_types(query: str) -> dict[int, str]:
+    """The type a $n takes from its context where PREPARE would guess wrong: from its
+    CASE / COALESCE / NULLIF / GREATEST / LEAST siblings (a constant or a cast beside it),
+    else from the function those feed (`sum(CASE WHEN .. THEN $3 ELSE $4 END)`: numeric).
+
+    pg_stat_statements turns `THEN 1 ELSE 0` into `THEN $3 ELSE $4`: with no typed branch
+    left, the server resolves them as text. $n compared with a column are the caller's
+    (the catalog knows the column's type); a statement that does not parse gives {}."""
+    try:
+        node = _parse(query)
+    except Exception:
+        return {}
+    found: dict[int, str] = {}
+    _context_walk(node, None, found)
+    return found
+
+
+def _context_walk(node: Any, feeds: str | None, found: dict[int, str]) -> None:
+    if isinstance(node, tuple | list):
+        for item in node:
+            _context_walk(item, feeds, found)
+        return
+    if not isinstance(node, ast.Node):
+        return
+    if isinstance(node, ast.ParamRef):
+        if feeds is not None:
+            found.setdefault(node.number, feeds)
+        return
+    if isinstance(node, ast.FuncCall):
+        name = node.funcname[-1].sval.lower()
+        _context_walk(node.args, "numeric" if name in NUMERIC_ARGUMENT_FUNCTIONS else None, found)
+        for child in (node.agg_order, node.agg_filter, node.over):
+            _context_walk(child, None, found)
+        return
+    group = _sibling_group(node)
+    if group is not None:
+        siblings, rest = group
+        typed = next((t for t in map(_constant_type, siblings) if t is not None), None)
+        for sibling in siblings:
+            _context_walk(sibling, typed or feeds, found)
+        _context_walk(rest, None, found)
+        return
+    for name in node:
+        child = getattr(node, name, None)
+        if isinstance(child, ast.Node | tuple | list):
+            _context_walk(child, None, found)
+
+
+def _sibling_group(node: ast.Node) -> tuple[list, list] | None:
+    """The expressions whose values share one type (a CASE's results, COALESCE's...) and
+    the node's other parts, or None for any other node."""
+    if isinstance(node, ast.CaseExpr):
+        whens = list(node.args or ())
+        results = [w.result for w in whens] + ([node.defresult] if node.defresult else [])
+        return results, [node.arg, *(w.expr for w in whens)]
+    if isinstance(node, ast.CoalesceExpr | ast.MinMaxExpr):
+        return list(node.args or ()), []
+    if isinstance(node, ast.A_Expr) and node.kind == enums.A_Expr_Kind.AEXPR_NULLIF:
+        return [node.lexpr, node.rexpr], []
+    return None
+
+
+def _constant_type(node: Any) -> str | None:
+    """The type a sibling gives the group: a number's, a cast's; None for the rest."""
+    if isinstance(node, ast.TypeCast):
+        return RawStream()(node.typeName)
+    if isinstance(node, ast.A_Const) and not node.isnull:
+        if isinstance(node.val, ast.Integer):
+            return "integer"
+        if isinstance(node.val, ast.Float):
+            return "numeric"
+    return None

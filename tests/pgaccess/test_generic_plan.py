@@ -7,6 +7,7 @@ from pgaccess.generic_plan import (
     CostForm,
     NotCostable,
     Typed,
+    context_param_types,
     declared_types,
     literal_text,
     plan_first,
@@ -85,3 +86,67 @@ def test_the_ladder_takes_the_first_form_the_server_plans_and_keeps_every_reason
     assert conn.execute("SELECT 1").fetchone() == (1,)
     prepared_statements_forget(conn)
     assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+
+
+def test_a_parameter_takes_its_type_from_its_case_siblings_or_the_function_they_feed():
+    types = context_param_types(
+        "SELECT sum(CASE WHEN a = $1 THEN $2 ELSE $3 END), coalesce($4, 1), "
+        "greatest($5, $6::date), nullif($7, 2.5), avg($8), lower($9) FROM t WHERE b = $10"
+    )
+    # $1 and $10 are compared with columns (the catalog types them), $9 feeds a text
+    # function: left to the server; $6 is cast already.
+    assert types == {
+        2: "numeric",
+        3: "numeric",
+        4: "integer",
+        5: "date",
+        7: "numeric",
+        8: "numeric",
+    }
+    # A typed branch beside a parameter wins over the aggregate around them.
+    assert context_param_types("SELECT sum(CASE WHEN x THEN $1 ELSE 0 END) FROM t") == {
+        1: "integer"
+    }
+    assert context_param_types("SELEC nothing") == {}
+
+
+# TPC-H Q12 and Q8 as pg_stat_statements keeps them: `THEN 1 ELSE 0` and `ELSE 0` became
+# parameters, so PREPARE typed them text (sum(text) does not exist) and the literal rung
+# compared a text column with the integer 1.
+CASE_BRANCHES = [
+    "SELECT l_shipmode, sum(CASE WHEN o_orderpriority = $1 OR o_orderpriority = $2 THEN $3 "
+    "ELSE $4 END) AS high_line_count FROM gp_orders, gp_lineitem WHERE o_orderkey = l_orderkey "
+    "AND l_shipmode IN ($5, $6) AND l_receiptdate >= CAST($7 AS date) GROUP BY l_shipmode",
+    "SELECT o_year, sum(CASE WHEN nation = $1 THEN volume ELSE $2 END) / sum(volume) AS share "
+    "FROM (SELECT extract(year FROM l_receiptdate) AS o_year, l_price * ($3 - l_discount) "
+    "AS volume, o_orderpriority AS nation FROM gp_lineitem, gp_orders "
+    "WHERE o_orderkey = l_orderkey) AS all_nations GROUP BY o_year",
+]
+
+
+@pytest.mark.parametrize("text", CASE_BRANCHES)
+def test_case_branches_that_were_constants_are_costed_generically_and_with_literals(conn, text):
+    from dbarchitect import analysis as an
+    from dbarchitect import parameters
+    from pgaccess.catalog import catalog_tables
+
+    analysis = an.analyze_query(text)
+    with conn.transaction(force_rollback=True):
+        conn.execute(
+            "CREATE TABLE gp_orders (o_orderkey int PRIMARY KEY, o_orderpriority text);"
+            "CREATE TABLE gp_lineitem (l_orderkey int, l_shipmode text, l_receiptdate date, "
+            "l_price numeric(15, 2), l_discount numeric(15, 2))"
+        )
+        tables = catalog_tables(conn, analysis.relations)
+
+        def resolve(use):
+            return an.column_resolve(use, tables)
+
+        form, cost = parameters.costing_form(
+            conn, analysis, resolve=resolve, stats={}, server_version=150000
+        )
+        assert not form.is_literal and cost.total > 0  # a generic plan, as it runs
+        # The representative values plan too: the rung a value-dependent query starts at.
+        values = parameters.representative_values(conn, analysis, resolve, {})
+        literal = CostForm("literal", literal_text(text, values))
+        assert plan_first(conn, [lambda: literal], server_version=150000)[1].total > 0
