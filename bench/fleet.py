@@ -330,6 +330,18 @@ def prepare_run(*, skip: int | None = None) -> None:
             workload_run(i)
 
 
+def cpu_times() -> tuple[int, int]:
+    """The machine's (idle, total) CPU ticks so far (/proc/stat)."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return ticks[3] + ticks[4], sum(ticks[:8])  # idle + iowait; guest time is in user
+
+
+def idle_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """How much of the machine's CPU was idle between two cpu_times(): with none idle, a
+    second worker can only take CPU from the first (and from anything else running)."""
+    return (after[0] - before[0]) / max(after[1] - before[1], 1)
+
+
 def timed_runs(running: list[Worker]) -> tuple[dict, dict[int, list[dict]]]:
     """On warm workers, weekly runs alternately with the second worker's queue consumer off
     (one worker) and on (two), REPEATS of each: the machine's other load moves both alike.
@@ -349,7 +361,9 @@ def timed_runs(running: list[Worker]) -> tuple[dict, dict[int, list[dict]]]:
             else:
                 app.control.add_consumer("celery", destination=second, reply=True)
             prepare_run()
+            before = cpu_times()
             run = audits_run()
+            run["machine_idle_share"] = idle_share(before, cpu_times())
             check_all_succeeded(run, f"{count} worker(s)")
             timed[count].append(run)
             log(f"{count} worker(s): {run['seconds']:.1f} s for {TARGETS} audits")
@@ -470,6 +484,10 @@ def main() -> None:
                 "fleet_audit_median_s": {
                     str(n): median([(a.finished_at - a.started_at).total_seconds() for a in runs])
                     for n, runs in audits.items()
+                },
+                "fleet_machine_idle_share": {
+                    str(n): median([run["machine_idle_share"] for run in runs])
+                    for n, runs in timed.items()
                 },
                 "fleet_workers_busy_share": {
                     str(n): median([busy_share(run["audits"], n) for run in runs])
