@@ -42,6 +42,7 @@ from .recording import (
     own_tables,
 )
 from .targets import target_get
+from .timed_out import collection_with_timed_out, timed_out_stats
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +134,14 @@ def _audit_phases(target: Target, plan: VerifyPlan, phases: dict[str, float]) ->
                 max_bytes=settings.DBARCHITECT_SERVER_LOG_MAX_BYTES,
                 log_file=Path(log_file) if log_file else None,
             )
+            # What timed out and so never reached pg_stat_statements is audited too.
+            timed_out = timed_out_stats(
+                server_log.queries,
+                known=[stat.query for stat in collection.stats],
+                timeout_ms=settings.DBARCHITECT_TIMED_OUT_MS,
+                own_tables=own_tables(),
+            )
+            collection = collection_with_timed_out(collection, timed_out)
         # Analyze + advise: candidate indexes costed with HypoPG on generic plans.
         with _phase(phases, "advise"):
             advice = advisor.advise(
@@ -165,6 +174,7 @@ def _audit_phases(target: Target, plan: VerifyPlan, phases: dict[str, float]) ->
                     advice.recommendations,
                     {stat.queryid: stat for stat in collection.slow},
                     lock_timeout_ms=settings.DBARCHITECT_LOCK_TIMEOUT_MS,
+                    workload={stat.queryid: stat for stat in collection.stats},
                 )
         verifications = {result.fingerprint: result for result in results}
     return AuditFindings(

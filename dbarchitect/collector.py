@@ -46,6 +46,9 @@ class QueryStat:
     cumulative_shared_blks_read: int = 0
     is_slow: bool = True
     tables: tuple[str, ...] = ()  # relations the statement names, as written
+    # Times the server's log saw it cancelled by statement_timeout (timed_out.py): such a
+    # statement has no pg_stat_statements entry, its queryid is derived from its shape.
+    timeouts: int = 0
 
 
 @dataclass(frozen=True)

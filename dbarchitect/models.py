@@ -84,6 +84,12 @@ class QuerySnapshot(models.Model):
     cumulative_shared_blks_read = models.BigIntegerField()
     is_slow = models.BooleanField(default=False, help_text="Passed the audit's thresholds.")
     tables = ArrayField(models.TextField(), default=list, blank=True)
+    timeouts = models.BigIntegerField(
+        default=0,
+        help_text="Times the server's log saw it cancelled by statement_timeout: then it is "
+        "not in pg_stat_statements, its queryid comes from its shape and each call is "
+        "counted as lasting DBARCHITECT_TIMED_OUT_MS.",
+    )
 
     class Meta:
         ordering = ["-total_time_ms"]

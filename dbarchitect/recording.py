@@ -177,6 +177,8 @@ def optimization_logs_build(*, audit: AuditRun, found: AuditFindings) -> list[Op
     if advice is not None:
         for rec in advice.recommendations:
             verification = found.verifications.get(rec.fingerprint)
+            if verification is not None and verification.dropped:
+                continue  # it slows another query more than it saves (report: dropped)
             logs.append(_index_log(audit, rec, verification, queries, window))
         logs.extend(_rewrite_log(audit, hint) for hint in advice.rewrites)
     recommendations = advice.recommendations if advice is not None else []
@@ -300,6 +302,7 @@ def _snapshot(audit: AuditRun, stat: QueryStat) -> QuerySnapshot:
         cumulative_shared_blks_read=stat.cumulative_shared_blks_read,
         is_slow=stat.is_slow,
         tables=list(stat.tables),
+        timeouts=stat.timeouts,
     )
 
 
@@ -352,9 +355,19 @@ def _index_log(
         "estimated_plans": {"before": rec.plan_before, "after": rec.plan_after},
         "measured": measured,
         "build_ms": getattr(verification, "build_ms", None),
+        # Queries the whole set made slower because of this index, kept all the same.
+        "slowdowns": [
+            dataclasses.asdict(slow) for slow in getattr(verification, "slowdowns", None) or []
+        ],
         "verification_error": getattr(verification, "error", None),
         "queries": [
-            {"queryid": s.queryid, "calls": s.calls, "mean_ms": s.mean_time_ms, "query": s.query}
+            {
+                "queryid": s.queryid,
+                "calls": s.calls,
+                "mean_ms": s.mean_time_ms,
+                "timeouts": s.timeouts,
+                "query": s.query,
+            }
             for s in served
         ],
     }

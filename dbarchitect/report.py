@@ -1,5 +1,6 @@
 """The audit report: one JSON-ready dict per audit (stored on AuditRun.report), and its text."""
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 
 from optimizations.models import OptimizationLog
@@ -52,6 +53,7 @@ def report_build(*, audit, found, logs: Sequence[OptimizationLog], settled: Iter
                 "mean_ms": round(stat.mean_time_ms, 3),
                 "total_ms": round(stat.total_time_ms, 3),
                 "generic_cost": costs.get(stat.queryid),
+                "timeouts": stat.timeouts,
                 "query": stat.query,
             }
             for stat in collection.slow
@@ -61,9 +63,26 @@ def report_build(*, audit, found, logs: Sequence[OptimizationLog], settled: Iter
             for s in (getattr(advice, "skipped", None) or [])
         ],
         "recommendations": [_recommendation(log, log.fingerprint in settled) for log in logs],
+        "dropped_for_slowdown": _dropped(advice, found.verifications),
         "qualstats": _qualstats(found.qualstats),
         "server_log": _server_log(found.server_log),
     }
+
+
+def _dropped(advice, verifications) -> list[dict]:
+    """The indexes verification took out of the set: each slowed a query more than it saved."""
+    dropped = []
+    for rec in getattr(advice, "recommendations", None) or []:
+        verification = verifications.get(rec.fingerprint)
+        if verification is not None and verification.dropped:
+            dropped.append(
+                {
+                    "ddl": rec.ddl,
+                    "fingerprint": rec.fingerprint,
+                    "slowdowns": [dataclasses.asdict(s) for s in verification.slowdowns],
+                }
+            )
+    return dropped
 
 
 def _qualstats(status) -> dict | None:
@@ -108,6 +127,7 @@ def _recommendation(log: OptimizationLog, already_recorded: bool) -> dict:
         "queryids": list(log.queryids),
         "fingerprint": log.fingerprint,
         "verification_error": log.details.get("verification_error"),
+        "slowdowns": log.details.get("slowdowns", []),
         "already_recorded": already_recorded,
         # Scored and explained only when recorded by this audit (repeats were not).
         "confidence": None if already_recorded else log.confidence,
@@ -155,9 +175,11 @@ def report_text(report: dict) -> str:
             )
         )
     for query in queries[:TEXT_MAX_QUERIES]:
+        # A timed-out statement's calls are its timeouts, its mean the assumed timeout.
+        timed_out = f"timed out {query['timeouts']}x  " if query.get("timeouts") else ""
         lines.append(
             f"  {query['queryid']:>20}  {query['calls']:>8} calls  {query['mean_ms']:>10.2f} ms  "
-            f"{_short(query['query'])}"
+            f"{timed_out}{_short(query['query'])}"
         )
     if len(queries) > TEXT_MAX_QUERIES:
         lines.append(f"  ... and {len(queries) - TEXT_MAX_QUERIES} more (--json lists all)")

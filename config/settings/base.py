@@ -293,6 +293,9 @@ DBARCHITECT_SERVER_LOG = env.dict("DBARCHITECT_SERVER_LOG", default={})
 DBARCHITECT_SERVER_LOG_MAX_BYTES = env.int(
     "DBARCHITECT_SERVER_LOG_MAX_BYTES", default=16 * 1024 * 1024
 )
+# How long a statement the log saw cancelled by statement_timeout counts as having run
+# per call: the applications' statement_timeout (the log line does not say it).
+DBARCHITECT_TIMED_OUT_MS = env.float("DBARCHITECT_TIMED_OUT_MS", default=30_000.0)
 # Verification: "on", "off" or "database:<target name>" (verify on a copy).
 DBARCHITECT_VERIFY = env("DBARCHITECT_VERIFY", default="on")
 # A target that does not answer within this many seconds counts as down (libpq minimum 2).
@@ -300,6 +303,10 @@ DBARCHITECT_CONNECT_TIMEOUT_S = env.int("DBARCHITECT_CONNECT_TIMEOUT_S", default
 # Audits never wait long for a lock or a statement on a database that serves traffic.
 DBARCHITECT_STATEMENT_TIMEOUT_MS = env.int("DBARCHITECT_STATEMENT_TIMEOUT_MS", default=60_000)
 DBARCHITECT_LOCK_TIMEOUT_MS = env.int("DBARCHITECT_LOCK_TIMEOUT_MS", default=2_000)
+# A query is measurably slower under a recommended set when it takes this many times its
+# time before and this many milliseconds more (below either, it is timing noise).
+DBARCHITECT_SLOWDOWN_RATIO = env.float("DBARCHITECT_SLOWDOWN_RATIO", default=1.2)
+DBARCHITECT_SLOWDOWN_MS = env.float("DBARCHITECT_SLOWDOWN_MS", default=5.0)
 # A running audit older than this is taken as dead (its worker was killed).
 DBARCHITECT_STALE_AUDIT_MINUTES = env.int("DBARCHITECT_STALE_AUDIT_MINUTES", default=120)
 # Recommendations above this confidence get a pull request.
