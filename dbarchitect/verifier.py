@@ -13,6 +13,12 @@ where the target allows it. Only read-only statements are executed; a recommenda
 serves only writes is reported as not measured. Where no build can work (a hot standby, a
 read-only role, a table the role does not own, a schema it cannot CREATE in), the reason
 is said in words before anything is measured for nothing.
+
+Then the set as a whole: every collected query whose plan changes with all the built
+indexes present (not only the ones an index was chosen for) is timed before and after. A
+query made measurably slower (SlowdownBar) is traced to the index whose removal restores
+it; that index is dropped from the set unless what it saves elsewhere (ms x calls)
+outweighs the loss, and either way the slowdown is kept, with its numbers, as data.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from __future__ import annotations
 import logging
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
@@ -28,9 +35,10 @@ from psycopg import errors, sql
 
 from pgaccess.catalog import search_path_widened
 from pgaccess.ddl import DdlError, index_spec_parse
-from pgaccess.explain import explain_analyze
+from pgaccess.explain import explain_analyze, plan_nodes
 from pgaccess.generic_plan import prepared_statements_forget
 from pgaccess.marker import cursor
+from pgaccess.session import Savepoint, savepoint
 
 from . import analysis as an
 from .advisor import IndexRecommendation, QueryLike, RepresentativeStatement
@@ -45,6 +53,39 @@ QUICK_MS = 50.0
 QUICK_RUNS = 3
 
 
+@dataclass(frozen=True)
+class SlowdownBar:
+    """When a query is measurably slower: `ratio` times its time before and `ms` more."""
+
+    ratio: float
+    ms: float
+
+    def slower(self, ms_before: float, ms_after: float) -> bool:
+        return ms_after > ms_before * self.ratio and ms_after - ms_before > self.ms
+
+
+def slowdown_bar() -> SlowdownBar:
+    """The settings' bar (DBARCHITECT_SLOWDOWN_RATIO, DBARCHITECT_SLOWDOWN_MS)."""
+    from django.conf import settings
+
+    return SlowdownBar(settings.DBARCHITECT_SLOWDOWN_RATIO, settings.DBARCHITECT_SLOWDOWN_MS)
+
+
+@dataclass(frozen=True)
+class Slowdown:
+    """A query the recommended set makes measurably slower, and what its index does."""
+
+    queryid: int
+    ms_before: float  # without the set (its cases summed, as every measurement here)
+    ms_after: float  # with every index of the set built
+    ms_without_index: float  # with the set less this index
+    restored: bool  # removing this index brings the query back under the bar
+    saving_ms: float  # calls x ms this index saves on the queries it serves (measured)
+    loss_ms: float  # calls x ms the slowdown costs this query
+    kept: bool  # the index stays in the set: its saving outweighs the loss, or dropping
+    #             it would not restore the query
+
+
 @dataclass
 class Verification:
     fingerprint: str
@@ -56,6 +97,10 @@ class Verification:
     error: str | None
     queryid: int | None = None  # the query the ms_* numbers are of (the heaviest served)
     per_query: dict[int, tuple[float, float]] = field(default_factory=dict)
+    # Queries the whole set made slower that this index is the cause of (see Slowdown);
+    # `dropped`: the index leaves the set for it.
+    slowdowns: list[Slowdown] = field(default_factory=list)
+    dropped: bool = False
 
     @property
     def speedup(self) -> float | None:
@@ -83,17 +128,39 @@ def verify(
     queries: Mapping[int, QueryLike],
     *,
     lock_timeout_ms: int,
+    workload: Mapping[int, QueryLike] | None = None,
+    bar: SlowdownBar | None = None,
 ) -> list[Verification]:
-    """One Verification per recommendation, in order; failures carry their reason."""
+    """One Verification per recommendation, in order; failures carry their reason.
+
+    `workload`: the queries the whole set must not make slower (default: `queries`)."""
+    workload = dict(workload if workload is not None else queries)
     served = [
         queries[q]
         for q in sorted({q for rec in recommendations for q in rec.queryids})
         if q in queries
     ]
-    relations = {rel for query in served for rel in an.analyze_query(query.query).relations}
+    checked = list({**workload, **{q.queryid: q for q in served}}.values())
+    relations = {rel for query in checked for rel in an.analyze_query(query.query).relations}
     # The queries run where the advisor planned them (see catalog.search_path_widened).
     with search_path_widened(conn, relations):
-        return _verify_all(conn, recommendations, served, lock_timeout_ms)
+        representative = advisor_representative_statements(conn, checked)
+        before: dict[str, _Measurement | _Failed] = {}
+        results = _verify_all(conn, recommendations, representative, before, lock_timeout_ms)
+        try:
+            _set_check(
+                conn,
+                list(zip(recommendations, results, strict=True)),
+                {q.queryid: q for q in checked},
+                representative,
+                before,
+                bar=bar or slowdown_bar(),
+                lock_timeout_ms=lock_timeout_ms,
+            )
+        except psycopg.Error as exc:  # each index was measured; only the set check is lost
+            logger.warning("the set check failed: %s", exc)
+        prepared_statements_forget(conn)
+        return results
 
 
 def verification_blocker(conn: psycopg.Connection) -> str | None:
@@ -150,9 +217,9 @@ def _build_blocker(conn: psycopg.Connection, rec: IndexRecommendation) -> str | 
     return None
 
 
-def _verify_all(conn, recommendations, served, lock_timeout_ms) -> list[Verification]:
-    representative = advisor_representative_statements(conn, served)
-    before: dict[str, _Measurement | _Failed] = {}
+def _verify_all(
+    conn, recommendations, representative, before, lock_timeout_ms
+) -> list[Verification]:
     results = []
     for rec in recommendations:
         cannot_build = _build_blocker(conn, rec)
@@ -171,7 +238,6 @@ def _verify_all(conn, recommendations, served, lock_timeout_ms) -> list[Verifica
             if text not in before:
                 before[text] = _measure_safely(conn, text)
         results.append(_verify_one(conn, rec, variants, before, lock_timeout_ms))
-    prepared_statements_forget(conn)
     return results
 
 
@@ -313,3 +379,148 @@ def _measure(conn: psycopg.Connection, text: str) -> _Measurement:
 def _explain_analyze(conn: psycopg.Connection, text: str) -> _Measurement:
     top = explain_analyze(conn, text)
     return _Measurement(ms=float(top["Execution Time"]), plan=top)
+
+
+# --- the set as a whole: no query slower ------------------------------------------------
+
+
+def _set_check(conn, verified, workload, representative, before, *, bar, lock_timeout_ms):
+    """Time every query whose plan the built set changes; trace each slowdown to its index
+    and drop that index where it costs more than it saves (Verification.slowdowns)."""
+    built = [(rec, result) for rec, result in verified if result.build_ms is not None]
+    texts = {
+        qid: _workload_texts(qid, [rec for rec, _ in built], representative)
+        for qid in workload
+        if _runnable(representative.get(qid))
+    }
+    if not built or not texts:
+        return
+    shapes = {qid: _shapes(conn, variants) for qid, variants in texts.items()}
+    shapes = {qid: shape for qid, shape in shapes.items() if shape is not None}
+    with _set_built(conn, [rec for rec, _ in built], lock_timeout_ms) as present:
+        if not present:
+            return
+        changed = [qid for qid, shape in shapes.items() if _shapes(conn, texts[qid]) != shape]
+        after = {qid: _measured_total(conn, texts[qid]) for qid in changed}
+    changed = [qid for qid in changed if after[qid] is not None]
+    for text in (t for qid in changed for t in texts[qid]):
+        if text not in before:
+            before[text] = _measure_safely(conn, text)
+    slowed = {}
+    for qid in changed:
+        measured = [before[t] for t in texts[qid]]
+        if all(isinstance(m, _Measurement) for m in measured):
+            ms_before = sum(m.ms for m in measured)
+            if bar.slower(ms_before, after[qid]):
+                slowed[qid] = (ms_before, after[qid])
+    if not slowed:
+        return
+    logger.info("the recommended set slows queries %s: finding the indexes", sorted(slowed))
+    with _set_built(conn, [rec for rec, _ in built], lock_timeout_ms) as present:
+        for qid, (ms_before, ms_after) in slowed.items():
+            found = _culprit(conn, texts[qid], present, bar, ms_before)
+            if found is None:
+                continue
+            rec, ms_without = found
+            result = next(result for r, result in built if r is rec)
+            restored = not bar.slower(ms_before, ms_without)
+            saving = sum(
+                max(b - a, 0.0) * workload[q].calls
+                for q, (b, a) in result.per_query.items()
+                if q in workload
+            )
+            loss = (ms_after - ms_before) * workload[qid].calls
+            kept = saving > loss or not restored
+            result.slowdowns.append(
+                Slowdown(
+                    queryid=qid,
+                    ms_before=round(ms_before, 3),
+                    ms_after=round(ms_after, 3),
+                    ms_without_index=round(ms_without, 3),
+                    restored=restored,
+                    saving_ms=round(saving, 3),
+                    loss_ms=round(loss, 3),
+                    kept=kept,
+                )
+            )
+            result.dropped = result.dropped or not kept
+
+
+def _workload_texts(qid, recommendations, representative) -> tuple[str, ...]:
+    """The statements a query is timed with in the set check: each case an index was
+    costed on, and its representative values (see _variants)."""
+    texts = [rec.statements.get(qid) for rec in recommendations]
+    return tuple(dict.fromkeys(t for t in [*texts, representative[qid].text] if t))
+
+
+@contextmanager
+def _set_built(conn, recommendations, lock_timeout_ms) -> Iterator[list[IndexRecommendation]]:
+    """A rolled-back transaction with every index of `recommendations` built; it gives the
+    ones that built (one that fails is rolled back to a savepoint and left out)."""
+    present = []
+    with conn.transaction(force_rollback=True), cursor(conn) as cur:
+        cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(lock_timeout_ms)}ms",))
+        for rec in recommendations:
+            try:
+                with savepoint(conn, Savepoint.ATTEMPT):
+                    cur.execute(sql.SQL(_build_statement(rec.ddl)))
+                present.append(rec)
+            except (psycopg.Error, DdlError) as exc:
+                logger.info("set check: %s not built: %s", rec.name, exc)
+        yield present
+
+
+def _culprit(conn, texts, present, bar, ms_before) -> tuple[IndexRecommendation, float] | None:
+    """The index of the set whose removal makes the query fastest, and its time then:
+    each index on a table the slowed plan reads is dropped in turn, under a savepoint."""
+    with cursor(conn) as cur:
+        cur.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(sql.SQL(texts[0])))
+        plan = cur.fetchone()[0]
+    read = {node.get("Relation Name") for text_plan in plan for node in plan_nodes(text_plan)}
+    best = None
+    for rec in (rec for rec in present if rec.table in read):
+        without = conn.transaction(savepoint_name=str(Savepoint.ATTEMPT), force_rollback=True)
+        with without, cursor(conn) as cur:
+            cur.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(rec.schema, rec.name)))
+            ms = _measured_total(conn, texts)
+        if ms is None:
+            continue
+        if best is None or ms < best[1]:
+            best = (rec, ms)
+        if not bar.slower(ms_before, ms):
+            break  # this one alone restores the query
+    return best
+
+
+def _measured_total(conn, texts) -> float | None:
+    """A query's cases' times added up, or None when one fails (rolled back to a savepoint)."""
+    measured = [_measure_safely(conn, text) for text in texts]
+    if any(isinstance(m, _Failed) for m in measured):
+        return None
+    return sum(m.ms for m in measured)
+
+
+def _shapes(conn, texts) -> tuple | None:
+    """The plan shapes of a query's cases (node types, tables, indexes, join kinds), or
+    None when one does not plan (it is not checked then)."""
+    shapes = []
+    for text in texts:
+        try:
+            with savepoint(conn, Savepoint.ATTEMPT), cursor(conn) as cur:
+                cur.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(sql.SQL(text)))
+                document = cur.fetchone()[0]
+        except psycopg.Error:
+            return None
+        shapes.append(_shape(document[0]["Plan"]))
+    return tuple(shapes)
+
+
+def _shape(node: dict) -> tuple:
+    return (
+        node.get("Node Type"),
+        node.get("Relation Name"),
+        node.get("Index Name"),
+        node.get("Join Type"),
+        node.get("Strategy"),
+        tuple(_shape(child) for child in node.get("Plans", ())),
+    )

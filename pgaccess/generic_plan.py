@@ -307,10 +307,14 @@ NUMERIC_ARGUMENT_FUNCTIONS = frozenset(
 )
 
 
+ARITHMETIC_OPERATORS = frozenset({"+", "-", "*", "/", "%", "^"})
+
+
 def context_param_types(query: str) -> dict[int, str]:
     """The type a $n takes from its context where PREPARE would guess wrong: from its
     CASE / COALESCE / NULLIF / GREATEST / LEAST siblings (a constant or a cast beside it),
-    else from the function those feed (`sum(CASE WHEN .. THEN $3 ELSE $4 END)`: numeric).
+    else from the function those feed (`sum(CASE WHEN .. THEN $3 ELSE $4 END)`: numeric);
+    arithmetic of parameters only (`$1 + $2`) is numeric.
 
     pg_stat_statements turns `THEN 1 ELSE 0` into `THEN $3 ELSE $4`: with no typed branch
     left, the server resolves them as text. $n compared with a column are the caller's
@@ -341,6 +345,9 @@ def _context_walk(node: Any, feeds: str | None, found: dict[int, str]) -> None:
         for child in (node.agg_order, node.agg_filter, node.over):
             _context_walk(child, None, found)
         return
+    if _arithmetic_of_params(node):
+        _context_walk([node.lexpr, node.rexpr], "numeric", found)
+        return
     group = _sibling_group(node)
     if group is not None:
         siblings, rest = group
@@ -353,6 +360,16 @@ def _context_walk(node: Any, feeds: str | None, found: dict[int, str]) -> None:
         child = getattr(node, name, None)
         if isinstance(child, ast.Node | tuple | list):
             _context_walk(child, None, found)
+
+
+def _arithmetic_of_params(node: ast.Node) -> bool:
+    """`$1 + $2`, `- $1`: an operator no operand types (unknown + unknown is ambiguous)."""
+    return (
+        isinstance(node, ast.A_Expr)
+        and node.kind == enums.A_Expr_Kind.AEXPR_OP
+        and node.name[-1].sval in ARITHMETIC_OPERATORS
+        and all(isinstance(side, ast.ParamRef) for side in (node.lexpr, node.rexpr) if side)
+    )
 
 
 def _sibling_group(node: ast.Node) -> tuple[list, list] | None:

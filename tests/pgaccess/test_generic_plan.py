@@ -107,6 +107,11 @@ def test_a_parameter_takes_its_type_from_its_case_siblings_or_the_function_they_
     assert context_param_types("SELECT sum(CASE WHEN x THEN $1 ELSE 0 END) FROM t") == {
         1: "integer"
     }
+    assert context_param_types("SELECT $1 + $2, -$3, a + $4 FROM t") == {
+        1: "numeric",
+        2: "numeric",
+        3: "numeric",
+    }
     assert context_param_types("SELEC nothing") == {}
 
 
