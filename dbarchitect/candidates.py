@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from pglast import ast, enums
@@ -71,6 +71,7 @@ class Candidate:
     # For a partial index: the predicate's column and the share of rows it keeps.
     where_column: str | None = field(default=None, compare=False)
     where_share: float = field(default=1.0, compare=False)
+    include: tuple[str, ...] = ()  # INCLUDE columns: an index-only scan reads them too
 
 
 @dataclass
@@ -335,6 +336,21 @@ def _table_candidates(ctx: CandidateContext, info: TableInfo, need: _TableNeeds)
     return out
 
 
+def narrower_variants(candidate: Candidate) -> set[Candidate]:
+    """The narrower forms of a wide B-tree candidate, each costed as an option of its own:
+    its key prefixes and the same keys without the INCLUDE columns (the selection keeps the
+    wider only where its extra bytes pay)."""
+    if candidate.method != "btree":
+        return set()
+    variants = {
+        replace(candidate, keys=candidate.keys[:length], include=())
+        for length in range(1, len(candidate.keys))
+    }
+    if candidate.include:
+        variants.add(replace(candidate, include=()))
+    return variants
+
+
 def dedupe_keys(keys: Iterable[IndexKey]) -> list[IndexKey]:
     seen: set[str] = set()
     result = []
@@ -443,6 +459,7 @@ def index_statement(
         method=candidate.method,
         where=candidate.where,
         name=name,
+        include=candidate.include,
     )
 
 
@@ -472,7 +489,8 @@ def fingerprint(info: TableInfo, candidate: Candidate) -> str:
         for key in candidate.keys
     )
     where = f" WHERE {candidate.where}" if candidate.where else ""
-    return f"index:{candidate.method}:{info.schema}.{info.name}({keys}){where}"
+    include = f" INCLUDE ({','.join(candidate.include)})" if candidate.include else ""
+    return f"index:{candidate.method}:{info.schema}.{info.name}({keys}){include}{where}"
 
 
 def index_name(info: TableInfo, candidate: Candidate, identity: str, taken: set[str]) -> str:
@@ -488,6 +506,8 @@ def index_name(info: TableInfo, candidate: Candidate, identity: str, taken: set[
         parts.append("_".join(filter(None, text.split("_"))))
     if candidate.method != "btree":
         parts.append(candidate.method)
+    if candidate.include:
+        parts += ["incl", *candidate.include]
     if candidate.where:
         parts.append("partial")
     return ddl.index_name(info.name, parts, identity=identity, taken=taken)

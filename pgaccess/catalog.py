@@ -143,6 +143,7 @@ class ColumnStats:
     common_values: tuple  # most_common_vals, as JSON values
     common_freqs: tuple[float, ...]
     histogram: tuple  # histogram_bounds, as JSON values
+    avg_width: int = 0  # bytes per value: what an index key or INCLUDE column takes
 
 
 def catalog_tables(conn: psycopg.Connection, relations: Iterable[Rel]) -> dict[Rel, TableInfo]:
@@ -308,7 +309,7 @@ def catalog_column_stats(
                    s.attname AS column_name, s.null_frac, s.n_distinct,
                    array_to_json(s.most_common_vals) AS common_values,
                    s.most_common_freqs AS common_freqs,
-                   array_to_json(s.histogram_bounds) AS histogram
+                   array_to_json(s.histogram_bounds) AS histogram, s.avg_width
             FROM pg_stats s
             JOIN unnest(%s::text[], %s::text[], %s::text[]) AS w(schema_name, table_name, col)
               ON s.schemaname = w.schema_name AND s.tablename = w.table_name
@@ -328,9 +329,28 @@ def catalog_column_stats(
                     common_values=tuple(row["common_values"] or ()),
                     common_freqs=tuple(row["common_freqs"] or ()),
                     histogram=tuple(row["histogram"] or ()),
+                    avg_width=int(row["avg_width"] or 0),
                 ),
             )
     return result
+
+
+def catalog_heap_bytes(conn: psycopg.Connection, oids: Iterable[int]) -> int:
+    """The heap size of these tables together (a partitioned one: its partitions'): what a
+    storage budget given as a share of the audited tables is a share of."""
+    wanted = sorted(set(oids))
+    if not wanted:
+        return 0
+    with cursor(conn) as cur:
+        cur.execute(
+            """
+            SELECT COALESCE(sum(pg_table_size(t.relid)), 0)::bigint AS heap_bytes
+            FROM unnest(%s::oid[]) AS w(oid), pg_partition_tree(w.oid) AS t
+            WHERE t.isleaf
+            """,
+            (wanted,),
+        )
+        return int(cur.fetchone()[0])
 
 
 # Rows per 8 kB page assumed for a table never analyzed (reltuples = -1): a narrow row.

@@ -97,9 +97,11 @@ def create_index_sql(
     name: str | None = None,
     concurrent: bool = False,
     if_not_exists: bool = False,
+    include: Iterable[str] = (),
 ) -> sql.Composed:
     """CREATE INDEX [CONCURRENTLY] [IF NOT EXISTS] [name] ON schema.table [USING method]
-    (keys) [WHERE predicate]; `where` and expression keys are SQL as pglast printed it."""
+    (keys) [INCLUDE (columns)] [WHERE predicate]; `where` and expression keys are SQL as
+    pglast printed it."""
     head = "CREATE INDEX " + ("CONCURRENTLY " if concurrent else "")
     head += "IF NOT EXISTS " if if_not_exists else ""
     statement = sql.SQL(head + "{name}ON {table}{using} ({keys})").format(
@@ -108,6 +110,10 @@ def create_index_sql(
         using=sql.SQL(" USING {}").format(sql.SQL(method)) if method else sql.SQL(""),
         keys=sql.SQL(", ").join(key_sql(key) for key in keys),
     )
+    include = list(include)
+    if include:
+        columns = sql.SQL(", ").join(sql.Identifier(column) for column in include)
+        statement = sql.SQL("{} INCLUDE ({})").format(statement, columns)
     if where:
         statement = sql.SQL("{} WHERE {}").format(statement, sql.SQL(where))
     return statement

@@ -77,10 +77,13 @@ class IndexRecommendation:
     cost_before: float
     cost_after: float
     per_query: dict[int, tuple[float, float]]
-    size_bytes: int
+    size_bytes: int  # HypoPG's estimate (hypopg_relation_size)
     needs_real_build: bool
     plan_before: dict | None
     plan_after: dict | None
+    # Its size as a PostgreSQL 13+ build lays it out (deduplication): what a budget spends
+    # by default, and what verification can check against the built index.
+    built_size_bytes: int | None = None
     # queryid -> the statement with values in place that was costed, where the advisor
     # costed one (a LIKE prefix, a rare value): the verifier measures the same case.
     statements: dict[int, str] = field(default_factory=dict)
@@ -97,6 +100,27 @@ class IndexRecommendation:
         return 1.0 - self.cost_after / self.cost_before
 
 
+@dataclass(frozen=True)
+class BudgetUse:
+    """The storage budget the set was chosen under, and how much of it the set takes."""
+
+    budget: str  # as the DBA wrote it, in words: "10% of the audited tables", "no limit"
+    budget_bytes: int | None  # None: no limit
+    used_bytes: int
+    size_estimate: str  # which size is counted: "built" or "hypopg" (sizes.SizeEstimate)
+    tables_bytes: int | None = None  # the audited tables' heap size, for a share
+
+
+@dataclass(frozen=True)
+class FrontierStep:
+    """One point of the cost-vs-size curve: the set chosen under a budget and the
+    workload's estimated cost with it, relative to today's (the report's JSON keys)."""
+
+    budget_bytes: int
+    indexes: list[str]  # each chosen index's DDL
+    relative_cost: float
+
+
 @dataclass
 class Advice:
     recommendations: list[IndexRecommendation] = field(default_factory=list)
@@ -104,3 +128,5 @@ class Advice:
     skipped: list[SkippedQuery] = field(default_factory=list)
     query_costs: dict[int, float] = field(default_factory=dict)
     analyses: dict[int, an.QueryAnalysis] = field(default_factory=dict)
+    budget: BudgetUse | None = None
+    frontier: list[FrontierStep] = field(default_factory=list)

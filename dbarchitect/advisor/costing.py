@@ -140,15 +140,32 @@ class WhatIfCosting:
         self._generated_for = generated_for  # a stand-in serves only these queries
         self._ddl: dict[HypoKey, tuple[str, list[str]]] = {}
         self._selectivity: dict[tuple[int, str, str], float | None] = {}  # sampled, for GIN
+        self._known: dict[frozenset[Candidate], dict[int, QueryCost | None]] = {}
+        self._sizes: dict[Candidate, int] = {}  # HypoPG's estimate, the same in every set
+        self._refused: set[Candidate] = set()
 
     def costs(self, queries: Collection[int], indexes: Sequence[Candidate]) -> Costing:
-        """Each query's cost with these indexes (a partial one with its stand-in)."""
-        keys = [(candidate, True) for candidate in indexes]
-        self._keep_only(keys)
-        for key in keys:
-            if self._create(key) is None:
-                return Costing({}, refused=frozenset([key[0]]))
-        return self._costing(queries, keys)
+        """Each query's cost with these indexes (a partial one with its stand-in).
+
+        Answers are kept per index set: the selection asks the same questions again under
+        each budget of the frontier, and a plan does not change between them."""
+        present = frozenset(indexes)
+        if present & self._refused:
+            return Costing({}, refused=present & self._refused)
+        known = self._known.setdefault(present, {})
+        missing = [qid for qid in queries if qid not in known]
+        if missing or not present <= self._sizes.keys():
+            keys = [(candidate, True) for candidate in indexes]
+            self._keep_only(keys)
+            for key in keys:
+                if self._create(key) is None:
+                    self._refused.add(key[0])
+                    return Costing({}, refused=frozenset([key[0]]))
+            costing = self._costing(missing, keys)
+            known.update({qid: costing.costs.get(qid) for qid in missing})
+            self._sizes.update(costing.sizes)
+        costs = {qid: known[qid] for qid in queries if known[qid] is not None}
+        return Costing(costs, {c: self._sizes[c] for c in present})
 
     def with_all(self, queries: Collection[int], candidates: Sequence[Candidate]) -> Costing:
         """Each query's cost with every candidate HypoPG accepts present at once (no

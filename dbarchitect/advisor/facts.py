@@ -108,6 +108,9 @@ def _stat_columns(
         uses += [j.left for s in analysis.scopes for j in s.joins]
         uses += [j.right for s in analysis.scopes for j in s.joins]
         uses += [u.column for u in analysis.params.values() if u.column is not None]
+        # Sort and group keys too: a candidate's size is estimated from each key's width.
+        uses += [k.column for s in analysis.scopes for k in s.order_by if k.column is not None]
+        uses += [g for s in analysis.scopes for g in s.group_by]
         for use in uses:
             found = column_resolve(use, tables)
             if found is not None:

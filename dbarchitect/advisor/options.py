@@ -10,7 +10,7 @@ pays on its own. GIN, which HypoPG cannot build, is an option where its estimate
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -55,8 +55,10 @@ def candidates_generate(
     for qid, query in costed.items():
         interesting[qid] = cd.interesting_keys(facts, query.analysis, min_table_rows=min_table_rows)
         for candidate in cd.candidates_for(facts, query.analysis, min_table_rows=min_table_rows):
-            if not cd.is_covered(candidate, facts.by_oid[candidate.table_oid]):
-                generated[candidate].add(qid)
+            # A wide candidate's narrower forms too: its extra width must pay for its bytes.
+            for shape in {candidate, *cd.narrower_variants(candidate)}:
+                if not cd.is_covered(shape, facts.by_oid[shape.table_oid]):
+                    generated[shape].add(qid)
     return Candidates({c: frozenset(q) for c, q in generated.items()}, interesting)
 
 
@@ -78,12 +80,18 @@ def workload_for_selection(
 
 
 def options_build(
-    oracle: OptionsOracle, workload: Workload, candidates: Candidates
+    oracle: OptionsOracle,
+    workload: Workload,
+    candidates: Candidates,
+    *,
+    size: Callable[[Candidate, int], int] = lambda _candidate, hypopg_bytes: hypopg_bytes,
 ) -> list[Option]:
-    """The B-tree options the planner reached for, then the GIN options that serve."""
+    """The B-tree options the planner reached for, then the GIN options that serve.
+
+    `size`: a candidate and HypoPG's estimate -> the bytes it counts for (sizes.py)."""
     btree = [c for c in candidates.generated_for if c.method in BTREE_METHODS]
     others = [c for c in candidates.generated_for if c.method not in BTREE_METHODS]
-    options = _btree_options(oracle, workload, candidates, btree)
+    options = _btree_options(oracle, workload, candidates, btree, size)
     for candidate in others:
         costing = oracle.estimated(candidate, candidates.generated_for[candidate])
         estimated = {
@@ -98,7 +106,11 @@ def options_build(
 
 
 def _btree_options(
-    oracle: OptionsOracle, workload: Workload, candidates: Candidates, btree: list[Candidate]
+    oracle: OptionsOracle,
+    workload: Workload,
+    candidates: Candidates,
+    btree: list[Candidate],
+    size: Callable[[Candidate, int], int],
 ) -> list[Option]:
     """Create every candidate, plan every query once, keep what the planner reached for."""
     wanted = set().union(*(candidates.generated_for[c] for c in btree))
@@ -118,6 +130,6 @@ def _btree_options(
                 queries[members] = set().union(*(workload.relevant[c] for c in members))
             queries[members].add(qid)
     return [
-        Option(members, frozenset(found), sum(sizes[c] for c in members))
+        Option(members, frozenset(found), sum(size(c, sizes[c]) for c in members))
         for members, found in queries.items()
     ]

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from pgaccess.ddl import key_sql
 
 from .. import candidates as cd
+from ..candidates import Candidate
+from . import sizes
 from .advice import IndexRecommendation
 from .costing import CostedQuery
 from .facts import TargetFacts
@@ -54,6 +56,7 @@ def _recommendation(
         cost_after=sum(calls[q] * after for q, (_b, after) in per_query.items()),
         per_query=dict(per_query),
         size_bytes=int(credit.size_bytes),
+        built_size_bytes=sizes.built_bytes(facts, candidate),
         needs_real_build=candidate.method not in BTREE_METHODS,
         plan_before=costed[credit.main].base.plan,
         plan_after=credit.plan_after,
@@ -65,3 +68,9 @@ def _recommendation(
             else None
         ),
     )
+
+
+def index_ddl(facts: TargetFacts, candidate: Candidate) -> str:
+    """CREATE INDEX ON schema.table ... without a name: how the frontier lists a set."""
+    info = facts.by_oid[candidate.table_oid]
+    return cd.index_statement(info, candidate).as_string(None)

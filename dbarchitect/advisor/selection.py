@@ -48,6 +48,14 @@ NEAR_TIE = 0.1
 # The most indexes one audit recommends.
 MAX_RECOMMENDATIONS = 30
 PAGE_BYTES = 8192
+# The bar a new index must clear, and the extra width of a wider variant over a narrower
+# one (more key columns, an INCLUDE, full instead of partial): at least this net saving
+# (planner cost x calls, less upkeep and size cost) per 8 kB page it adds. A wider index
+# that only shaves the planner's estimate a little keeps its narrower prefix instead.
+MIN_NET_PER_PAGE = 1.0
+# Points of the cost-vs-size curve: budgets in a geometric series from the smallest
+# option to the unconstrained set's size.
+FRONTIER_POINTS = 10
 
 
 @dataclass(frozen=True)
@@ -202,42 +210,191 @@ def select(
 ) -> Selection:
     """Greedy: take the option that cuts calls x cost most, re-cost the rest, repeat.
 
-    `budget_bytes`: the most the chosen indexes may take together (None: no limit); an
-    option whose new indexes do not fit what is left is passed over.
+    `budget_bytes`: the most the chosen indexes may take together (None: no limit). Under
+    a budget the options are ranked by net saving per byte, and the result is compared
+    with the set grown from the best single option that fits (the classic fix for a
+    greedy knapsack: a budget too small for the best index still gets the best set that
+    fits, and one big index that beats many small ones is not passed over).
     """
+    by_ratio = _greedy(options, oracle, workload, budget_bytes, max_indexes)
+    if budget_bytes is None:
+        return by_ratio.selection
+    fitting = [o for o in options if o.size_bytes <= budget_bytes]
+    first = max(fitting, key=lambda o: by_ratio.initial[id(o)].net, default=None)
+    if first is None or _score(by_ratio.initial[id(first)], first) <= 0:
+        return by_ratio.selection
+    if first.members <= {c.candidate for c in by_ratio.selection.chosen}:
+        return by_ratio.selection
+    seeded = _greedy(options, oracle, workload, budget_bytes, max_indexes, first=first)
+    return max((by_ratio, seeded), key=lambda run: run.net).selection
+
+
+@dataclass(frozen=True)
+class _Run:
+    selection: Selection
+    net: float  # what the chosen set saves the workload, less its upkeep and size cost
+    initial: Mapping[int, _Evaluation]  # each option's evaluation with nothing chosen
+
+
+def _score(evaluation: _Evaluation, option: Option) -> float:
+    """Net saving beyond the bar every page must clear (MIN_NET_PER_PAGE)."""
+    return evaluation.net - MIN_NET_PER_PAGE * option.size_bytes / PAGE_BYTES
+
+
+def _greedy(
+    options: Sequence[Option],
+    oracle: CostOracle,
+    workload: Workload,
+    budget_bytes: int | None,
+    max_indexes: int,
+    *,
+    first: Option | None = None,
+) -> _Run:
     run = _Chooser(oracle, workload, options)
-    evaluations = {id(o): run.evaluate(o) for o in options}
+    initial = {id(o): run.evaluate(o) for o in options}
+    evaluations = dict(initial)
     if logger.isEnabledFor(logging.DEBUG):
         for option in options:
             e = evaluations[id(option)]
             logger.debug("option %s: net %.0f gain %.0f", option.members, e.net, e.gain)
     remaining = list(options)
     stale: set[int] = set()  # options whose evaluation predates the last pick
-    spent = 0
+    spent, net = 0, 0.0
+
+    def ratio(option: Option) -> float:
+        return evaluations[id(option)].net / max(run.new_bytes(option), PAGE_BYTES)
+
     while remaining and len(run.chosen) < max_indexes:
         fitting = remaining
         if budget_bytes is not None:
             fitting = [o for o in remaining if spent + run.new_bytes(o) <= budget_bytes]
-            if not fitting:
-                break
-        # Lazy greedy: a pick only lowers the others' gains, so an option is re-costed
-        # only when its stale value would still put it near the top.
-        best_net = max(evaluations[id(o)].net for o in fitting)
-        if best_net <= 0:
+        fitting = [o for o in fitting if _score(evaluations[id(o)], o) > 0]
+        if first is not None:
+            best, first = first, None
+        elif not fitting:
             break
-        near = [o for o in fitting if evaluations[id(o)].net >= best_net * (1 - NEAR_TIE)]
-        outdated = [o for o in near if id(o) in stale]
-        if outdated:
-            for option in outdated:
-                evaluations[id(option)] = run.evaluate(option)
-                stale.discard(id(option))
-            continue
-        best = max(near, key=lambda o: evaluations[id(o)].net / max(o.size_bytes, PAGE_BYTES))
+        else:
+            # Lazy greedy: a pick only lowers the others' gains, so an option is re-costed
+            # only when its stale value would still put it near the top.
+            if budget_bytes is None:
+                top = max(evaluations[id(o)].net for o in fitting)
+                near = [o for o in fitting if evaluations[id(o)].net >= top * (1 - NEAR_TIE)]
+            else:
+                top = max(ratio(o) for o in fitting)
+                near = [o for o in fitting if ratio(o) >= top * (1 - NEAR_TIE)]
+            outdated = [o for o in near if id(o) in stale]
+            if outdated:
+                for option in outdated:
+                    evaluations[id(option)] = run.evaluate(option)
+                    stale.discard(id(option))
+                continue
+            best = max(near, key=ratio)
+            best = _narrowest_that_pays(best, fitting, evaluations, stale, run)
+        evaluation = evaluations[id(best)]
         spent += run.new_bytes(best)
-        changed = run.take(best, evaluations[id(best)])
+        net += evaluation.net
+        changed = run.take(best, evaluation)
         remaining = [o for o in remaining if not o.members <= run.members]
         stale.update(id(o) for o in remaining if o.queries & changed)
-    return Selection(tuple(run.chosen), run.current)
+    return _Run(Selection(tuple(run.chosen), run.current), net, initial)
+
+
+def _narrowest_that_pays(
+    best: Option,
+    fitting: Sequence[Option],
+    evaluations: dict[int, _Evaluation],
+    stale: set[int],
+    run: _Chooser,
+) -> Option:
+    """The best option or a narrower variant of it: the wider is kept only where its
+    extra net saving per extra page clears MIN_NET_PER_PAGE, the bar of a new index."""
+    if len(best.members) != 1 or best.estimated is not None:
+        return best
+    wide = next(iter(best.members))
+    family = [best]
+    for option in fitting:
+        if len(option.members) == 1 and is_narrower(next(iter(option.members)), wide):
+            if id(option) in stale:
+                evaluations[id(option)] = run.evaluate(option)
+                stale.discard(id(option))
+            family.append(option)
+    return max(
+        family,
+        key=lambda o: (
+            evaluations[id(o)].net - MIN_NET_PER_PAGE * run.new_bytes(o) / PAGE_BYTES,
+            -run.new_bytes(o),
+        ),
+    )
+
+
+def is_narrower(narrow: Candidate, wide: Candidate) -> bool:
+    """`narrow` is a narrower variant of `wide`: the same table and method, its keys a
+    prefix of the wide one's, no INCLUDE column the wide one lacks, and the same
+    predicate or a partial one where the wide one is full."""
+    if narrow == wide or (narrow.table_oid, narrow.method) != (wide.table_oid, wide.method):
+        return False
+    if narrow.keys != wide.keys[: len(narrow.keys)]:
+        return False
+    if not set(narrow.include) <= set(wide.include):
+        return False
+    return narrow.where == wide.where or (narrow.where is not None and wide.where is None)
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    """The set chosen under one budget and the workload's cost with it, relative to today."""
+
+    budget_bytes: int
+    chosen: tuple[Chosen, ...]
+    relative_cost: float
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(c.size_bytes for c in self.chosen)
+
+
+def frontier(
+    options: Sequence[Option],
+    oracle: CostOracle,
+    workload: Workload,
+    *,
+    points: int = FRONTIER_POINTS,
+    max_indexes: int = MAX_RECOMMENDATIONS,
+) -> list[FrontierPoint]:
+    """The cost-vs-size curve: the set chosen at growing budgets, from the smallest option
+    to the unconstrained set's size, and the workload's cost with each relative to today.
+
+    Never rising: a set that fits one budget fits every larger one, so a point whose own
+    greedy choice does worse than the point before keeps that one's set.
+    """
+    unconstrained = select(options, oracle, workload, max_indexes=max_indexes)
+    top = sum(c.size_bytes for c in unconstrained.chosen)
+    sizes = [o.size_bytes for o in options if o.size_bytes > 0]
+    if top <= 0 or not sizes:
+        return []
+    low = min(min(sizes), top)
+    steps = max(points - 1, 1)
+    budgets = sorted({round(low * (top / low) ** (i / steps)) for i in range(steps)} | {top})
+    today = _workload_cost(workload, workload.base)
+    curve: list[FrontierPoint] = []
+    for budget in budgets:
+        chosen = select(options, oracle, workload, budget_bytes=budget, max_indexes=max_indexes)
+        tried = [chosen, unconstrained] if budget == top else [chosen]
+        point = min(
+            (
+                FrontierPoint(budget, s.chosen, _workload_cost(workload, s.costs) / today)
+                for s in tried
+            ),
+            key=lambda p: p.relative_cost,
+        )
+        if curve and curve[-1].relative_cost <= point.relative_cost:
+            point = FrontierPoint(budget, curve[-1].chosen, curve[-1].relative_cost)
+        curve.append(point)
+    return curve
+
+
+def _workload_cost(workload: Workload, costs: Mapping[int, float]) -> float:
+    return sum(workload.calls[q] * costs.get(q, base) for q, base in workload.base.items()) or 1.0
 
 
 def prune(selection: Selection, oracle: CostOracle, workload: Workload) -> Selection:
