@@ -63,6 +63,13 @@ def bench_database(name: str, *, migrate: bool = True) -> Iterator[str]:
         admin_execute(drop)
 
 
+# Forget what ran in the current database so far (its load, not its workload): an audit
+# weighs every row a table was written against each index it could recommend there.
+PGSS_RESET_SQL = (
+    "SELECT pg_stat_statements_reset(0, oid, 0) FROM pg_database WHERE datname = current_database()"
+)
+
+
 def timed(fn: Callable[[], object]) -> float:
     """Seconds one call takes (perf_counter)."""
     started = time.perf_counter()

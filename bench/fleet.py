@@ -37,6 +37,7 @@ from datetime import datetime
 from pathlib import Path
 
 from _common import (
+    PGSS_RESET_SQL,
     ROOT,
     admin_execute,
     bench_database,
@@ -96,12 +97,7 @@ def target_create(i: int) -> None:
         conn.execute("CREATE EXTENSION hypopg")
         for statement in SCHEMA:
             conn.execute(statement)
-        # The load is not the workload: the audit would weigh 40,000 inserted rows against
-        # every index on the table.
-        conn.execute(
-            "SELECT pg_stat_statements_reset(0, oid, 0) FROM pg_database "
-            "WHERE datname = current_database()"
-        )
+        conn.execute(PGSS_RESET_SQL)
 
 
 def target_drop(i: int) -> None:
