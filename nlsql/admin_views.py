@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from config.parsing import parse_int
-from dbarchitect.targets import configured_targets
+from pgaccess.targets import configured_targets
 
 from .answer_csv import answer_csv
 from .ask import InvalidInput, question_ask, question_log_feedback
