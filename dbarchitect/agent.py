@@ -26,6 +26,8 @@ from pgaccess.session import TargetUnavailable, target_session
 from pgaccess.targets import UnknownTarget
 
 from . import advisor, verifier
+from .advisor.sizes import SizeEstimate
+from .budget import IndexBudget, budget_parse
 from .collector import Thresholds, collect_queries
 from .health import health_check
 from .locking import AuditAlreadyRunning, audit_lock
@@ -41,6 +43,7 @@ from .recording import (
     audit_start,
     own_tables,
 )
+from .statistics_advice import statistics_advise
 from .targets import target_get
 from .timed_out import collection_with_timed_out, timed_out_stats
 
@@ -73,9 +76,15 @@ class VerifyPlan:
 
 
 def run_audit(
-    *, target: str, verify: bool | None = None, audit_id: uuid.UUID | None = None
+    *,
+    target: str,
+    verify: bool | None = None,
+    audit_id: uuid.UUID | None = None,
+    budget: IndexBudget | None = None,
 ) -> AuditRun:
     """Audit `target` once; returns its AuditRun, succeeded or failed with the reason.
+
+    `budget`: the storage the new indexes may take (default: DBARCHITECT_INDEX_BUDGET).
 
     Raises UnknownTarget for a target that is not configured and AuditAlreadyRunning when
     another audit of it holds the lock (no AuditRun is created then).
@@ -88,7 +97,8 @@ def run_audit(
         audit_mark_orphans(target=target_row, keep=audit.id)
         phases: dict[str, float] = {}
         try:
-            found = _audit_phases(target_row, plan, phases)
+            budget = budget or budget_parse(settings.DBARCHITECT_INDEX_BUDGET)
+            found = _audit_phases(target_row, plan, phases, budget)
             audit = audit_record(audit=audit, found=found, phase_seconds=phases)
         except Exception as exc:
             error = audit_error(exc)
@@ -102,7 +112,9 @@ def run_audit(
         return audit
 
 
-def _audit_phases(target: Target, plan: VerifyPlan, phases: dict[str, float]) -> AuditFindings:
+def _audit_phases(
+    target: Target, plan: VerifyPlan, phases: dict[str, float], budget: IndexBudget
+) -> AuditFindings:
     verify_db, verify_note = plan.database, plan.note
     with target_session(target.name, purpose="audit") as conn:
         # A standby or a read-only role cannot build indexes: say that, not "allow it".
@@ -150,6 +162,8 @@ def _audit_phases(target: Target, plan: VerifyPlan, phases: dict[str, float]) ->
                 min_table_rows=settings.DBARCHITECT_MIN_TABLE_ROWS,
                 min_cost_reduction=settings.DBARCHITECT_MIN_COST_REDUCTION,
                 workload=collection.stats,
+                budget=budget,
+                size_estimate=SizeEstimate(settings.DBARCHITECT_INDEX_SIZE_ESTIMATE),
             )
         # Health: unused, duplicate and invalid indexes, foreign keys without one.
         with _phase(phases, "health"):
@@ -177,6 +191,13 @@ def _audit_phases(target: Target, plan: VerifyPlan, phases: dict[str, float]) ->
                     workload={stat.queryid: stat for stat in collection.stats},
                 )
         verifications = {result.fingerprint: result for result in results}
+    # Extended statistics: where a measured plan's row estimate is far off on correlated
+    # columns, prove a statistics object (rolled back) and keep what measurably helps.
+    statistics = None
+    if verify_db:
+        with _phase(phases, "statistics"), target_session(verify_db, purpose="verify") as sconn:
+            if not verifier.verification_blocker(sconn):
+                statistics = statistics_advise(sconn, collection.slow)
     return AuditFindings(
         collection=collection,
         advice=advice,
@@ -185,6 +206,7 @@ def _audit_phases(target: Target, plan: VerifyPlan, phases: dict[str, float]) ->
         verify_note=verify_note,
         qualstats=qualstats,
         server_log=server_log,
+        statistics=statistics,
     )
 
 

@@ -14,6 +14,9 @@ from pgaccess.pgss import PgssUnavailable, pgss_read
 from pgaccess.session import TargetUnavailable, target_session
 from pgaccess.targets import DEFAULT_TARGET, configured_targets
 
+from .advisor.sizes import SizeEstimate
+from .budget import BudgetError, budget_parse
+
 REQUIRED_EXTENSIONS = {
     "vector": (
         "dbarchitect.E001",
@@ -141,6 +144,25 @@ def check_settings(app_configs, **kwargs):
             Warning("LLM_PROVIDER=openai but OPENAI_BASE_URL is empty", id="dbarchitect.W014")
         )
     errors += numeric_setting_errors(NUMERIC_SETTINGS, check_id="dbarchitect.E015")
+    try:
+        budget_parse(settings.DBARCHITECT_INDEX_BUDGET)
+    except BudgetError as exc:
+        errors.append(
+            Error(
+                f"DBARCHITECT_INDEX_BUDGET: {exc}",
+                hint="Examples: DBARCHITECT_INDEX_BUDGET=500MB, =10%, =none.",
+                id="dbarchitect.E023",
+            )
+        )
+    if settings.DBARCHITECT_INDEX_SIZE_ESTIMATE not in set(SizeEstimate):
+        errors.append(
+            Error(
+                f"DBARCHITECT_INDEX_SIZE_ESTIMATE={settings.DBARCHITECT_INDEX_SIZE_ESTIMATE!r} "
+                f"is not {' or '.join(SizeEstimate)}",
+                hint="built: sizes as a build lays them out; hypopg: HypoPG's estimate.",
+                id="dbarchitect.E024",
+            )
+        )
     if settings.CELERY_TASK_SOFT_TIME_LIMIT >= settings.CELERY_TASK_TIME_LIMIT:
         errors.append(
             Error(

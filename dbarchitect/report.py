@@ -64,6 +64,9 @@ def report_build(*, audit, found, logs: Sequence[OptimizationLog], settled: Iter
         ],
         "recommendations": [_recommendation(log, log.fingerprint in settled) for log in logs],
         "dropped_for_slowdown": _dropped(advice, found.verifications),
+        "budget": _budget(getattr(advice, "budget", None)),
+        # {budget_bytes, indexes, relative_cost} per point: the admin's audit page charts it.
+        "frontier": [dataclasses.asdict(p) for p in getattr(advice, "frontier", None) or []],
         "qualstats": _qualstats(found.qualstats),
         "server_log": _server_log(found.server_log),
     }
@@ -83,6 +86,11 @@ def _dropped(advice, verifications) -> list[dict]:
                 }
             )
     return dropped
+
+
+def _budget(use) -> dict | None:
+    """The storage budget the set was chosen under and how much of it the set takes."""
+    return None if use is None else dataclasses.asdict(use)
 
 
 def _qualstats(status) -> dict | None:
@@ -204,6 +212,7 @@ def report_text(report: dict) -> str:
             if line.strip() and line.strip() != rec["recommendation"].strip()
         ]
         lines += [f"      {line}" for line in rationale[:TEXT_RATIONALE_LINES]]
+    lines += _budget_lines(report)
     small = report.get("small_drops_left_out") or {}
     if small.get("count"):
         lines.append(
@@ -227,6 +236,32 @@ def report_text(report: dict) -> str:
         lines += [f"  {note}" for note in proposal.get("notes", [])]
         lines += [f"  not proposed {h['id']}: {h['reason']}" for h in proposal.get("held_back", [])]
     return plain_text("\n".join(lines))
+
+
+def _budget_lines(report: dict) -> list[str]:
+    """Which budget was applied, and the cost-vs-size frontier as a small table."""
+    budget = report.get("budget")
+    lines = []
+    if budget:
+        limit = budget["budget_bytes"]
+        applied = budget["budget"]
+        if budget.get("tables_bytes") is not None and limit is not None:
+            applied += f" ({bytes_text(limit)})"
+        of = f" of {bytes_text(limit)}" if limit is not None else ""
+        lines += [
+            "",
+            f"Index budget: {applied}; the recommended set takes "
+            f"{bytes_text(budget['used_bytes'])}{of} ({budget['size_estimate']} sizes)",
+        ]
+    frontier = report.get("frontier") or []
+    if frontier:
+        lines.append("  Frontier:      budget  indexes  relative cost")
+        lines += [
+            f"  {bytes_text(p['budget_bytes']):>20}  {len(p['indexes']):>7}  "
+            f"{p['relative_cost']:>13.4f}"
+            for p in frontier
+        ]
+    return lines
 
 
 def _beyond_pgss_lines(report: dict) -> list[str]:

@@ -8,6 +8,7 @@ from django.core.management.base import CommandError
 
 from config.commands import ProjectCommand
 from dbarchitect.agent import AuditAlreadyRunning, UnknownTarget, run_audit
+from dbarchitect.budget import BudgetError, budget_parse
 from dbarchitect.models import AuditRun
 from dbarchitect.recording import audit_fail
 from dbarchitect.report import report_text
@@ -34,17 +35,34 @@ class Command(ProjectCommand):
             help="Skip verification (no real index builds): estimated costs only.",
         )
         parser.add_argument(
+            "--budget",
+            help="The most this audit's new indexes may take together: bytes with a unit "
+            "(500MB, 2GB), a share of the audited tables' size (10%%), or none. "
+            "Default: DBARCHITECT_INDEX_BUDGET.",
+        )
+        parser.add_argument(
             "--json",
             action="store_true",
             dest="as_json",
             help="Print one JSON document instead of text.",
         )
 
-    def handle(self, *args, target: str, no_verify: bool, as_json: bool, **options):
+    def handle(
+        self, *args, target: str, no_verify: bool, as_json: bool, budget: str | None, **options
+    ):
+        try:
+            index_budget = None if budget is None else budget_parse(budget)
+        except BudgetError as exc:
+            raise CommandError(f"--budget: {exc}") from None
         audit_id = uuid.uuid4()
         try:
             target_sync()
-            audit = run_audit(target=target, verify=False if no_verify else None, audit_id=audit_id)
+            audit = run_audit(
+                target=target,
+                verify=False if no_verify else None,
+                audit_id=audit_id,
+                budget=index_budget,
+            )
         except KeyboardInterrupt:
             _mark_interrupted(audit_id)
             raise CommandError(
