@@ -31,6 +31,7 @@ from dbarchitect.reports import confidence_components, percent_drop
 from .applying import (
     APPLICABLE_KINDS,
     APPLY_FROM,
+    ApplyState,
     apply_job,
     recommendation_apply_progress,
     recommendation_apply_start,
@@ -247,7 +248,7 @@ class OptimizationLogAdmin(WideListMixin, admin.ModelAdmin):
         breakdown = log.confidence_breakdown or {}
         can_decide = self.has_decide_permission(request)
         progress = recommendation_apply_progress(recommendation=log)
-        lost = progress is not None and progress.state == "lost"
+        lost = progress is not None and progress.state == ApplyState.LOST
         job = apply_job(log)
         applicable = (
             (log.status in APPLY_FROM or lost) and log.kind in APPLICABLE_KINDS and bool(log.ddl)

@@ -136,7 +136,7 @@ class ApplyProgressSerializer(serializers.Serializer):
     """Where the build of an applying recommendation is (pg_stat_progress_create_index)."""
 
     state = serializers.ChoiceField(
-        choices=["queued", "building", "lost", "unknown"],
+        choices=[state.value for state in applying.ApplyState],
         help_text="queued: waiting for a worker; building; lost: its worker died or none "
         "started it in time, apply again; unknown: the target cannot be reached.",
     )

@@ -21,6 +21,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from enum import StrEnum
 
 import psycopg
 from django.conf import settings
@@ -36,6 +37,7 @@ from pgaccess.locks import lock_holders, lock_try
 from pgaccess.pgss import PgssUnavailable, pgss_read
 from pgaccess.scrub import secrets_scrub
 from pgaccess.session import TargetUnavailable, session_connect
+from pgaccess.statistics_ddl import StatisticsDdlError, StatisticsSpec, statistics_spec_parse
 
 from .decisions import DecisionError
 from .model_indexes import index_resolve
@@ -44,7 +46,8 @@ from .models import OptimizationLog
 logger = logging.getLogger(__name__)
 
 Status = OptimizationLog.Status
-APPLICABLE_KINDS = (OptimizationLog.Kind.INDEX, OptimizationLog.Kind.FK_INDEX)
+INDEX_KINDS = (OptimizationLog.Kind.INDEX, OptimizationLog.Kind.FK_INDEX)
+APPLICABLE_KINDS = (*INDEX_KINDS, OptimizationLog.Kind.STATISTICS)
 # The statuses an apply starts from, and goes back to when it fails.
 APPLY_FROM = (Status.PROPOSED, Status.APPROVED)
 # How often a build's backend checks that its worker is still connected (PostgreSQL 14+): a
@@ -70,11 +73,20 @@ class ApplyStarted:
     message: str
 
 
+class ApplyState(StrEnum):
+    """Where an APPLYING recommendation's build is."""
+
+    QUEUED = "queued"  # waiting for a worker
+    BUILDING = "building"  # a backend holds the build's lock
+    LOST = "lost"  # its worker died, or none started it in time: it may be applied again
+    UNKNOWN = "unknown"  # the target cannot be reached
+
+
 @dataclass(frozen=True)
 class ApplyProgress:
     """Where an APPLYING recommendation's build is."""
 
-    state: str  # queued, building, lost (may be applied again), unknown (target unreachable)
+    state: ApplyState
     message: str
     phase: str = ""
     lockers_done: int | None = None
@@ -123,7 +135,7 @@ def _is_current(log: OptimizationLog, job_id: str) -> bool:
 
 def _index_spec(log: OptimizationLog) -> IndexSpec:
     """The index this recommendation builds, or DecisionError saying why there is none."""
-    if log.kind not in APPLICABLE_KINDS:
+    if log.kind not in INDEX_KINDS:
         raise DecisionError(
             f"A {log.kind} recommendation is not an index to build; nothing to apply"
         )
@@ -166,30 +178,33 @@ def _progress(log: OptimizationLog, spec: IndexSpec) -> ApplyProgress:
         stale = settings.DBARCHITECT_STALE_APPLY_MINUTES
         if queued_at and timezone.now() - queued_at < datetime.timedelta(minutes=stale):
             return ApplyProgress(
-                state="queued",
+                state=ApplyState.QUEUED,
                 message=f"Queued at {_shown(job['queued_at'])} UTC by "
                 f"{job.get('queued_by', '?')}, waiting for a Celery worker (none has started "
                 f"it yet: is one running? `make worker`). After {stale} minutes without a "
                 "worker it can be applied again.",
             )
         return ApplyProgress(
-            state="lost", message=f"no worker started it within {stale} minutes of queueing"
+            state=ApplyState.LOST,
+            message=f"no worker started it within {stale} minutes of queueing",
         )
     try:
         conn = session_connect(log.target.name, purpose="apply progress")
     except TargetUnavailable as exc:
-        return ApplyProgress(state="unknown", message=f"Cannot tell how the build goes: {exc}")
+        return ApplyProgress(
+            state=ApplyState.UNKNOWN, message=f"Cannot tell how the build goes: {exc}"
+        )
     with conn:
         row = index_build_progress(conn, spec)
     if row is None:
         return ApplyProgress(
-            state="lost",
+            state=ApplyState.LOST,
             message=f"its worker stopped before recording a result (no build of {spec.name} "
             f"runs on target {log.target.name})",
         )
     phase = row["phase"] or "starting"
     return ApplyProgress(
-        state="building",
+        state=ApplyState.BUILDING,
         message=f"Building {spec.name} on target {log.target.name} (backend {row['build_pid']},"
         f" started {_shown(job['started_at'])} UTC): {phase}.",
         phase=phase,
@@ -209,7 +224,7 @@ def recommendation_apply_progress(*, recommendation: OptimizationLog) -> ApplyPr
     try:
         spec = _index_spec(recommendation)
     except DecisionError as exc:  # nothing can be building it
-        return ApplyProgress(state="lost", message=str(exc))
+        return ApplyProgress(state=ApplyState.LOST, message=str(exc))
     return _progress(recommendation, spec)
 
 
@@ -227,6 +242,8 @@ def recommendation_apply_start(
     """
     if not getattr(applied_by, "is_superuser", False):
         raise DecisionError("Only a superuser can apply an index")
+    if recommendation.kind == OptimizationLog.Kind.STATISTICS:
+        return _statistics_apply(recommendation=recommendation, applied_by=applied_by)
     job_id = str(uuid.uuid4())
     ran: list[bool] = []
     with transaction.atomic():
@@ -307,7 +324,7 @@ def _run_here(pk: uuid.UUID, job_id: str) -> bool:
 def _clear_lost(log: OptimizationLog, spec: IndexSpec) -> None:
     """Put a lost apply's recommendation back as it was, or refuse while it may finish."""
     progress = _progress(log, spec)
-    if progress.state != "lost":
+    if progress.state != ApplyState.LOST:
         raise DecisionError(f"This recommendation is already being applied. {progress.message}")
     job = apply_job(log)
     message = (
@@ -506,6 +523,72 @@ def _build(conn: psycopg.Connection, spec: IndexSpec) -> ApplyResult:
             f"{spec.table} (not concurrently: writes to it waited for the build)."
         )
     return ApplyResult(True, message, spec.name, elapsed_ms=elapsed_ms)
+
+
+# --- a statistics object: created in the request ---
+
+
+def _statistics_apply(*, recommendation: OptimizationLog, applied_by) -> ApplyStarted:
+    """CREATE STATISTICS and an ANALYZE of only its columns (a sample of the table, no
+    lock that blocks reads or writes): seconds at most, so no worker is queued for it."""
+    job_id = str(uuid.uuid4())
+    with transaction.atomic():
+        log = (
+            OptimizationLog.objects.select_for_update(of=("self",))
+            .select_related("target")
+            .get(pk=recommendation.pk)
+        )
+        if log.target is None:
+            raise DecisionError("This recommendation has no target to create statistics on")
+        try:
+            spec = statistics_spec_parse(log.ddl)
+        except StatisticsDdlError as exc:
+            raise DecisionError(f"Cannot apply: {exc}") from None
+        if log.status not in APPLY_FROM:
+            raise DecisionError(f"Cannot apply a recommendation that is {log.status}")
+        job = {
+            "job_id": job_id,
+            "statistics": spec.name,
+            "from_status": log.status,
+            "queued_at": timezone.now().isoformat(),
+            "queued_by": applied_by.get_username(),
+            "queued_by_id": applied_by.pk,
+            "started_at": timezone.now().isoformat(),
+        }
+        result, baseline = _statistics_create(log, spec)
+        _record(log, job, result, baseline)
+    log.refresh_from_db()
+    return ApplyStarted(
+        recommendation=log, job_id=job_id, ran_here=True, message=f"Applied: {result.message}"
+    )
+
+
+def _statistics_create(
+    log: OptimizationLog, spec: StatisticsSpec
+) -> tuple[ApplyResult, dict | None]:
+    try:
+        conn = session_connect(
+            log.target.name,
+            purpose="apply",
+            statement_timeout_ms=settings.DBARCHITECT_APPLY_STATEMENT_TIMEOUT_MS,
+        )
+    except TargetUnavailable as exc:
+        return ApplyResult(False, str(exc), spec.name), None
+    with conn:
+        started = time.perf_counter()
+        try:
+            conn.execute(spec.create_sql(if_not_exists=True))
+            conn.execute(spec.analyze_sql())
+        except psycopg.Error as exc:
+            error = secrets_scrub(str(exc).strip())
+            return ApplyResult(False, f"CREATE STATISTICS {spec.name} failed: {error}", None), None
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        baseline = _served_counters(conn, list(log.queryids))
+    message = (
+        f"Statistics {spec.name} created and {spec.schema}.{spec.table} "
+        f"({', '.join(spec.columns)}) analyzed in {elapsed_ms:,.0f} ms."
+    )
+    return ApplyResult(True, message, spec.name, elapsed_ms=elapsed_ms), baseline
 
 
 # --- the baseline the next audit judges the apply against ---
