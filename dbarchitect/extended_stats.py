@@ -58,7 +58,7 @@ def estimate_misses(
     """The scans and joins of an EXPLAIN (ANALYZE, FORMAT JSON) plan whose row estimate is
     `min_factor` or more off and whose conditions cover two or more columns of one table
     that the query filters or joins on; the worst per table and columns, worst first."""
-    used = _used_columns(analysis)
+    used = used_columns(analysis)
     schemas = _schemas(analysis)
     found: dict[tuple, EstimateMiss] = {}
     for node in plan_nodes(plan):
@@ -155,7 +155,7 @@ def _column_refs(condition: object) -> list[tuple[str, ...]]:
     ]
 
 
-def _used_columns(analysis: QueryAnalysis) -> dict[str, set[str]]:
+def used_columns(analysis: QueryAnalysis) -> dict[str, set[str]]:
     """Table name -> the columns the query filters or joins it on."""
     used: dict[str, set[str]] = defaultdict(set)
     for scope in analysis.scopes:

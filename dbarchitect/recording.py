@@ -32,9 +32,11 @@ from .locking import audit_lock_free
 from .models import AuditRun, QuerySnapshot, Target
 from .report import outcome_summary, report_build
 from .review import recommendations_review
+from .statistics_log import statistics_log_build
 
 if TYPE_CHECKING:
     from .advisor import Advice
+    from .statistics_advice import StatisticsAdvice
     from .verifier import Verification
 
 logger = logging.getLogger(__name__)
@@ -70,6 +72,7 @@ class AuditFindings:
     verify_note: str = ""
     qualstats: QualstatsStatus | None = None
     server_log: ServerLogQueries | None = None  # what never reached pg_stat_statements
+    statistics: "StatisticsAdvice | None" = None  # proved statistics objects (verify on)
 
 
 def audit_start(*, target: Target, verify: bool, audit_id: uuid.UUID | None = None) -> AuditRun:
@@ -181,6 +184,11 @@ def optimization_logs_build(*, audit: AuditRun, found: AuditFindings) -> list[Op
                 continue  # it slows another query more than it saves (report: dropped)
             logs.append(_index_log(audit, rec, verification, queries, window))
         logs.extend(_rewrite_log(audit, hint) for hint in advice.rewrites)
+    if found.statistics is not None:
+        logs.extend(
+            statistics_log_build(audit=audit, rec=rec, queries=queries, window=window)
+            for rec in found.statistics.recommendations
+        )
     recommendations = advice.recommendations if advice is not None else []
     logs.extend(
         _finding_log(audit, finding)
