@@ -37,6 +37,7 @@ from pgaccess.locks import lock_holders, lock_try
 from pgaccess.pgss import PgssUnavailable, pgss_read
 from pgaccess.scrub import secrets_scrub
 from pgaccess.session import TargetUnavailable, session_connect
+from pgaccess.statistics_ddl import StatisticsDdlError, StatisticsSpec, statistics_spec_parse
 
 from .decisions import DecisionError
 from .model_indexes import index_resolve
@@ -45,7 +46,8 @@ from .models import OptimizationLog
 logger = logging.getLogger(__name__)
 
 Status = OptimizationLog.Status
-APPLICABLE_KINDS = (OptimizationLog.Kind.INDEX, OptimizationLog.Kind.FK_INDEX)
+INDEX_KINDS = (OptimizationLog.Kind.INDEX, OptimizationLog.Kind.FK_INDEX)
+APPLICABLE_KINDS = (*INDEX_KINDS, OptimizationLog.Kind.STATISTICS)
 # The statuses an apply starts from, and goes back to when it fails.
 APPLY_FROM = (Status.PROPOSED, Status.APPROVED)
 # How often a build's backend checks that its worker is still connected (PostgreSQL 14+): a
@@ -133,7 +135,7 @@ def _is_current(log: OptimizationLog, job_id: str) -> bool:
 
 def _index_spec(log: OptimizationLog) -> IndexSpec:
     """The index this recommendation builds, or DecisionError saying why there is none."""
-    if log.kind not in APPLICABLE_KINDS:
+    if log.kind not in INDEX_KINDS:
         raise DecisionError(
             f"A {log.kind} recommendation is not an index to build; nothing to apply"
         )
@@ -240,6 +242,8 @@ def recommendation_apply_start(
     """
     if not getattr(applied_by, "is_superuser", False):
         raise DecisionError("Only a superuser can apply an index")
+    if recommendation.kind == OptimizationLog.Kind.STATISTICS:
+        return _statistics_apply(recommendation=recommendation, applied_by=applied_by)
     job_id = str(uuid.uuid4())
     ran: list[bool] = []
     with transaction.atomic():
@@ -519,6 +523,72 @@ def _build(conn: psycopg.Connection, spec: IndexSpec) -> ApplyResult:
             f"{spec.table} (not concurrently: writes to it waited for the build)."
         )
     return ApplyResult(True, message, spec.name, elapsed_ms=elapsed_ms)
+
+
+# --- a statistics object: created in the request ---
+
+
+def _statistics_apply(*, recommendation: OptimizationLog, applied_by) -> ApplyStarted:
+    """CREATE STATISTICS and an ANALYZE of only its columns (a sample of the table, no
+    lock that blocks reads or writes): seconds at most, so no worker is queued for it."""
+    job_id = str(uuid.uuid4())
+    with transaction.atomic():
+        log = (
+            OptimizationLog.objects.select_for_update(of=("self",))
+            .select_related("target")
+            .get(pk=recommendation.pk)
+        )
+        if log.target is None:
+            raise DecisionError("This recommendation has no target to create statistics on")
+        try:
+            spec = statistics_spec_parse(log.ddl)
+        except StatisticsDdlError as exc:
+            raise DecisionError(f"Cannot apply: {exc}") from None
+        if log.status not in APPLY_FROM:
+            raise DecisionError(f"Cannot apply a recommendation that is {log.status}")
+        job = {
+            "job_id": job_id,
+            "statistics": spec.name,
+            "from_status": log.status,
+            "queued_at": timezone.now().isoformat(),
+            "queued_by": applied_by.get_username(),
+            "queued_by_id": applied_by.pk,
+            "started_at": timezone.now().isoformat(),
+        }
+        result, baseline = _statistics_create(log, spec)
+        _record(log, job, result, baseline)
+    log.refresh_from_db()
+    return ApplyStarted(
+        recommendation=log, job_id=job_id, ran_here=True, message=f"Applied: {result.message}"
+    )
+
+
+def _statistics_create(
+    log: OptimizationLog, spec: StatisticsSpec
+) -> tuple[ApplyResult, dict | None]:
+    try:
+        conn = session_connect(
+            log.target.name,
+            purpose="apply",
+            statement_timeout_ms=settings.DBARCHITECT_APPLY_STATEMENT_TIMEOUT_MS,
+        )
+    except TargetUnavailable as exc:
+        return ApplyResult(False, str(exc), spec.name), None
+    with conn:
+        started = time.perf_counter()
+        try:
+            conn.execute(spec.create_sql(if_not_exists=True))
+            conn.execute(spec.analyze_sql())
+        except psycopg.Error as exc:
+            error = secrets_scrub(str(exc).strip())
+            return ApplyResult(False, f"CREATE STATISTICS {spec.name} failed: {error}", None), None
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        baseline = _served_counters(conn, list(log.queryids))
+    message = (
+        f"Statistics {spec.name} created and {spec.schema}.{spec.table} "
+        f"({', '.join(spec.columns)}) analyzed in {elapsed_ms:,.0f} ms."
+    )
+    return ApplyResult(True, message, spec.name, elapsed_ms=elapsed_ms), baseline
 
 
 # --- the baseline the next audit judges the apply against ---
