@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -88,11 +89,11 @@ def costing_form(
         lambda: CostForm("generic", text, (), n),
         lambda: CostForm("generic_typed", text, _param_types(analysis, resolve), n),
     ]
+    # Values nothing types: the number 1, then an untyped quoted constant the server types
+    # from its context (`text_col = '1'`) where a number would be compared with text.
     literal = [
-        lambda: CostForm(
-            "literal",
-            literal_text(analysis.query, representative_values(conn, analysis, resolve, stats)),
-        )
+        partial(_literal_form, conn, analysis, resolve, stats, untyped=untyped)
+        for untyped in (False, True)
     ]
     if n == 0:
         attempts = [lambda: CostForm("literal", text)]  # no parameters: plan it as it is
@@ -106,6 +107,13 @@ def costing_form(
             conn, analysis, resolve, stats, form, cost, server_version
         )
     return form, cost
+
+
+def _literal_form(conn, analysis, resolve, stats, *, untyped: bool) -> CostForm:
+    values = representative_values(conn, analysis, resolve, stats, untyped=untyped)
+    return CostForm(
+        "literal_untyped" if untyped else "literal", literal_text(analysis.query, values)
+    )
 
 
 def _costlier_with_a_rare_value(conn, analysis, resolve, stats, form, cost, server_version):
@@ -163,7 +171,6 @@ def _rare_value(column_stats: ColumnStats) -> Any:
 
 
 def _param_types(analysis: an.QueryAnalysis, resolve: Resolver) -> tuple[str, ...]:
-    # Where neither the analysis nor the context says, "unknown": the server infers it.
     context = context_param_types(analysis.query)
     types = []
     for number in range(1, analysis.max_param + 1):
@@ -174,7 +181,7 @@ def _param_types(analysis: an.QueryAnalysis, resolve: Resolver) -> tuple[str, ..
 
 def _type_for(use: an.ParamUse | None, resolve: Resolver, from_context: str | None) -> str:
     if use is None:
-        return from_context or "unknown"
+        return from_context or "text"
     if use.type_name:
         return use.type_name
     if use.kind in ("limit", "offset"):
@@ -215,10 +222,13 @@ def representative_values(
     stats: dict[tuple[str, str, str], ColumnStats],
     *,
     rare: bool = False,
+    untyped: bool = False,
 ) -> dict[int, Any]:
     """A plausible value for every $n: from pg_stats, a sampled row, or the context.
 
     `rare` picks, for an equality on a skewed column, one of its rare values instead.
+    `untyped`: a $n of no known type is a quoted constant, typed by the server from its
+    context, instead of the number 1.
 
     A $n not compared with a column (`lower($1)`, `$1 + $2`) gets a value of the type the
     server infers for it, as a typed literal.
@@ -234,16 +244,20 @@ def representative_values(
         ):
             if inferred is None:
                 inferred = inferred_param_types(conn, analysis, resolve)
-            type_name = (use.type_name if use else None) or inferred.get(number)
+            type_name = (
+                (use.type_name if use else None)
+                or inferred.get(number)
+                or context_param_types(analysis.query).get(number)
+            )
             if type_name == "regconfig":
                 value = text_search_config(conn)
             else:
                 value = enum_label(conn, type_name) if type_name else None
             if value is None:
-                value = value_for_type(type_name) if type_name else UNTYPED_CONSTANT
+                value = UNTYPED_CONSTANT if untyped and not type_name else value_for_type(type_name)
             values[number] = Typed(value, type_name) if type_name else value
             continue
-        values[number] = _value_for(conn, use, resolve, stats, in_list_position, rare)
+        values[number] = _value_for(conn, use, resolve, stats, in_list_position, rare, untyped)
     return values
 
 
@@ -259,14 +273,14 @@ def inferred_param_types(
     return {}
 
 
-def _value_for(conn, use, resolve, stats, in_list_position, rare=False) -> Any:
+def _value_for(conn, use, resolve, stats, in_list_position, rare=False, untyped=False) -> Any:
     if use.kind == "limit":
         return REPRESENTATIVE_LIMIT
     if use.operator == "= ANY":
         # The whole array: a few of the column's values, as an IN list would have.
         element = replace(use, operator=None, type_name=None)
         values = [
-            _value_for(conn, element, resolve, stats, in_list_position, rare)
+            _value_for(conn, element, resolve, stats, in_list_position, rare, untyped)
             for _ in range(ANY_ARRAY_VALUES)
         ]
         return array_literal(values)
@@ -278,7 +292,8 @@ def _value_for(conn, use, resolve, stats, in_list_position, rare=False) -> Any:
         return "%"
     found = resolve(use.column) if use.column is not None else None
     if found is None:
-        return value_for_type(use.type_name)
+        # (A column of a sub-select's output, say: its type is the server's to infer.)
+        return UNTYPED_CONSTANT if untyped and not use.type_name else value_for_type(use.type_name)
     info, column = found
     col = info.columns[column]
     column_stats = stats.get((info.schema, info.name, column))
