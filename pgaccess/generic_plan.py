@@ -280,33 +280,22 @@ def _replace_params(node: Any, values: dict[int, Any]) -> Any:
 
 # --- what a $n's context says its type is -----------------------------------------------
 
-# Functions whose argument is a number whatever it is written with: an untyped $n there,
-# or a CASE / COALESCE of nothing but $n, must be numeric (PREPARE would make it text).
-NUMERIC_ARGUMENT_FUNCTIONS = frozenset(
-    {
-        "sum",
-        "avg",
-        "stddev",
-        "stddev_pop",
-        "stddev_samp",
-        "variance",
-        "var_pop",
-        "var_samp",
-        "abs",
-        "round",
-        "trunc",
-        "ceil",
-        "ceiling",
-        "floor",
-        "sqrt",
-        "exp",
-        "ln",
-        "log",
-        "power",
-    }
-)
-
-
+# The types of the arguments of functions that take numbers whatever they are written with:
+# an untyped $n there, or a CASE / COALESCE of nothing but $n, takes that type (PREPARE
+# would make it text, and sum(text) does not exist).
+NUMERIC_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    **{
+        name: ("numeric",)
+        for name in (
+            "sum", "avg", "stddev", "stddev_pop", "stddev_samp", "variance", "var_pop",
+            "var_samp", "abs", "ceil", "ceiling", "floor", "sqrt", "exp", "ln",
+        )
+    },
+    "round": ("numeric", "integer"),
+    "trunc": ("numeric", "integer"),
+    "log": ("numeric", "numeric"),
+    "power": ("numeric", "numeric"),
+}  # fmt: skip
 ARITHMETIC_OPERATORS = frozenset({"+", "-", "*", "/", "%", "^"})
 
 
@@ -340,8 +329,9 @@ def _context_walk(node: Any, feeds: str | None, found: dict[int, str]) -> None:
             found.setdefault(node.number, feeds)
         return
     if isinstance(node, ast.FuncCall):
-        name = node.funcname[-1].sval.lower()
-        _context_walk(node.args, "numeric" if name in NUMERIC_ARGUMENT_FUNCTIONS else None, found)
+        types = NUMERIC_ARGUMENTS.get(node.funcname[-1].sval.lower(), ())
+        for position, argument in enumerate(node.args or ()):
+            _context_walk(argument, types[position] if position < len(types) else None, found)
         for child in (node.agg_order, node.agg_filter, node.over):
             _context_walk(child, None, found)
         return

@@ -112,6 +112,11 @@ def test_a_parameter_takes_its_type_from_its_case_siblings_or_the_function_they_
         2: "numeric",
         3: "numeric",
     }
+    # TPC-DS Q2: round's scale is an integer.
+    assert context_param_types("SELECT round(a / b, $1), round($2) FROM t") == {
+        1: "integer",
+        2: "numeric",
+    }
     assert context_param_types("SELEC nothing") == {}
 
 
