@@ -39,7 +39,6 @@ from pgaccess.generic_plan import (
     prepared_param_types,
     statement_text,
 )
-from pgaccess.session import Savepoint, savepoint
 from pgaccess.values import (
     array_literal,
     enum_label,
@@ -128,8 +127,8 @@ def _costlier_with_a_rare_value(conn, analysis, resolve, stats, form, cost, serv
             variant = CostForm(
                 "literal_rare" if rare else "literal", literal_text(analysis.query, values)
             )
-            with savepoint(conn, Savepoint.ATTEMPT):
-                plans.append((variant, plan_cost(conn, variant, server_version=server_version)))
+            cost = plan_cost(conn, variant, server_version=server_version, guarded=True)
+            plans.append((variant, cost))
     except (psycopg.Error, ValueError):
         return form, cost
     (_typical, typical_cost), (rare_form, rare_cost) = plans

@@ -84,60 +84,85 @@ def plan_first(
             failures.append(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
             continue
         try:
-            with savepoint(conn, Savepoint.ATTEMPT):
-                return form, plan_cost(conn, form, server_version=server_version)
+            return form, plan_cost(conn, form, server_version=server_version, guarded=True)
         except psycopg.Error as exc:
             first_line = (exc.diag.message_primary or str(exc)).strip()
             failures.append(f"{form.mode}: {first_line}")
     raise NotCostable("; ".join(dict.fromkeys(failures)) or "no way to plan it")
 
 
-def plan_cost(conn: psycopg.Connection, form: CostForm, *, server_version: int) -> PlanCost:
+def plan_cost(
+    conn: psycopg.Connection, form: CostForm, *, server_version: int, guarded: bool = False
+) -> PlanCost:
     """EXPLAIN the form now, with whatever (hypothetical) indexes exist at this moment.
+
+    `guarded`: a failure is rolled back to a savepoint (Savepoint.ATTEMPT), the
+    transaction goes on. Inside a transaction the savepoint and its release travel in the
+    same round trip as the plan: three round trips per costed query were one.
 
     The generic plan is re-prepared every time: a prepared statement keeps its cached
     plan, which would hide a hypothetical index created after it was first planned.
     """
+    statements = _plan_statements(form, server_version)
+    if guarded and conn.info.transaction_status != psycopg.pq.TransactionStatus.INTRANS:
+        with savepoint(conn, Savepoint.ATTEMPT):
+            return plan_cost(conn, form, server_version=server_version)
+    name = sql.Identifier(str(Savepoint.ATTEMPT))
+    if guarded:
+        statements = [
+            sql.SQL("SAVEPOINT {}").format(name),
+            *statements,
+            sql.SQL("RELEASE SAVEPOINT {}").format(name),
+        ]
     with cursor(conn) as cur:
-        if form.is_literal:
-            cur.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(sql.SQL(form.text)))
-        elif server_version >= 160000 and not form.param_types:
+        try:
             # prepare=False: psycopg prepares a statement it has run five times, and the
             # server then wants values for the $n that GENERIC_PLAN leaves unbound.
-            cur.execute(
-                sql.SQL("EXPLAIN (GENERIC_PLAN, FORMAT JSON) {}").format(sql.SQL(form.text)),
-                prepare=False,
-            )
-        else:
-            # One round trip: PREPARE; EXPLAIN EXECUTE; DEALLOCATE. A fresh name each time,
-            # so a statement left behind by a failed attempt never blocks the next one.
-            # EXECUTE with NULLs would prune every partition at executor start-up and hide
-            # the indexes the plan uses; a generic plan cannot prune at plan time anyway,
-            # so pruning off changes what the plan shows, not what it costs.
-            name = sql.Identifier(f"{STATEMENT_PREFIX}{next(_counter)}")
-            args = (
-                sql.SQL("({})").format(sql.SQL(", ").join([sql.SQL("NULL")] * form.nparams))
-                if form.nparams
-                else sql.SQL("")
-            )
-            cur.execute(
-                script(
-                    [
-                        sql.SQL("SET LOCAL enable_partition_pruning = off"),
-                        sql.SQL("PREPARE {} {} AS {}").format(
-                            name, declared_types(form.param_types), sql.SQL(form.text)
-                        ),
-                        sql.SQL("EXPLAIN (FORMAT JSON) EXECUTE {} {}").format(name, args),
-                        sql.SQL("DEALLOCATE {}").format(name),
-                        sql.SQL("SET LOCAL enable_partition_pruning TO DEFAULT"),
-                    ]
+            cur.execute(script(statements), prepare=False)
+        except psycopg.Error:
+            if guarded:
+                cur.execute(
+                    script(
+                        [
+                            sql.SQL("ROLLBACK TO SAVEPOINT {}").format(name),
+                            sql.SQL("RELEASE SAVEPOINT {}").format(name),
+                        ]
+                    )
                 )
-            )
-            while cur.description is None and cur.nextset():
-                pass
+            raise
+        while cur.description is None and cur.nextset():
+            pass
         row = cur.fetchone()
     plan = explain_document(row[0])["Plan"]
     return PlanCost(total=float(plan["Total Cost"]), plan=plan)
+
+
+def _plan_statements(form: CostForm, server_version: int) -> list[sql.Composable]:
+    """What asks the server for the form's plan: the EXPLAIN is the one that returns rows."""
+    if form.is_literal:
+        return [sql.SQL("EXPLAIN (FORMAT JSON) {}").format(sql.SQL(form.text))]
+    if server_version >= 160000 and not form.param_types:
+        return [sql.SQL("EXPLAIN (GENERIC_PLAN, FORMAT JSON) {}").format(sql.SQL(form.text))]
+    # PREPARE; EXPLAIN EXECUTE; DEALLOCATE. A fresh name each time, so a statement left
+    # behind by a failed attempt never blocks the next one. EXECUTE with NULLs would prune
+    # every partition at executor start-up and hide the indexes the plan uses; a generic
+    # plan cannot prune at plan time anyway, so pruning off changes what the plan shows,
+    # not what it costs.
+    name = sql.Identifier(f"{STATEMENT_PREFIX}{next(_counter)}")
+    args = (
+        sql.SQL("({})").format(sql.SQL(", ").join([sql.SQL("NULL")] * form.nparams))
+        if form.nparams
+        else sql.SQL("")
+    )
+    return [
+        sql.SQL("SET LOCAL enable_partition_pruning = off"),
+        sql.SQL("PREPARE {} {} AS {}").format(
+            name, declared_types(form.param_types), sql.SQL(form.text)
+        ),
+        sql.SQL("EXPLAIN (FORMAT JSON) EXECUTE {} {}").format(name, args),
+        sql.SQL("DEALLOCATE {}").format(name),
+        sql.SQL("SET LOCAL enable_partition_pruning TO DEFAULT"),
+    ]
 
 
 def declared_types(types: Iterable[str]) -> sql.Composable:
