@@ -29,8 +29,10 @@ MIN_DEPENDENCY = 0.9
 MAX_COMBINATION_SHARE = 0.1
 # A proof helps when the estimate comes within this factor of the actual rows...
 FIXED_ESTIMATE_FACTOR = 2.0
-# ...and the query is not slower by more than the noise of a warm re-run.
+# ...and the query is not slower by more than the noise of a warm re-run: this many times
+# its time before and this many ms more (a sub-millisecond query varies by more than 10%).
 MAX_SLOWDOWN = 1.1
+MAX_SLOWDOWN_MS = 5.0
 # Plan keys holding the conditions a node evaluates.
 CONDITION_KEYS = ("Index Cond", "Recheck Cond", "Filter", "Hash Cond", "Merge Cond", "Join Filter")
 JOIN_NODES = frozenset({"Nested Loop", "Hash Join", "Merge Join"})
@@ -111,7 +113,10 @@ def proof_helps(proof: StatisticsProof) -> bool:
     return (
         after <= FIXED_ESTIMATE_FACTOR
         and after < before
-        and proof.ms_after <= proof.ms_before * MAX_SLOWDOWN
+        and (
+            proof.ms_after <= proof.ms_before * MAX_SLOWDOWN
+            or proof.ms_after - proof.ms_before <= MAX_SLOWDOWN_MS
+        )
     )
 
 

@@ -5,7 +5,9 @@ A plain b-tree index on the columns of a managed Django model becomes
 `models.Index`, so `makemigrations --check` stays clean. Anything Django's `models.Index`
 cannot say without losing meaning (an unmanaged table, a table no model maps, expressions,
 partial, unique, non-btree, NULLS ordering) becomes `RunSQL` with `CREATE INDEX CONCURRENTLY
-IF NOT EXISTS` and its reverse. Both run outside a transaction (`atomic = False`).
+IF NOT EXISTS` and its reverse. Both run outside a transaction (`atomic = False`). A
+statistics object is `RunSQL` too: its CREATE STATISTICS IF NOT EXISTS and the ANALYZE of
+its columns that fills it, reversed by DROP STATISTICS.
 """
 
 import ast
@@ -21,6 +23,7 @@ from django.db.migrations.writer import MigrationWriter
 
 from optimizations.model_indexes import index_resolve
 from pgaccess.ddl import DdlError
+from pgaccess.statistics_ddl import StatisticsDdlError, StatisticsSpec, statistics_spec_parse
 
 
 class MigrationWriteError(ValueError):
@@ -45,6 +48,17 @@ def plan_migrations(ddls: list[str], *, fallback_app: str) -> dict[str, AppMigra
         )
     plans: dict[str, AppMigration] = {}
     for ddl in ddls:
+        statistics = _statistics_spec(ddl)
+        if statistics is not None:
+            plan = plans.setdefault(fallback_app, AppMigration(fallback_app))
+            plan.operations.append(
+                migrations.RunSQL(
+                    sql=[statistics.create_sql(if_not_exists=True), statistics.analyze_sql()],
+                    reverse_sql=[statistics.drop_sql()],
+                )
+            )
+            plan.index_names.append(statistics.name)
+            continue
         try:
             spec, model, index = index_resolve(ddl)
         except DdlError as exc:
@@ -63,6 +77,14 @@ def plan_migrations(ddls: list[str], *, fallback_app: str) -> dict[str, AppMigra
             )
             plan.index_names.append(spec.name)
     return plans
+
+
+def _statistics_spec(ddl: str) -> StatisticsSpec | None:
+    """The statistics object `ddl` creates, or None when it is no CREATE STATISTICS."""
+    try:
+        return statistics_spec_parse(ddl)
+    except StatisticsDdlError:
+        return None
 
 
 class _NonAtomicWriter(MigrationWriter):

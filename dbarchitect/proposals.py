@@ -27,7 +27,11 @@ logger = logging.getLogger(__name__)
 AUTHOR = git.Actor("DB Architect", "db-architect@localhost")
 # GitHub rejects pull request bodies longer than 65,536 characters.
 PR_BODY_MAX_CHARS = 60_000
-PROPOSABLE_KINDS = (OptimizationLog.Kind.INDEX, OptimizationLog.Kind.FK_INDEX)
+PROPOSABLE_KINDS = (
+    OptimizationLog.Kind.INDEX,
+    OptimizationLog.Kind.FK_INDEX,
+    OptimizationLog.Kind.STATISTICS,  # a RunSQL of CREATE STATISTICS + ANALYZE
+)
 
 
 class ProposalStatus(StrEnum):

@@ -69,6 +69,21 @@ def report_build(*, audit, found, logs: Sequence[OptimizationLog], settled: Iter
         "frontier": [dataclasses.asdict(p) for p in getattr(advice, "frontier", None) or []],
         "qualstats": _qualstats(found.qualstats),
         "server_log": _server_log(found.server_log),
+        "statistics": _statistics(found.statistics),
+    }
+
+
+def _statistics(advice) -> dict | None:
+    """What the extended-statistics check ran and what it left out, with why."""
+    if advice is None:
+        return None
+    return {
+        "queries_run": advice.queries_run,
+        "proposed": len(advice.recommendations),
+        "not_proposed": [
+            {"table": n.table, "columns": list(n.columns), "reason": n.reason}
+            for n in advice.not_proposed
+        ],
     }
 
 

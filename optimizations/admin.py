@@ -270,6 +270,8 @@ class OptimizationLogAdmin(WideListMixin, admin.ModelAdmin):
                 log.estimated_cost_before, log.estimated_cost_after
             ),
             "measured_gain_percent": percent_drop(log.measured_ms_before, log.measured_ms_after),
+            # A statistics recommendation: the planner's row estimate before and after.
+            "estimates": (log.details or {}).get("estimates"),
             # Only the transitions optimizations.decisions allows from this status get a button.
             "can_approve": can_decide and log.status == Status.PROPOSED,
             "can_reject": can_decide and log.status in (Status.PROPOSED, Status.APPROVED),
