@@ -97,24 +97,23 @@ def plan_cost(
     """EXPLAIN the form now, with whatever (hypothetical) indexes exist at this moment.
 
     `guarded`: a failure is rolled back to a savepoint (Savepoint.ATTEMPT), the
-    transaction goes on. Inside a transaction the savepoint and its release travel in the
-    same round trip as the plan: three round trips per costed query were one.
+    transaction goes on. Inside a transaction the release travels with the plan's own
+    statements: two round trips, not three. (The savepoint itself cannot: a syntax error
+    in a multi-statement string fails it whole, savepoint included.)
 
     The generic plan is re-prepared every time: a prepared statement keeps its cached
     plan, which would hide a hypothetical index created after it was first planned.
     """
     statements = _plan_statements(form, server_version)
-    if guarded and conn.info.transaction_status != psycopg.pq.TransactionStatus.INTRANS:
+    in_transaction = conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    if guarded and not in_transaction:
         with savepoint(conn, Savepoint.ATTEMPT):
             return plan_cost(conn, form, server_version=server_version)
     name = sql.Identifier(str(Savepoint.ATTEMPT))
-    if guarded:
-        statements = [
-            sql.SQL("SAVEPOINT {}").format(name),
-            *statements,
-            sql.SQL("RELEASE SAVEPOINT {}").format(name),
-        ]
     with cursor(conn) as cur:
+        if guarded:
+            cur.execute(sql.SQL("SAVEPOINT {}").format(name))
+            statements = [*statements, sql.SQL("RELEASE SAVEPOINT {}").format(name)]
         try:
             # prepare=False: psycopg prepares a statement it has run five times, and the
             # server then wants values for the $n that GENERIC_PLAN leaves unbound.

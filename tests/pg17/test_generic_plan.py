@@ -55,8 +55,9 @@ def test_plan_cost_explains_the_generic_plan_as_often_as_the_advisor_asks(pg17_c
         (NORMALIZED, "generic"),
         # An unknown-typed $n is fine where any type will do...
         ("SELECT id FROM pl_behavior_log WHERE $1 IS NULL OR user_id = $2", "generic"),
-        # ...not where the operator depends on it: then representative values are planned.
-        ("SELECT $1 + $2 AS total FROM pl_behavior_log WHERE user_id = $3", "literal"),
+        # ...not where the operator depends on it: arithmetic of parameters is declared
+        # numeric (pgaccess.generic_plan.context_param_types).
+        ("SELECT $1 + $2 AS total FROM pl_behavior_log WHERE user_id = $3", "generic_typed"),
     ],
 )
 def test_costing_form_starts_with_the_generic_plan_on_17(pg17_conn, text, mode):
