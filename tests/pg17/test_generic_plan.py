@@ -64,6 +64,7 @@ def test_costing_form_starts_with_the_generic_plan_on_17(pg17_conn, text, mode):
     analysis = an.analyze_query(text)
     tables = catalog_tables(pg17_conn, analysis.relations)
     with pg17_conn.transaction(force_rollback=True):
+        pg17_conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")  # as what_if
         form, cost = parameters.costing_form(
             pg17_conn,
             analysis,
