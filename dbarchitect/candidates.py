@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from pglast import ast, enums
+from pglast.visitors import Visitor
 
 from pgaccess import ddl
 from pgaccess.catalog import ColumnInfo, ColumnStats, IndexInfo, TableInfo, is_c_collation
@@ -38,6 +39,10 @@ PARTIAL_MAX_DISTINCT = 1000
 GIN_PATH_OPERATORS = {"@>", "@?", "@@"}
 # pg_trgm's GIN operator class: the one index a LIKE '%...%' or an ILIKE can use.
 TRIGRAM_OPCLASS = "gin_trgm_ops"
+# A partial index INCLUDEs the other columns a single-table query reads (the aggregated
+# amount of `sum(amount) WHERE paid_at IS NULL`) when they are at most this many: an
+# index-only scan over the rare rows then never touches the heap.
+MAX_INCLUDE_COLUMNS = 3
 
 
 class CandidateContext(Protocol):
@@ -88,6 +93,7 @@ class _TableNeeds:
     text_search: set[IndexKey] = field(default_factory=set)  # to_tsvector(...) @@ keys
     sort: list[IndexKey] = field(default_factory=list)
     group: list[IndexKey] = field(default_factory=list)
+    reads: set[str] = field(default_factory=set)  # every column a single-table query reads
 
 
 def _usable_table(info: TableInfo, min_rows: int) -> bool:
@@ -272,10 +278,37 @@ def candidates_for(
     """Every index shape that could serve one scope of the query, per table of at least
     `min_table_rows` rows."""
     found: set[Candidate] = set()
+    reads = single_table_reads(analysis)
     for scope in analysis.scopes:
         for oid, need in _scope_needs(ctx, scope, min_table_rows).items():
+            need.reads = {c for c in reads if c in ctx.by_oid[oid].columns}
             found |= _table_candidates(ctx, ctx.by_oid[oid], need)
     return found
+
+
+class _ColumnNames(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def visit_ColumnRef(self, _ancestors, node: ast.ColumnRef) -> None:
+        last = node.fields[-1]
+        if isinstance(last, ast.String):
+            self.names.add(last.sval)
+
+
+def single_table_reads(analysis: an.QueryAnalysis) -> set[str]:
+    """The columns a query of one table reads anywhere (its SELECT list, aggregates,
+    filters); nothing for a join, a SELECT * or what does not parse."""
+    if len(analysis.relations) != 1 or any(s.select_star for s in analysis.scopes):
+        return set()
+    try:
+        root = an.parse_statement(analysis.query)
+    except Exception:
+        return set()
+    visitor = _ColumnNames()
+    visitor(root)
+    return visitor.names
 
 
 def _table_candidates(ctx: CandidateContext, info: TableInfo, need: _TableNeeds) -> set[Candidate]:
@@ -321,6 +354,10 @@ def _table_candidates(ctx: CandidateContext, info: TableInfo, need: _TableNeeds)
         keys = dedupe_keys(rest_eq + (need.sort or ranges[:1]) or need.joins[:1])
         keys = keys[:MAX_KEY_COLUMNS] or [IndexKey(column)]
         out.add(Candidate(oid, tuple(keys), "btree", predicate, column, share))
+        # The covering form an expert writes: the rest of what the query reads INCLUDEd.
+        include = sorted(need.reads - {k.text for k in keys} - {column})
+        if include and len(include) <= MAX_INCLUDE_COLUMNS:
+            out.add(Candidate(oid, tuple(keys), "btree", predicate, column, share, tuple(include)))
     # GIN for containment: jsonb_path_ops when only @> (and friends) are asked.
     for column, operators in need.contains.items():
         col = info.columns[column]

@@ -344,9 +344,11 @@ def catalog_heap_bytes(conn: psycopg.Connection, oids: Iterable[int]) -> int:
     with cursor(conn) as cur:
         cur.execute(
             """
-            SELECT COALESCE(sum(pg_table_size(t.relid)), 0)::bigint AS heap_bytes
-            FROM unnest(%s::oid[]) AS w(oid), pg_partition_tree(w.oid) AS t
-            WHERE t.isleaf
+            SELECT COALESCE(sum(pg_table_size(COALESCE(t.relid, w.oid))), 0)::bigint
+                AS heap_bytes
+            FROM unnest(%s::oid[]) AS w(oid)
+            LEFT JOIN LATERAL pg_partition_tree(w.oid) AS t ON true
+            WHERE t.relid IS NULL OR t.isleaf
             """,
             (wanted,),
         )

@@ -22,12 +22,14 @@ from psycopg import sql
 
 from pgaccess import generic_plan as gp
 from pgaccess.hypopg import Hypothetical, WhatIfSession, used_oids
+from pgaccess.qualstats import QualStat
 from pgaccess.session import Savepoint
 
 from .. import analysis as an
 from .. import candidates as cd
 from .. import gin, parameters
 from ..candidates import Candidate
+from ..workload_values import workload_form
 from .advice import QueryLike, SkippedQuery, SkipReason
 from .facts import TargetFacts
 from .selection import Costing, QueryCost
@@ -65,12 +67,21 @@ def base_costs(
     queries: Sequence[QueryLike],
     analyses: Mapping[int, an.QueryAnalysis],
     facts: TargetFacts,
+    *,
+    quals: Mapping[int, Sequence[QualStat]] | None = None,
 ) -> tuple[dict[int, CostedQuery], list[SkippedQuery]]:
-    """Each query's plan as it runs today; the ones no form of which plans, with why."""
+    """Each query's plan as it runs today; the ones no form of which plans, with why.
+
+    `quals`: what pg_qualstats saw per queryid; a query it saw the values of is costed
+    with them (workload_values), its candidates drawn from what they say."""
     costed: dict[int, CostedQuery] = {}
     skipped = []
     for query in queries:
         analysis = analyses[query.queryid]
+        workload = _workload_costed(conn, query, analysis, facts, (quals or {}).get(query.queryid))
+        if workload is not None:
+            costed[query.queryid] = workload
+            continue
         try:
             form, cost = parameters.costing_form(
                 conn,
@@ -84,6 +95,30 @@ def base_costs(
             continue
         costed[query.queryid] = CostedQuery(query, analysis, form, cost, max(int(query.calls), 1))
     return costed, skipped
+
+
+def _workload_costed(
+    conn: psycopg.Connection,
+    query: QueryLike,
+    analysis: an.QueryAnalysis,
+    facts: TargetFacts,
+    quals: Sequence[QualStat] | None,
+) -> CostedQuery | None:
+    """The query planned with the values pg_qualstats saw, or None (no values, or the
+    server refused that form: the usual forms are tried then)."""
+    if not quals:
+        return None
+    try:
+        found = workload_form(
+            conn, analysis, quals, resolve=facts.resolve, stats=facts.catalog.stats
+        )
+        if found is None:
+            return None
+        form = gp.CostForm("literal_workload", found.text)
+        cost = gp.plan_cost(conn, form, server_version=facts.server_version, guarded=True)
+    except (psycopg.Error, ValueError):
+        return None
+    return CostedQuery(query, found.analysis, form, cost, max(int(query.calls), 1))
 
 
 def _not_costed(

@@ -26,6 +26,7 @@ from pgaccess.values import text_search_config
 
 from .. import analysis as an
 from ..analysis import column_resolve
+from ..candidates import single_table_reads
 from .advice import WorkloadLike
 from .views import MAX_VIEW_DEPTH, through_view, views_expand
 
@@ -115,6 +116,11 @@ def _stat_columns(
             found = column_resolve(use, tables)
             if found is not None:
                 wanted.append((found[0].schema, found[0].name, found[1]))
+        # What a covering index INCLUDEs is sized from pg_stats as well.
+        relations = analysis.relations
+        if len(relations) == 1 and (info := tables.get(relations[0])) is not None:
+            reads = single_table_reads(analysis)
+            wanted += [(info.schema, info.name, c) for c in reads if c in info.columns]
     return wanted
 
 

@@ -5,12 +5,13 @@ Reads top to bottom like the audit it serves; each step is a module of this pack
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import psycopg
 
 from pgaccess.catalog import catalog_heap_bytes, search_path_widened
 from pgaccess.extensions import hypopg_problem
+from pgaccess.qualstats import QualStat
 
 from .. import analysis as an
 from ..budget import IndexBudget
@@ -42,6 +43,7 @@ def advise(
     workload: Sequence[WorkloadLike] = (),
     budget: IndexBudget = NO_BUDGET,
     size_estimate: SizeEstimate = SizeEstimate.BUILT,
+    quals: Mapping[int, Sequence[QualStat]] | None = None,
 ) -> Advice:
     """Recommend indexes for `queries`; every query is costed or listed in `skipped`.
 
@@ -76,7 +78,10 @@ def advise(
         )
         with costing.what_if(conn) as session:
             # Cost every query as it runs today (its generic plan, or a representative one).
-            costed, not_costed = costing.base_costs(conn, live, advice.analyses, facts)
+            # pg_qualstats' values, where the target has it (workload_values).
+            costed, not_costed = costing.base_costs(
+                conn, live, advice.analyses, facts, quals=quals
+            )
             advice.skipped.extend(not_costed)
             advice.query_costs.update({qid: q.base.total for qid, q in costed.items()})
             # Candidates per query; hints for what no index can serve as written.

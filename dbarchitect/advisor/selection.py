@@ -289,7 +289,7 @@ def _greedy(
                     stale.discard(id(option))
                 continue
             best = max(near, key=ratio)
-            best = _narrowest_that_pays(best, fitting, evaluations, stale, run)
+            best = _width_that_pays(best, fitting, evaluations, stale, run)
         evaluation = evaluations[id(best)]
         spent += run.new_bytes(best)
         net += evaluation.net
@@ -299,21 +299,25 @@ def _greedy(
     return _Run(Selection(tuple(run.chosen), run.current), net, initial)
 
 
-def _narrowest_that_pays(
+def _width_that_pays(
     best: Option,
     fitting: Sequence[Option],
     evaluations: dict[int, _Evaluation],
     stale: set[int],
     run: _Chooser,
 ) -> Option:
-    """The best option or a narrower variant of it: the wider is kept only where its
-    extra net saving per extra page clears MIN_NET_PER_PAGE, the bar of a new index."""
+    """The best option or a narrower or wider variant of it: a wider one is taken only
+    where its extra net saving per extra page clears MIN_NET_PER_PAGE, the bar of a new
+    index (so a near tie's cheaper-per-byte pick still gets the width that pays)."""
     if len(best.members) != 1 or best.estimated is not None:
         return best
-    wide = next(iter(best.members))
+    picked = next(iter(best.members))
     family = [best]
     for option in fitting:
-        if len(option.members) == 1 and is_narrower(next(iter(option.members)), wide):
+        if len(option.members) != 1 or option is best or option.estimated is not None:
+            continue
+        other = next(iter(option.members))
+        if is_narrower(other, picked) or is_narrower(picked, other):
             if id(option) in stale:
                 evaluations[id(option)] = run.evaluate(option)
                 stale.discard(id(option))

@@ -26,15 +26,16 @@ def index_bytes(
     facts: TargetFacts, candidate: Candidate, hypopg_bytes: int, *, estimate: SizeEstimate
 ) -> int:
     """The candidate's size in the chosen accounting (HypoPG's where the other is unknown)."""
-    if estimate == SizeEstimate.HYPOPG or candidate.method != "btree":
+    if estimate == SizeEstimate.HYPOPG:
         return hypopg_bytes
     built = built_bytes(facts, candidate)
     return hypopg_bytes if built is None else built
 
 
 def built_bytes(facts: TargetFacts, candidate: Candidate) -> int | None:
-    """The B-tree's size once built, or None when a key's statistics are unknown."""
-    if any(k.expression for k in candidate.keys):
+    """The B-tree's size once built, or None when a key's statistics are unknown (or it
+    is no B-tree)."""
+    if candidate.method != "btree" or any(k.expression for k in candidate.keys):
         return None
     info = facts.by_oid[candidate.table_oid]
     include = candidate.include

@@ -231,3 +231,120 @@ def test_a_budget_passes_over_the_options_that_do_not_fit_and_none_keeps_every_o
     tight = sel.select(singles(oracle, work), oracle, work, budget_bytes=50 * PAGE)
     assert chosen(tight) == [b]
     assert chosen(sel.select(singles(oracle, work), oracle, work, budget_bytes=PAGE)) == []
+
+
+def test_under_a_budget_small_indexes_that_save_more_per_byte_beat_one_big_one():
+    # (big) saves the most on its own but fills the budget; (x) and (y) together save more.
+    big, x, y = index("big"), index("x"), index("y")
+    sizes = {big: 100 * PAGE, x: 40 * PAGE, y: 40 * PAGE}
+    oracle = TableOracle(
+        {1: 1000.0, 2: 1000.0, 3: 1000.0},
+        {
+            (1, frozenset([big])): 10.0,
+            (2, frozenset([x])): 10.0,
+            (3, frozenset([y])): 10.0,
+        },
+        sizes=sizes,
+    )
+    work = workload(oracle, {1: 15, 2: 10, 3: 10})
+    result = sel.select(singles(oracle, work), oracle, work, budget_bytes=100 * PAGE)
+    assert set(chosen(result)) == {x, y}
+    assert sum(c.size_bytes for c in result.chosen) <= 100 * PAGE
+
+
+def test_a_budget_too_small_for_the_best_index_gets_the_best_set_that_fits():
+    # By net per byte, (tiny) goes first and then (good) no longer fits; (good) alone
+    # saves far more: the classic fix compares with the best single option that fits.
+    tiny, good = index("tiny"), index("good")
+    sizes = {tiny: 2 * PAGE, good: 90 * PAGE}
+    oracle = TableOracle(
+        {1: 1000.0, 2: 100_000.0},
+        {(1, frozenset([tiny])): 100.0, (2, frozenset([good])): 100.0},
+        sizes=sizes,
+    )
+    work = workload(oracle, {1: 10, 2: 1})
+    result = sel.select(singles(oracle, work), oracle, work, budget_bytes=91 * PAGE)
+    assert chosen(result) == [good]
+    # With room for both, both.
+    roomy = sel.select(singles(oracle, work), oracle, work, budget_bytes=92 * PAGE)
+    assert set(chosen(roomy)) == {tiny, good}
+
+
+def test_a_wider_index_is_kept_only_where_its_extra_pages_pay():
+    # (a, b, c) saves a little more than its prefix (a, b) for 500 more pages: the prefix.
+    ab, abc = index("a", "b"), index("a", "b", "c")
+    sizes = {ab: 100 * PAGE, abc: 600 * PAGE}
+    entries = {(1, frozenset([ab])): 60.0, (1, frozenset([abc])): 50.0}
+    oracle = TableOracle({1: 10_000.0}, entries, sizes=sizes)
+    work = workload(oracle, {1: 10})  # 100 more saved, 500 pages more: below the bar
+    assert chosen(sel.select(singles(oracle, work), oracle, work)) == [ab]
+    # Called a thousand times, the third column's 10 per call pays for its pages.
+    busy = workload(oracle, {1: 1000})
+    assert sel.MIN_NET_PER_PAGE * 500 < 1000 * 10.0
+    assert chosen(sel.select(singles(oracle, busy), oracle, busy)) == [abc]
+
+
+def test_narrower_variants_are_prefixes_without_include_or_partial_forms():
+    wide = Candidate(TABLE, (IndexKey("a"), IndexKey("b")), include=("x",))
+    assert sel.is_narrower(index("a"), wide)
+    assert sel.is_narrower(index("a", "b"), wide)
+    assert not sel.is_narrower(index("b"), wide)  # not a prefix
+    assert not sel.is_narrower(wide, wide)
+    assert not sel.is_narrower(Candidate(2, (IndexKey("a"),)), wide)  # another table
+    partial = Candidate(TABLE, (IndexKey("a"),), where="flag IS NULL")
+    assert sel.is_narrower(partial, index("a"))
+    assert not sel.is_narrower(index("a"), partial)
+
+
+def test_one_index_serving_two_queries_is_merged_in_where_two_would_cost_more():
+    # (a) serves query 1, (a, b) serves both nearly as well as each alone: one index.
+    a, ab, b = index("a"), index("a", "b"), index("b")
+    sizes = {a: 30 * PAGE, ab: 40 * PAGE, b: 30 * PAGE}
+    oracle = TableOracle(
+        {1: 1000.0, 2: 1000.0},
+        {
+            (1, frozenset([a])): 10.0,
+            (1, frozenset([ab])): 11.0,
+            (2, frozenset([ab])): 10.0,
+            (2, frozenset([b])): 10.0,
+        },
+        sizes=sizes,
+    )
+    work = workload(oracle, {1: 10, 2: 10})
+    result = sel.prune(sel.select(singles(oracle, work), oracle, work), oracle, work)
+    assert chosen(result) == [ab]
+    # (a, b) and (a, c), where neither serves the other's query: two indexes stay.
+    ac = index("a", "c")
+    apart = TableOracle(
+        {1: 1000.0, 2: 1000.0}, {(1, frozenset([ab])): 10.0, (2, frozenset([ac])): 10.0}
+    )
+    work = workload(apart, {1: 10, 2: 10})
+    result = sel.prune(sel.select(singles(apart, work), apart, work), apart, work)
+    assert set(chosen(result)) == {ab, ac}
+
+
+def test_the_frontier_never_rises_and_ends_at_the_unconstrained_set():
+    a, b, c = index("a"), index("b"), index("c")
+    sizes = {a: 10 * PAGE, b: 50 * PAGE, c: 200 * PAGE}
+    oracle = TableOracle(
+        {1: 1000.0, 2: 1000.0, 3: 1000.0},
+        {(1, frozenset([a])): 100.0, (2, frozenset([b])): 100.0, (3, frozenset([c])): 10.0},
+        sizes=sizes,
+    )
+    work = workload(oracle, {1: 5, 2: 5, 3: 5})
+    options = singles(oracle, work)
+    curve = sel.frontier(options, oracle, work)
+    assert 2 <= len(curve) <= sel.FRONTIER_POINTS
+    budgets = [p.budget_bytes for p in curve]
+    assert budgets == sorted(budgets) and budgets[0] == 10 * PAGE
+    costs = [p.relative_cost for p in curve]
+    assert costs == sorted(costs, reverse=True) and costs[0] < 1.0
+    assert all(p.size_bytes <= p.budget_bytes for p in curve)
+    unconstrained = sel.select(options, oracle, work)
+    assert {x.candidate for x in curve[-1].chosen} == set(chosen(unconstrained)) == {a, b, c}
+    assert budgets[-1] == 260 * PAGE
+    assert costs[-1] == (5 * 100 + 5 * 100 + 5 * 10) / (3 * 5 * 1000)
+    # Kept costings: the whole curve asks the oracle little beyond one selection.
+    asked = len(oracle.asked)
+    assert sel.frontier(options, oracle, work) == curve
+    assert len(oracle.asked) - asked <= 3 * asked
