@@ -22,6 +22,8 @@ LEAF_FILLFACTOR = 0.90  # BTREE_DEFAULT_FILLFACTOR: how full a build packs the l
 INTERNAL_FILLFACTOR = 0.70  # BTREE_NONLEAF_FILLFACTOR
 # nbtdedup.c caps a posting-list tuple at half of BTMaxItemSize (2,704 bytes on 8 kB pages).
 MAX_POSTING_TUPLE = 2704 // 2
+# A posting list of n 6-byte TIDs is padded to MAXALIGN: 0, 2, 4 or 6 bytes, 3 on average.
+POSTING_PADDING = 3
 # Types whose B-tree operator class cannot deduplicate (PostgreSQL's documentation,
 # "Deduplication"): equal values that are not bitwise equal (numeric 1.0 and 1.00,
 # float -0 and 0), and container types built on them.
@@ -70,7 +72,7 @@ def btree_bytes(
         key_part = _aligned(TUPLE_HEADER + key_width)
         tids_per_tuple = max((MAX_POSTING_TUPLE - key_part) // HEAP_TID, 1)
         tuples = math.ceil(per_key / tids_per_tuple)
-        per_distinct = tuples * (key_part + LINE_POINTER) + _aligned(per_key * HEAP_TID)
+        per_distinct = tuples * (key_part + LINE_POINTER + POSTING_PADDING) + per_key * HEAP_TID
         leaf_bytes = distinct * per_distinct
     usable = PAGE_BYTES - PAGE_HEADER - BTREE_SPECIAL
     leaf_pages = max(math.ceil(leaf_bytes / (usable * LEAF_FILLFACTOR)), 1)
