@@ -22,7 +22,7 @@ from dbarchitect.models import AuditRun, QuerySnapshot
 from dbarchitect.tasks import audit_run_task, audit_weekly_task
 from optimizations.models import OptimizationLog
 from tests.celery_queue import worker_process
-from tests.dbarchitect.waiting import wait_for
+from tests.dbarchitect.waiting import audits_ended, wait_for
 
 from .conftest import pgss_reset_own_database, recent_logs
 from .test_tasks import BROKER, _use_broker
@@ -184,13 +184,7 @@ def test_broker_restart_mid_run_loses_no_audit_and_runs_none_twice(
             blocker.rollback()  # a verification waiting on the test's lock goes on
             # One pool process: one audit at most has begun, the other one was in Redis.
             assert AuditRun.objects.filter(id__in=queued).count() == 1
-
-            def ended():
-                audits = list(AuditRun.objects.filter(id__in=queued))
-                done = [a for a in audits if a.status != AuditRun.Status.RUNNING]
-                return audits if len(done) == 2 else None
-
-            audits = wait_for(ended, seconds=600, what="both audits")
+            audits = wait_for(lambda: audits_ended(queued), seconds=600, what="both audits")
     assert sorted(a.target.name for a in audits) == ["default", "second"]
     assert [a.status for a in audits] == [AuditRun.Status.SUCCEEDED] * 2, [a.error for a in audits]
     assert AuditRun.objects.count() == 2  # a redelivered message ran nothing again

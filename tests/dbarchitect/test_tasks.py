@@ -13,7 +13,7 @@ from dbarchitect.services import audit_queue
 from dbarchitect.tasks import audit_run_task, audit_weekly_task
 from optimizations.models import OptimizationLog
 from tests.celery_queue import worker_process
-from tests.dbarchitect.waiting import wait_for
+from tests.dbarchitect.waiting import audits_ended, wait_for
 
 # A Redis database of its own: other checkouts' workers on db 0 must not take these tasks.
 BROKER = "redis://127.0.0.1:6379/11"
@@ -85,13 +85,7 @@ def test_weekly_task_fans_out_one_audit_per_enabled_target(real_broker, settings
     with start_worker(real_broker, pool="threads", concurrency=2, perform_ping_check=False):
         queued = audit_weekly_task.delay().get(timeout=120)
         assert len(queued) == 2
-
-        def finished():
-            audits = list(AuditRun.objects.filter(id__in=queued))
-            done = [a for a in audits if a.status != AuditRun.Status.RUNNING]
-            return audits if len(done) == 2 else None
-
-        audits = wait_for(finished, seconds=300, what="the two audits")
+        audits = wait_for(lambda: audits_ended(queued), seconds=300, what="the two audits")
     assert sorted(a.target.name for a in audits) == ["default", "second"]
     assert all(a.status == AuditRun.Status.SUCCEEDED for a in audits), [a.error for a in audits]
     assert not AuditRun.objects.filter(target__name="third").exists()
