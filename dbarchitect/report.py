@@ -227,6 +227,13 @@ def report_text(report: dict) -> str:
             if line.strip() and line.strip() != rec["recommendation"].strip()
         ]
         lines += [f"      {line}" for line in rationale[:TEXT_RATIONALE_LINES]]
+        lines += [f"      {_slowdown_text(slow)}" for slow in rec.get("slowdowns") or []]
+    dropped = report.get("dropped_for_slowdown") or []
+    if dropped:
+        lines += ["", f"Taken out of the set, measured slowing another query: {len(dropped)}"]
+        for rec in dropped:
+            lines.append(f"  {rec['ddl']}")
+            lines += [f"      {_slowdown_text(slow)}" for slow in rec["slowdowns"]]
     lines += _budget_lines(report)
     small = report.get("small_drops_left_out") or {}
     if small.get("count"):
@@ -251,6 +258,16 @@ def report_text(report: dict) -> str:
         lines += [f"  {note}" for note in proposal.get("notes", [])]
         lines += [f"  not proposed {h['id']}: {h['reason']}" for h in proposal.get("held_back", [])]
     return plain_text("\n".join(lines))
+
+
+def _slowdown_text(slow: dict) -> str:
+    """A slowdown verification measured, in numbers (verifier.Slowdown)."""
+    verdict = "kept: it saves more" if slow["kept"] else "dropped"
+    return (
+        f"slows query {slow['queryid']}: {slow['ms_before']:.1f} ms -> {slow['ms_after']:.1f} ms "
+        f"({slow['ms_without_index']:.1f} ms without it); saves {slow['saving_ms']:,.0f} ms, "
+        f"costs {slow['loss_ms']:,.0f} ms (x calls): {verdict}"
+    )
 
 
 def _budget_lines(report: dict) -> list[str]:

@@ -8,11 +8,13 @@ reads nearly the whole table at random (about ten times slower than the sort it 
 """
 
 from collections.abc import Iterator
+from dataclasses import asdict
 
 import pytest
 
 from dbarchitect.advisor import advise
-from dbarchitect.verifier import SlowdownBar, slowdown_bar, verify
+from dbarchitect.report import report_text
+from dbarchitect.verifier import Slowdown, SlowdownBar, slowdown_bar, verify
 from pgaccess.targets import target_connection
 
 from .advisor_fixtures import stat
@@ -98,3 +100,29 @@ def test_the_bar_needs_both_the_ratio_and_the_milliseconds(settings):
     assert not bar.slower(1.0, 4.0)  # four times, but 3 ms
     settings.DBARCHITECT_SLOWDOWN_RATIO, settings.DBARCHITECT_SLOWDOWN_MS = 2.0, 1.0
     assert slowdown_bar() == SlowdownBar(2.0, 1.0)
+
+
+def test_the_text_report_gives_each_slowdown_in_numbers():
+    slow = Slowdown(
+        queryid=2,
+        ms_before=12.0,
+        ms_after=100.0,
+        ms_without_index=9.0,
+        restored=True,
+        saving_ms=12.4,
+        loss_ms=88_000.0,
+        kept=False,
+    )
+    text = report_text(
+        {
+            "audit_id": "a1",
+            "target": "default",
+            "status": "succeeded",
+            "dropped_for_slowdown": [{"ddl": "CREATE INDEX x", "slowdowns": [asdict(slow)]}],
+        }
+    )
+    assert "Taken out of the set, measured slowing another query: 1" in text
+    assert (
+        "slows query 2: 12.0 ms -> 100.0 ms (9.0 ms without it); saves 12 ms, "
+        "costs 88,000 ms (x calls): dropped"
+    ) in text
