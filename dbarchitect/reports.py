@@ -71,6 +71,49 @@ class SkippedQuery:
 
 
 @dataclass(frozen=True)
+class LoggedShape:
+    """A statement shape the server's log had and pg_stat_statements did not."""
+
+    query: str
+    timeouts: int
+    slow_runs: int
+    longest_ms: float | None
+
+
+@dataclass(frozen=True)
+class BeyondPgss:
+    """What pg_qualstats and the server's log added to the audit, or what they need."""
+
+    qualstats_state: str = ""
+    qualstats_fix: str = ""
+    server_log_state: str = ""
+    server_log_fix: str = ""
+    logged: tuple[LoggedShape, ...] = ()
+
+
+def beyond_pgss(stored: dict) -> BeyondPgss:
+    """From the audit's stored report (dbarchitect.report): older audits have neither."""
+    qualstats = stored.get("qualstats") if isinstance(stored.get("qualstats"), dict) else {}
+    log = stored.get("server_log") if isinstance(stored.get("server_log"), dict) else {}
+    return BeyondPgss(
+        qualstats_state=str(qualstats.get("state") or ""),
+        qualstats_fix=str(qualstats.get("fix") or ""),
+        server_log_state=str(log.get("state") or ""),
+        server_log_fix=str(log.get("fix") or ""),
+        logged=tuple(
+            LoggedShape(
+                query=str(item.get("query") or ""),
+                timeouts=_int(item.get("timeouts")) or 0,
+                slow_runs=_int(item.get("slow_runs")) or 0,
+                longest_ms=_number(item.get("longest_ms")),
+            )
+            for item in log.get("queries") or []
+            if isinstance(item, dict)
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class AuditReport:
     audit: AuditRun
     found: list[QuerySnapshot]
@@ -80,6 +123,7 @@ class AuditReport:
     # the recommendations this audit found again that an earlier audit had recorded.
     verification: str
     repeated: list[dict]
+    beyond: BeyondPgss = BeyondPgss()
 
 
 def audit_report_build(*, audit: AuditRun) -> AuditReport:
@@ -110,6 +154,7 @@ def audit_report_build(*, audit: AuditRun) -> AuditReport:
         skipped=skipped,
         verification=str(stored.get("verification") or ""),
         repeated=repeated,
+        beyond=beyond_pgss(stored),
     )
 
 
@@ -214,7 +259,7 @@ def audit_report_markdown(*, audit: AuditRun) -> str:
             [
                 [
                     s.queryid,
-                    s.calls,
+                    f"{s.calls} (timed out {s.timeouts}x)" if s.timeouts else s.calls,
                     f"{s.mean_time_ms:.2f}",
                     f"{s.total_time_ms:.1f}",
                     _cell(s.query),
@@ -224,6 +269,7 @@ def audit_report_markdown(*, audit: AuditRun) -> str:
         )
     else:
         out.append("No query passed the slow-query thresholds.")
+    out += _beyond_markdown(report.beyond)
     out += ["", "## What was recommended and why", ""]
     if not report.recommendations:
         out.append("Nothing new was recommended.")
@@ -247,6 +293,24 @@ def audit_report_markdown(*, audit: AuditRun) -> str:
     if audit.error:
         out += ["", "## Error", "", *md_fence(audit.error)]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _beyond_markdown(beyond: BeyondPgss) -> list[str]:
+    """pg_qualstats' state and the server log's statements, or what each needs."""
+    out = ["", "## Beyond pg_stat_statements", ""]
+    if beyond.qualstats_state:
+        fix = f" To enable it: {md_text(beyond.qualstats_fix)}" if beyond.qualstats_fix else ""
+        out.append(f"pg_qualstats: {md_text(beyond.qualstats_state)}.{fix}")
+    if beyond.server_log_state:
+        fix = f" To read it: {md_text(beyond.server_log_fix)}" if beyond.server_log_fix else ""
+        out += ["", f"Server log: {md_text(beyond.server_log_state)}.{fix}"]
+    if beyond.logged:
+        out += ["", "From the server's log (not in pg_stat_statements):", ""]
+        out += _table(
+            ["timed out", "slow runs", "longest ms", "query"],
+            [[q.timeouts, q.slow_runs, _fmt(q.longest_ms), _cell(q.query)] for q in beyond.logged],
+        )
+    return out if len(out) > 3 else []
 
 
 def _summary(audit: AuditRun) -> list[str]:

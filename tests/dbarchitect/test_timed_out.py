@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from django.test import override_settings
+from django.urls import reverse
 from pglast.parser import fingerprint
 
 from dbarchitect.agent import run_audit
@@ -60,7 +61,7 @@ def server() -> Iterator[str]:
         yield server.url("shop")
 
 
-def test_a_timed_out_query_is_found_in_the_log_and_gets_its_index(server):
+def test_a_timed_out_query_is_found_in_the_log_and_gets_its_index(server, staff_client):
     with targets(shop=server), override_settings(DBARCHITECT_TIMED_OUT_MS=TIMEOUT_MS):
         audit = run_audit(target="shop", verify=False)
     assert audit.status == AuditRun.Status.SUCCEEDED, audit.error
@@ -76,6 +77,19 @@ def test_a_timed_out_query_is_found_in_the_log_and_gets_its_index(server):
     snapshot = QuerySnapshot.objects.get(audit=audit, queryid=query["queryid"])
     assert snapshot.timeouts == 2 and snapshot.is_slow
     assert "timed out 2x" in report_text(audit.report)
+    # The audit page and its Markdown say it too, and what pg_qualstats would add.
+    page = staff_client.get(reverse("admin:dbarchitect_audit_report", args=[audit.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200 and "timed out 2x" in html
+    assert 'id="dba-qualstats">pg_qualstats: not_preloaded. To enable it:' in html
+    assert "Server log: ready." in html and "tq_order AS o" in html
+    markdown = staff_client.get(
+        reverse("admin:dbarchitect_audit_report_markdown", args=[audit.pk])
+    ).content.decode()
+    assert "## Beyond pg_stat_statements" in markdown
+    assert "pg_qualstats: not_preloaded. To enable it: add pg_qualstats" in markdown
+    assert "| timed out | slow runs | longest ms | query |" in markdown
+    assert "| 2 (timed out 2x) |" in markdown
 
 
 def _logged(text: str, *, timeouts: int) -> LoggedQuery:
