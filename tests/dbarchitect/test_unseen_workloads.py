@@ -82,7 +82,12 @@ def test_shop_workload_gets_the_indexes_each_query_shape_needs(shop_advice):
     assert advice.skipped == [], [(s.reason, s.query) for s in advice.skipped]
     assert set(advice.query_costs) == {s.queryid for s in stats}
     shapes = by_shape(advice)
-    assert ("orders", ('"customerId"', '"ordered_at" DESC'), None) in shapes
+    # A customer's latest orders: the key alone reads their few orders and sorts them as
+    # fast as the sort column would; that column is kept only where its pages pay.
+    assert {
+        ("orders", ('"customerId"', '"ordered_at" DESC'), None),
+        ("orders", ('"customerId"',), None),
+    } & set(shapes)
     assert ("orders", ('"status"', '"ordered_at"'), None) in shapes
     assert ("OrderLines", ('"product_id"',), None) in shapes
     assert ("daily_sales", ('"customerId"',), None) in shapes
