@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 
 from dbarchitect.advisor import advise
 from dbarchitect.budget import IndexBudget
+from dbarchitect.checks import check_settings
 from pgaccess.explain import explain_analyze, plan_nodes
 from pgaccess.targets import target_connection
 
@@ -191,3 +192,17 @@ def test_run_audit_budget_end_to_end_reports_the_budget_and_the_frontier(
 def test_run_audit_refuses_a_budget_it_cannot_read_and_says_what_it_takes():
     with pytest.raises(CommandError, match=r"--budget: .*500MB.*10%.*none"):
         call_command("run_audit", "--budget", "plenty")
+
+
+def test_a_budget_setting_that_is_no_size_is_a_check_error(settings):
+    settings.DBARCHITECT_INDEX_BUDGET = "half the disk"
+    [error] = [e for e in check_settings(None) if e.id == "dbarchitect.E023"]
+    assert "DBARCHITECT_INDEX_BUDGET: index budget 'half the disk' is not a size" in error.msg
+    settings.DBARCHITECT_INDEX_BUDGET = "10%"
+    assert not [e for e in check_settings(None) if e.id == "dbarchitect.E023"]
+
+
+def test_a_size_estimate_setting_that_is_neither_built_nor_hypopg_is_a_check_error(settings):
+    settings.DBARCHITECT_INDEX_SIZE_ESTIMATE = "guess"
+    [error] = [e for e in check_settings(None) if e.id == "dbarchitect.E024"]
+    assert error.msg == "DBARCHITECT_INDEX_SIZE_ESTIMATE='guess' is not built or hypopg"
