@@ -272,6 +272,7 @@ class AuditRunAdmin(StaffReadMixin, admin.ModelAdmin):
             "report": audit_report_build(audit=audit),
             "phase_chart": phases.as_dict() if phases else None,
             "frontier_chart": frontier.as_dict() if frontier else None,
+            "budget": stored.get("budget"),
             "proposal": stored.get("proposal"),
             "small_drops": stored.get("small_drops_left_out") or {},
         }

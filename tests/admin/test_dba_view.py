@@ -191,6 +191,30 @@ def test_the_audit_page_draws_the_budget_frontier_when_the_audit_carries_one(sta
     assert spec["extra"]["indexes"] == [0, 1, 2]
 
 
+def test_the_audit_page_says_which_budget_was_applied_beside_the_frontier(staff_client, ranked):
+    audit, _ = ranked
+    audit.report = {
+        "frontier": [{"budget_bytes": 16_777_216, "indexes": ["a_idx"], "relative_cost": 0.5}],
+        "budget": {
+            "budget": "10% of the audited tables",
+            "budget_bytes": 104_857_600,
+            "used_bytes": 16_777_216,
+            "size_estimate": "built",
+            "tables_bytes": 1_048_576_000,
+        },
+    }
+    audit.save(update_fields=["report"])
+    html = staff_client.get(
+        reverse("admin:dbarchitect_audit_report", args=[audit.pk])
+    ).content.decode()
+
+    text = " ".join(html.replace("\xa0", " ").split())
+    assert (
+        "Budget applied: 10% of the audited tables (100.0 MB); the recommended set takes "
+        "16.0 MB (built sizes)."
+    ) in text
+
+
 @pytest.mark.parametrize(
     ("template", "value", "expected"),
     [
