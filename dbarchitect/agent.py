@@ -19,7 +19,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from pgaccess.pgss import PgssUnavailable
-from pgaccess.qualstats import qualstats_status
+from pgaccess.qualstats import qualstats_read, qualstats_status
 from pgaccess.scrub import secrets_scrub
 from pgaccess.server_log import server_log_queries
 from pgaccess.session import TargetUnavailable, target_session
@@ -46,6 +46,7 @@ from .recording import (
 from .statistics_advice import statistics_advise
 from .targets import target_get
 from .timed_out import collection_with_timed_out, timed_out_stats
+from .workload_values import quals_by_query
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,15 @@ def _audit_phases(
             # Beyond pg_stat_statements: whether pg_qualstats saw the predicates' constants,
             # and what the server's log has that never reached it (timed out, over-long).
             qualstats = qualstats_status(conn)
+            quals = (
+                quals_by_query(
+                    qualstats_read(
+                        conn, status=qualstats, queryids=[s.queryid for s in collection.slow]
+                    )
+                )
+                if qualstats.ready
+                else {}
+            )
             log_file = settings.DBARCHITECT_SERVER_LOG.get(target.name)
             server_log = server_log_queries(
                 conn,
@@ -162,6 +172,7 @@ def _audit_phases(
                 min_table_rows=settings.DBARCHITECT_MIN_TABLE_ROWS,
                 min_cost_reduction=settings.DBARCHITECT_MIN_COST_REDUCTION,
                 workload=collection.stats,
+                quals=quals,
                 budget=budget,
                 size_estimate=SizeEstimate(settings.DBARCHITECT_INDEX_SIZE_ESTIMATE),
             )

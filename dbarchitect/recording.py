@@ -361,6 +361,8 @@ def _index_log(
             for qid, pair in (getattr(verification, "per_query", {}) or {}).items()
         },
         "estimated_plans": {"before": rec.plan_before, "after": rec.plan_after},
+        # The statements costed with values in place (pg_qualstats' where it saw them).
+        "statements": {str(qid): text for qid, text in rec.statements.items()},
         "measured": measured,
         "build_ms": getattr(verification, "build_ms", None),
         # Queries the whole set made slower because of this index, kept all the same.
