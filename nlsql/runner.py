@@ -1,11 +1,12 @@
-"""Read-only execution of a guarded SELECT on its own connection.
+"""Read-only execution of a guarded SELECT on a session of its own.
 
 Defence in depth behind the guard: a READ ONLY transaction that is always rolled back,
 a statement and lock timeout, a search_path that puts pg_catalog first (so a same-named
 function in a user schema cannot shadow a built-in), a plan check that refuses foreign
 scans and denied tables reached through views, and a server-side cursor that fetches at
 most the row cap plus one. The connection is pgaccess's session, unmarked: the staff's
-query is recorded as they wrote it. Errors never carry a target's password.
+query is recorded as they wrote it; it is kept between questions (nlsql.sessions). Errors
+never carry a target's password.
 """
 
 import time
@@ -24,6 +25,7 @@ from pgaccess.targets import DEFAULT_TARGET
 
 from .guard import CheckedSql, GuardPolicy, SqlRefused, relation_refusal
 from .jsonsafe import json_safe
+from .sessions import kept_session
 
 # How the runner's sessions are named in pg_stat_activity.
 APPLICATION_NAME = "dbarchitect-nlsql"
@@ -106,7 +108,7 @@ def _refuse_by_plan(plan: dict, also_refuse: RelationRule | None = None) -> None
 
 def query_plan(*, checked: CheckedSql, target: str = DEFAULT_TARGET) -> dict:
     """EXPLAIN (FORMAT JSON) of a checked query, read-only, never executed."""
-    with read_only_connection(target) as conn:
+    with kept_session(target, read_only_connection) as conn:
         try:
             _prepare_session(conn, timeout_ms=settings.NLSQL_STATEMENT_TIMEOUT_MS)
             return _plan(conn, checked)
@@ -128,7 +130,7 @@ def query_run(
     max_rows = settings.NLSQL_MAX_ROWS if max_rows is None else max_rows
     timeout_ms = settings.NLSQL_STATEMENT_TIMEOUT_MS if timeout_ms is None else timeout_ms
     started = time.monotonic()
-    with read_only_connection(target) as conn:
+    with kept_session(target, read_only_connection) as conn:
         try:
             _prepare_session(conn, timeout_ms=timeout_ms)
             _refuse_by_plan(_plan(conn, checked), also_refuse)

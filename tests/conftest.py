@@ -1,5 +1,7 @@
 import pytest
 
+from nlsql.sessions import kept_sessions_close
+
 
 @pytest.fixture
 def staff_user(django_user_model):
@@ -25,3 +27,11 @@ def staff_client(client, staff_user):
 def super_client(client, superuser):
     client.force_login(superuser)
     return client
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's test database; the read-only sessions ask-the-database keeps between
+    questions are closed before it is dropped (they would hold it open)."""
+    yield
+    kept_sessions_close()

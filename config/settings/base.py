@@ -331,6 +331,9 @@ GITHUB_API_URL = env("GITHUB_API_URL", default="https://api.github.com")
 # --- Ask the database ---
 NLSQL_STATEMENT_TIMEOUT_MS = env.int("NLSQL_STATEMENT_TIMEOUT_MS", default=5_000)
 NLSQL_MAX_ROWS = env.int("NLSQL_MAX_ROWS", default=1_000)
+# A read-only session is kept between questions for at most this long, then reopened (a
+# changed role or server setting is then picked up): a new backend per answer costs ~10 ms.
+NLSQL_SESSION_MAX_AGE_S = env.int("NLSQL_SESSION_MAX_AGE_S", default=300)
 NLSQL_MAX_QUESTION_LENGTH = env.int("NLSQL_MAX_QUESTION_LENGTH", default=2_000)
 # Offline answers reuse a trained question when it is at least this similar.
 NLSQL_OFFLINE_MIN_SIMILARITY = env.float("NLSQL_OFFLINE_MIN_SIMILARITY", default=0.75)
