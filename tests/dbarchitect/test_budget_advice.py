@@ -11,8 +11,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from dbarchitect.advisor import advise
-from dbarchitect.budget import IndexBudget
+from dbarchitect.advisor.sizes import SizeEstimate
+from dbarchitect.budget import IndexBudget, budget_parse
 from dbarchitect.checks import check_settings
+from pgaccess.catalog import catalog_heap_bytes
 from pgaccess.explain import explain_analyze, plan_nodes
 from pgaccess.targets import target_connection
 
@@ -206,3 +208,50 @@ def test_a_size_estimate_setting_that_is_neither_built_nor_hypopg_is_a_check_err
     settings.DBARCHITECT_INDEX_SIZE_ESTIMATE = "guess"
     [error] = [e for e in check_settings(None) if e.id == "dbarchitect.E024"]
     assert error.msg == "DBARCHITECT_INDEX_SIZE_ESTIMATE='guess' is not built or hypopg"
+
+
+def test_sizes_are_spent_as_built_by_default_and_as_hypopg_estimates_them_on_request(conn):
+    email = ("SELECT id FROM bud_events WHERE email = %s", ["user123@example.com"])
+    built = advised(conn, [email, UNPAID])
+    assert built.budget.size_estimate == "built"
+    assert built.budget.used_bytes == sum(r.built_size_bytes for r in built.recommendations)
+    stats = collected(conn, [email, UNPAID] * 5, fragment="bud_")
+    hypopg = advise(
+        conn,
+        stats,
+        min_table_rows=MIN_TABLE_ROWS,
+        min_cost_reduction=MIN_COST_REDUCTION,
+        size_estimate=SizeEstimate.HYPOPG,
+    )
+    assert hypopg.budget.size_estimate == "hypopg"
+    assert hypopg.budget.used_bytes == sum(r.size_bytes for r in hypopg.recommendations)
+    # Unique emails deduplicate nothing: HypoPG's one tuple per row is about right there.
+    (events,) = [r for r in hypopg.recommendations if r.table == "bud_events"]
+    assert 0.8 < events.built_size_bytes / events.size_bytes < 1.2
+
+
+def test_a_share_budget_is_of_the_heap_of_the_tables_read_partitions_included(conn):
+    conn.execute("DROP TABLE IF EXISTS bud_parted")
+    conn.execute("CREATE TABLE bud_parted (id int, day int) PARTITION BY RANGE (day)")
+    try:
+        for low in (0, 100):
+            conn.execute(
+                f"CREATE TABLE bud_parted_{low} PARTITION OF bud_parted "
+                f"FOR VALUES FROM ({low}) TO ({low + 100})"
+            )
+        conn.execute("INSERT INTO bud_parted SELECT g, g % 200 FROM generate_series(1, 50000) g")
+        oids = conn.execute(
+            "SELECT 'bud_parted'::regclass::oid, 'bud_events'::regclass::oid"
+        ).fetchone()
+        expected = conn.execute(
+            "SELECT pg_table_size('bud_parted_0') + pg_table_size('bud_parted_100') "
+            "+ pg_table_size('bud_events')"
+        ).fetchone()[0]
+        assert catalog_heap_bytes(conn, oids) == expected > 0
+    finally:
+        conn.execute("DROP TABLE bud_parted")
+    advice = advised(conn, [UNPAID], budget=budget_parse("10%"))
+    heap = conn.execute("SELECT pg_table_size('bud_invoices')").fetchone()[0]
+    assert advice.budget.tables_bytes == heap
+    assert advice.budget.budget_bytes == heap // 10
+    assert advice.budget.budget == "10% of the audited tables"
