@@ -355,6 +355,8 @@ def _index_log(
         "needs_real_build": rec.needs_real_build,
         "partitioned": rec.partitioned,
         "assumed_text_search_config": rec.assumed_text_search_config,
+        # Its size as a build lays it out (index_size_bytes is HypoPG's estimate).
+        "built_size_bytes": rec.built_size_bytes,
         "per_query_cost": {str(qid): list(pair) for qid, pair in rec.per_query.items()},
         "per_query_ms": {
             str(qid): list(pair)

@@ -147,6 +147,7 @@ def _recommendation(log: OptimizationLog, already_recorded: bool) -> dict:
         "measured_ms_after": log.measured_ms_after,
         "performance_gain_percent": log.performance_gain,
         "index_size_bytes": log.index_size_bytes,
+        "built_size_bytes": log.details.get("built_size_bytes"),
         "queryids": list(log.queryids),
         "fingerprint": log.fingerprint,
         "verification_error": log.details.get("verification_error"),

@@ -178,6 +178,8 @@ def test_run_audit_budget_end_to_end_reports_the_budget_and_the_frontier(
     assert report["budget"]["budget_bytes"] == 64 * 1024**2
     assert report["budget"]["used_bytes"] <= 64 * 1024**2
     assert report["budget"]["size_estimate"] == "built"
+    indexes = [r for r in report["recommendations"] if r["kind"] == "index"]
+    assert indexes and all(r["built_size_bytes"] and r["index_size_bytes"] for r in indexes)
     frontier = report["frontier"]
     assert frontier and all(
         set(p) == {"budget_bytes", "indexes", "relative_cost"} for p in frontier
