@@ -297,3 +297,37 @@ def test_an_index_is_written_named_and_fingerprinted_as_verification_builds_it()
     wide = btree(*(f"column_with_a_long_name_{i}" for i in range(4)))
     long_name = cd.index_name(ORDERS, wide, cd.fingerprint(ORDERS, wide), set())
     assert len(long_name.encode()) <= 63
+
+
+def test_a_rare_null_aggregate_gets_the_covering_partial_form_with_what_it_reads():
+    found = candidates(
+        "SELECT sum(account_id) FROM orders WHERE shipped_at IS NULL AND created_at < $1"
+    )
+    (covering,) = [c for c in found if c.include]
+    assert covering.where == "shipped_at IS NULL"
+    assert [k.text for k in covering.keys] == ["created_at"]
+    assert covering.include == ("account_id",)
+    ddl = cd.index_statement(ORDERS, covering).as_string(None)
+    assert ddl.endswith('("created_at") INCLUDE ("account_id") WHERE shipped_at IS NULL')
+    assert cd.fingerprint(ORDERS, covering).endswith(
+        "(created_at) INCLUDE (account_id) WHERE shipped_at IS NULL"
+    )
+    # Not for a join, nor for SELECT * (which an index-only scan cannot serve).
+    assert not any(c.include for c in candidates("SELECT * FROM orders WHERE shipped_at IS NULL"))
+    joined = candidates(
+        "SELECT sum(o.account_id) FROM orders o JOIN accounts a ON a.id = o.account_id "
+        "WHERE o.shipped_at IS NULL AND o.created_at < $1"
+    )
+    assert not any(c.include for c in joined)
+
+
+def test_a_wide_candidates_narrower_variants_are_its_prefixes_and_its_form_without_include():
+    wide = Candidate(1, (IndexKey("a"), IndexKey("b"), IndexKey("c")), include=("x",))
+    variants = cd.narrower_variants(wide)
+    assert variants == {
+        btree("a"),
+        btree("a", "b"),
+        Candidate(1, (IndexKey("a"), IndexKey("b"), IndexKey("c"))),
+    }
+    assert cd.narrower_variants(btree("a")) == set()
+    assert cd.narrower_variants(Candidate(1, (IndexKey("tags"),), "gin")) == set()
