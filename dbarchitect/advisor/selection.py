@@ -334,10 +334,14 @@ def _width_that_pays(
 def is_narrower(narrow: Candidate, wide: Candidate) -> bool:
     """`narrow` is a narrower variant of `wide`: the same table and method, its keys a
     prefix of the wide one's, no INCLUDE column the wide one lacks, and the same
-    predicate or a partial one where the wide one is full."""
+    predicate or a partial one where the wide one is full (whose key column for the
+    predicate's column the partial one does without)."""
     if narrow == wide or (narrow.table_oid, narrow.method) != (wide.table_oid, wide.method):
         return False
-    if narrow.keys != wide.keys[: len(narrow.keys)]:
+    wide_keys = wide.keys
+    if narrow.where is not None and wide.where is None and narrow.where_column is not None:
+        wide_keys = tuple(k for k in wide.keys if k.text != narrow.where_column)
+    if narrow.keys != wide_keys[: len(narrow.keys)]:
         return False
     if not set(narrow.include) <= set(wide.include):
         return False
