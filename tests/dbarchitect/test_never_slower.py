@@ -79,7 +79,12 @@ def test_an_index_that_slows_a_query_it_was_not_chosen_for_is_found_and_dropped(
     [slowdown] = result.slowdowns
     assert slowdown.queryid == 2
     assert slowdown.ms_after > slowdown.ms_before * 1.2 + 5, slowdown
-    assert slowdown.restored and slowdown.ms_without_index < slowdown.ms_before * 1.2 + 5
+    # Without the index the query takes back (most of) its time: the index is the cause.
+    assert slowdown.restored
+    assert (
+        slowdown.ms_without_index - slowdown.ms_before
+        < (slowdown.ms_after - slowdown.ms_before) / 2
+    )
     assert slowdown.loss_ms > slowdown.saving_ms
     assert not slowdown.kept and result.dropped
     assert remaining == [("ns_events_pkey",)]
