@@ -18,10 +18,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from config.parsing import parse_int
 from optimizations.admin import WideListMixin
+from presentation.charts import frontier_chart, phase_chart
+from presentation.formatting import count_text, ms_text, seconds_text
 
-from .charts import frontier_chart, phase_chart
 from .dashboard import audit_progress, dashboard_data
-from .formatting import count_text, ms_text, seconds_text
 from .models import AuditRun, QuerySnapshot, Target
 from .reports import audit_report_build, audit_report_markdown
 from .services import audit_queue

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 from optimizations.models import OptimizationLog
 from optimizations.services import SimilarOptimization
-
-from .health import size_text
+from presentation.formatting import size_text
 
 logger = logging.getLogger(__name__)
 

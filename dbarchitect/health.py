@@ -15,6 +15,7 @@ from optimizations.models import OptimizationLog
 from pgaccess.catalog import INDEXES_SQL, USER_SCHEMA_SQL
 from pgaccess.ddl import IndexColumn, create_index_sql, drop_index_sql, index_name
 from pgaccess.marker import cursor
+from presentation.formatting import size_text
 
 Kind = OptimizationLog.Kind
 # The indexes the checks look at: every one outside the server's own schemas.
@@ -263,13 +264,3 @@ def _rows(conn: psycopg.Connection, query: str, params: dict) -> list[dict]:
     with cursor(conn, row_factory=dict_row) as cur:
         cur.execute(query, params)
         return cur.fetchall()
-
-
-def size_text(size_bytes: int) -> str:
-    """1536 -> "1.5 kB": sizes as people read them, in reports and rationales."""
-    size = float(size_bytes)
-    for unit in ("bytes", "kB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size_bytes} bytes"

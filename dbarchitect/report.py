@@ -6,9 +6,9 @@ from collections.abc import Iterable, Sequence
 from optimizations.models import OptimizationLog
 from pgaccess.qualstats import QualstatsState
 from pgaccess.server_log import ServerLogState
+from presentation.formatting import bytes_text
 
 from .escaping import plain_text
-from .formatting import bytes_text
 
 # Queries listed in the text report (the JSON lists them all).
 TEXT_MAX_QUERIES = 20

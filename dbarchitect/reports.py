@@ -8,6 +8,12 @@ import json
 from dataclasses import dataclass
 
 from optimizations.models import OptimizationLog
+from presentation.recommendations import (
+    ConfidenceComponent,
+    confidence_components,
+    number_or_none,
+    percent_drop,
+)
 
 from .escaping import md_fence, md_lines, md_text
 from .models import AuditRun, QuerySnapshot
@@ -25,21 +31,6 @@ PLAN_DETAIL_KEYS = (
 )
 # A query in a Markdown table cell is cut to this many characters (the full text is below).
 TABLE_QUERY_CHARS = 120
-
-
-@dataclass(frozen=True)
-class ConfidenceComponent:
-    name: str
-    value: float | None
-    weight: float | None
-    score: float | None
-
-    @property
-    def weighted(self) -> float | None:
-        """What this component adds to the total (weight x score)."""
-        if self.weight is None or self.score is None:
-            return None
-        return self.weight * self.score
 
 
 @dataclass(frozen=True)
@@ -105,7 +96,7 @@ def beyond_pgss(stored: dict) -> BeyondPgss:
                 query=str(item.get("query") or ""),
                 timeouts=_int(item.get("timeouts")) or 0,
                 slow_runs=_int(item.get("slow_runs")) or 0,
-                longest_ms=_number(item.get("longest_ms")),
+                longest_ms=number_or_none(item.get("longest_ms")),
             )
             for item in log.get("queries") or []
             if isinstance(item, dict)
@@ -156,26 +147,6 @@ def audit_report_build(*, audit: AuditRun) -> AuditReport:
         repeated=repeated,
         beyond=beyond_pgss(stored),
     )
-
-
-def confidence_components(breakdown: dict | None) -> list[ConfidenceComponent]:
-    """The rows of a confidence breakdown ({"components": {name: {value, weight, score}}})."""
-    components = (breakdown or {}).get("components") or {}
-    if not isinstance(components, dict):
-        return []
-    rows = []
-    for name, parts in components.items():
-        parts = parts if isinstance(parts, dict) else {"value": parts}
-        rows.append(
-            ConfidenceComponent(
-                name=str(name),
-                value=_number(parts.get("value")),
-                weight=_number(parts.get("weight")),
-                score=_number(parts.get("score")),
-            )
-        )
-    # jsonb keeps no key order: heaviest weight first, then by name, the same on every page.
-    return sorted(rows, key=lambda row: (-(row.weight or 0.0), row.name))
 
 
 def skipped_query(item: object) -> SkippedQuery:
@@ -234,12 +205,6 @@ def _plan_lines(node: dict, *, depth: int, lines: list[str]) -> None:
             lines.append(f"{pad}{'      ' if depth else '  '}{key}: {value}")
     for child in node.get("Plans", []):
         _plan_lines(child, depth=depth + 1, lines=lines)
-
-
-def percent_drop(before: float | None, after: float | None) -> float | None:
-    if before is None or after is None or before <= 0:
-        return None
-    return round(100.0 * (before - after) / before, 1)
 
 
 def audit_report_markdown(*, audit: AuditRun) -> str:
@@ -392,7 +357,3 @@ def _int(value: object) -> int | None:
         return int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -11,7 +11,7 @@ import decimal
 import math
 from enum import StrEnum
 
-from dbarchitect.charts import ChartSpec, Series
+from presentation.charts import ChartSpec, Series
 
 # A bar chart of more categories than this is unreadable at 1280 px: the table says it better.
 MAX_BARS = 40

@@ -24,9 +24,9 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError as BrokerError
 
-from dbarchitect.formatting import bytes_text, impact_text, speedup_text
-from dbarchitect.plan_tree import plan_tree_pair
-from dbarchitect.reports import confidence_components, percent_drop
+from presentation.formatting import bytes_text, impact_text, speedup_text
+from presentation.plan_tree import plan_tree_pair
+from presentation.recommendations import confidence_components, percent_drop
 
 from .applying import (
     APPLICABLE_KINDS,

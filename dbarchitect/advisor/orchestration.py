@@ -79,9 +79,7 @@ def advise(
         with costing.what_if(conn) as session:
             # Cost every query as it runs today (its generic plan, or a representative one).
             # pg_qualstats' values, where the target has it (workload_values).
-            costed, not_costed = costing.base_costs(
-                conn, live, advice.analyses, facts, quals=quals
-            )
+            costed, not_costed = costing.base_costs(conn, live, advice.analyses, facts, quals=quals)
             advice.skipped.extend(not_costed)
             advice.query_costs.update({qid: q.base.total for qid, q in costed.items()})
             # Candidates per query; hints for what no index can serve as written.

@@ -4,8 +4,8 @@ recommendation's plans as trees: {% with trees=log|plan_trees %}."""
 
 from django import template
 
-from dbarchitect import formatting
-from dbarchitect.plan_tree import PlanPair, plan_tree_pair
+from presentation import formatting
+from presentation.plan_tree import PlanPair, plan_tree_pair
 
 register = template.Library()
 
@@ -19,5 +19,5 @@ register.filter("speedup", formatting.speedup_text)
 
 @register.filter
 def plan_trees(log) -> PlanPair:
-    """A recommendation's before/after plans as trees (dbarchitect.plan_tree)."""
+    """A recommendation's before/after plans as trees (presentation.plan_tree)."""
     return plan_tree_pair(log.plan_before, log.plan_after)

@@ -1,6 +1,6 @@
-"""dbarchitect.plan_tree: stored EXPLAIN JSON as nested, escaped HTML with the changes marked."""
+"""presentation.plan_tree: stored EXPLAIN JSON as nested, escaped HTML with the changes marked."""
 
-from dbarchitect.plan_tree import plan_tree_pair
+from presentation.plan_tree import plan_tree_pair
 
 BEFORE = [
     {

@@ -1,14 +1,22 @@
 """Numbers as a person reads them: milliseconds, durations, sizes, counts, speed-ups.
 
-The admin's template filters (dbarchitect.templatetags.dba_format) and its list columns
-call these, so a number reads the same on every page.
+The admin's template filters (dbarchitect.templatetags.dba_format), its list columns and
+the reports call these, so a number reads the same on every page.
 """
-
-from .health import size_text
 
 # Below this, a time shows as milliseconds; above, as seconds, minutes or hours.
 MS_PER_SECOND = 1000.0
 UNITS = ((3600_000.0, "h"), (60_000.0, "min"), (1000.0, "s"))
+
+
+def size_text(size_bytes: int) -> str:
+    """1536 -> "1.5 kB": sizes as people read them, in reports and rationales."""
+    size = float(size_bytes)
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size_bytes} bytes"
 
 
 def ms_text(value: float | None) -> str:
