@@ -70,9 +70,16 @@ def test_an_audit_lists_the_timeouts_and_leaves_pg_qualstats_the_workloads_own(s
     with targets(**server), override_settings(DBARCHITECT_VERIFY="database:shop"):
         audit = run_audit(target="shop")
     assert audit.status == AuditRun.Status.SUCCEEDED, audit.error
-    # Verified: EXPLAIN ANALYZE ran the query on v with a value of the verifier's own...
-    index = audit.optimizations.get(kind="index", columns=['"v"'])
-    assert index.measured_ms_after is not None, index.details
+    # Verified: EXPLAIN ANALYZE ran the query on v with a value of the verifier's own. The
+    # index on v may then be dropped again by the set check, with its numbers, for slowing
+    # the timed-out self-join on v (an inequality join it turns into index range scans).
+    index = audit.optimizations.filter(kind="index", columns=['"v"']).first()
+    dropped = [d for d in audit.report["dropped_for_slowdown"] if "(\"v\")" in d["ddl"]]
+    if index is not None:
+        assert index.measured_ms_after is not None, index.details
+    else:
+        [slowdown] = dropped[0]["slowdowns"]
+        assert slowdown["ms_after"] > slowdown["ms_before"] and not slowdown["kept"]
     # ...which pg_qualstats, paused in the audit's sessions, did not take for the workload's:
     # each query's own values, once each (the verifier ran k = 0 several times).
     with psycopg.connect(server["shop"]) as conn:
