@@ -11,10 +11,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from config.parsing import parse_int
-from pgaccess.targets import configured_targets
 
 from .answer_csv import answer_csv
-from .ask import InvalidInput, question_ask, question_log_feedback
+from .ask import InvalidInput, question_ask, question_log_feedback, target_names
 from .charts import answer_chart
 from .generate import explain_query
 from .guard import SqlRefused, sql_check
@@ -33,7 +32,7 @@ class AskForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["target"].choices = [(name, name) for name in sorted(configured_targets())]
+        self.fields["target"].choices = [(name, name) for name in target_names()]
 
 
 def ask_view(request):

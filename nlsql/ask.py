@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from pgaccess.targets import DEFAULT_TARGET, UnknownTarget, target_connection
+from pgaccess.targets import DEFAULT_TARGET, UnknownTarget, configured_targets, target_connection
 
 from .generate import Generated, NoAnswer, generate_sql, regenerate_sql
 from .guard import SqlRefused, sql_check
@@ -55,6 +55,11 @@ def question_validate(question: object) -> str:
     if "\x00" in question:
         raise InvalidInput("The question contains a NUL character.")
     return question
+
+
+def target_names() -> list[str]:
+    """The targets a question may be asked of, for the ask page's choices."""
+    return sorted(configured_targets())
 
 
 def target_validate(target: object) -> str:
