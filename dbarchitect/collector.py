@@ -50,6 +50,17 @@ class QueryStat:
     # statement has no pg_stat_statements entry, its queryid is derived from its shape.
     timeouts: int = 0
 
+    def served_detail(self) -> dict:
+        """What a recommendation's details say of a query it serves (its impact is summed
+        over these)."""
+        return {
+            "queryid": self.queryid,
+            "calls": self.calls,
+            "mean_ms": self.mean_time_ms,
+            "timeouts": self.timeouts,
+            "query": self.query,
+        }
+
 
 @dataclass(frozen=True)
 class Thresholds:

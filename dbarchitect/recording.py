@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from optimizations.decisions import recommendation_outcomes_check
-from optimizations.impact import impact_compute
+from optimizations.impact import impact_fields
 from optimizations.models import OptimizationLog
 from optimizations.services import optimization_bulk_store
 from pgaccess.qualstats import QualstatsStatus
@@ -372,24 +372,13 @@ def _index_log(
             dataclasses.asdict(slow) for slow in getattr(verification, "slowdowns", None) or []
         ],
         "verification_error": getattr(verification, "error", None),
-        "queries": [
-            {
-                "queryid": s.queryid,
-                "calls": s.calls,
-                "mean_ms": s.mean_time_ms,
-                "timeouts": s.timeouts,
-                "query": s.query,
-            }
-            for s in served
-        ],
+        "queries": [s.served_detail() for s in served],
     }
-    impact = impact_compute(details=details, window_seconds=window)
-    details["impact"] = {"calls_per_week": impact.calls_per_week, "window_seconds": window}
+    impact = impact_fields(details=details, window_seconds=window)
     return OptimizationLog(
         query_text=main.query if main else "",
         recommendation=sentence,
-        impact=impact.ms_per_week,
-        impact_basis=impact.basis,
+        **impact,
         performance_gain=round(gain, 2),
         kind=OptimizationLog.Kind.INDEX,
         ddl=rec.ddl,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from optimizations.impact import impact_compute
+from optimizations.impact import impact_fields
 from optimizations.models import OptimizationLog
 
 from .collector import QueryStat
@@ -53,25 +53,14 @@ def statistics_log_build(
         "statement": rec.statement,
         "per_query_ms": {str(proved): [proof.ms_before, proof.ms_after]},
         "measured": True,
-        "queries": [
-            {
-                "queryid": s.queryid,
-                "calls": s.calls,
-                "mean_ms": s.mean_time_ms,
-                "timeouts": s.timeouts,
-                "query": s.query,
-            }
-            for s in served
-        ],
+        "queries": [s.served_detail() for s in served],
     }
-    impact = impact_compute(details=details, window_seconds=window)
-    details["impact"] = {"calls_per_week": impact.calls_per_week, "window_seconds": window}
+    impact = impact_fields(details=details, window_seconds=window)
     main = next((s for s in served if s.queryid == proved), None)
     return OptimizationLog(
         query_text=main.query if main else rec.statement,
         recommendation=sentence,
-        impact=impact.ms_per_week,
-        impact_basis=impact.basis,
+        **impact,
         performance_gain=round(gain, 2),
         kind=OptimizationLog.Kind.STATISTICS,
         ddl=spec.create_sql(),

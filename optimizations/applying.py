@@ -351,11 +351,7 @@ def recommendation_apply_run(*, recommendation_id: uuid.UUID | str, job_id: str)
     except DecisionError as exc:
         return _finish(log.pk, job_id, ApplyResult(ok=False, message=str(exc), index_name=None))
     try:
-        conn = session_connect(
-            log.target.name,
-            purpose="apply",
-            statement_timeout_ms=settings.DBARCHITECT_APPLY_STATEMENT_TIMEOUT_MS,
-        )
+        conn = _apply_session(log)
     except TargetUnavailable as exc:
         return _finish(log.pk, job_id, ApplyResult(False, str(exc), spec.name))
     with conn:
@@ -563,15 +559,20 @@ def _statistics_apply(*, recommendation: OptimizationLog, applied_by) -> ApplySt
     )
 
 
+def _apply_session(log: OptimizationLog) -> psycopg.Connection:
+    """The target's session an apply builds on, with the apply's own statement timeout."""
+    return session_connect(
+        log.target.name,
+        purpose="apply",
+        statement_timeout_ms=settings.DBARCHITECT_APPLY_STATEMENT_TIMEOUT_MS,
+    )
+
+
 def _statistics_create(
     log: OptimizationLog, spec: StatisticsSpec
 ) -> tuple[ApplyResult, dict | None]:
     try:
-        conn = session_connect(
-            log.target.name,
-            purpose="apply",
-            statement_timeout_ms=settings.DBARCHITECT_APPLY_STATEMENT_TIMEOUT_MS,
-        )
+        conn = _apply_session(log)
     except TargetUnavailable as exc:
         return ApplyResult(False, str(exc), spec.name), None
     with conn:

@@ -59,3 +59,11 @@ def impact_compute(*, details: Mapping, window_seconds: float | None) -> Impact:
         return Impact(ms_per_week=0.0, basis=ImpactBasis.NONE, calls_per_week=0.0)
     basis = ImpactBasis.MEASURED if all_measured else ImpactBasis.ESTIMATED
     return Impact(ms_per_week=round(total, 3), basis=basis, calls_per_week=round(weekly_calls, 1))
+
+
+def impact_fields(*, details: dict, window_seconds: float | None) -> dict:
+    """An OptimizationLog's `impact` and `impact_basis` for these details, which get the
+    calls per week and the window it was judged over (`details["impact"]`)."""
+    impact = impact_compute(details=details, window_seconds=window_seconds)
+    details["impact"] = {"calls_per_week": impact.calls_per_week, "window_seconds": window_seconds}
+    return {"impact": impact.ms_per_week, "impact_basis": impact.basis}
