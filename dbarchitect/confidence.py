@@ -1,7 +1,8 @@
 """How sure the agent is of one recommendation: a documented formula, never an LLM's guess.
 
     confidence = clamp(0, 1,
-          0.35 * cost_reduction      # planner: 1 - cost_after / cost_before, clamped 0..1
+          0.35 * cost_reduction      # planner: 1 - cost_after / cost_before, clamped 0..1,
+                                     #   of the measured query where one was measured
         + 0.35 * measured_speedup    # EXPLAIN ANALYZE: log10(ms_before / ms_after) / log10(10),
                                      #   clamped 0..1 (10x faster = 1); 0 when unmeasured or slower
         + 0.15 * workload_share      # the query's share of the workload's time / 10 %, clamped 0..1
@@ -31,7 +32,8 @@ SPEEDUP_SATURATION = 10.0
 WORKLOAD_SHARE_SATURATION = 0.10
 FORMULA = (
     "clamp(0.35*cost_reduction + 0.35*measured_speedup + 0.15*workload_share "
-    "+ 0.15*past_outcomes, 0, 1); cost_reduction = 1 - cost_after/cost_before; "
+    "+ 0.15*past_outcomes, 0, 1); cost_reduction = 1 - cost_after/cost_before "
+    "(of the measured query where one was measured); "
     "measured_speedup = log10(ms_before/ms_after)/log10(10), 0 when unmeasured or slower; "
     "workload_share = share/0.10; past_outcomes = 0.5 + 0.5*weighted mean of similar "
     "past outcomes (gain +1, no gain 0, regression/rejected -1), 0.5 when none"

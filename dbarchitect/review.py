@@ -68,9 +68,10 @@ def recommendations_review(
     for log in review.new:
         similar = memory_similar(log=log)
         share = _share(log, per_query, total)
+        cost_before, cost_after = _planner_costs(log)
         confidence = confidence_compute(
-            cost_before=log.estimated_cost_before,
-            cost_after=log.estimated_cost_after,
+            cost_before=cost_before,
+            cost_after=cost_after,
             ms_before=log.measured_ms_before,
             ms_after=log.measured_ms_after,
             workload_share=share,
@@ -93,3 +94,18 @@ def recommendations_review(
             "rationale_note": rationale.note,
         }
     return review
+
+
+def _planner_costs(log: OptimizationLog) -> tuple[float | None, float | None]:
+    """The planner's before / after for the query verification measured, where it measured
+    one: the two proofs then speak of the same query, and a second query the index also
+    helps (less) does not lower its confidence. Otherwise the whole estimate."""
+    details = log.details or {}
+    measured = details.get("per_query_ms") or {}
+    costs = details.get("per_query_cost") or {}
+    if len(measured) == 1:
+        [queryid] = measured
+        if queryid in costs:
+            before, after = costs[queryid]
+            return before, after
+    return log.estimated_cost_before, log.estimated_cost_after
