@@ -203,7 +203,9 @@ def timed_passes(conn, queries: dict[int, str]) -> dict[int, float]:
 
 def hypothetical(ddl: str) -> str:
     """A recommendation's DDL as HypoPG takes it: no CONCURRENTLY, no IF NOT EXISTS."""
-    return re.sub(r"(?i)\bCONCURRENTLY\s+|\bIF\s+NOT\s+EXISTS\s+", "", ddl).rstrip(";")
+    from pgaccess.ddl import index_spec_parse
+
+    return index_spec_parse(ddl).create_sql(if_not_exists=False, concurrent=False)
 
 
 def estimated_cost(conn, queries: dict[int, str], ddls: list[str]) -> tuple[dict, int]:
